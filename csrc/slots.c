@@ -1,0 +1,26 @@
+/* slots.c - the slot array's memory. */
+#include <stdlib.h>
+#include <string.h>
+#include "kmallocwd.h"
+
+struct memalloc_info *kmw_slots_alloc(size_t n)
+{
+	struct memalloc_info *s;
+
+	if (n == 0 || n > SIZE_MAX / sizeof(*s))
+		return NULL;
+	s = aligned_alloc(KMW_CACHELINE, n * sizeof(*s));
+	if (s)
+		memset(s, 0, n * sizeof(*s));
+	return s;
+}
+
+void kmw_slots_free(struct memalloc_info *slots)
+{
+	free(slots);
+}
+
+void kmw_request_stop(int *stop)
+{
+	__atomic_store_n(stop, 1, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,106 @@
+"""``kmallocwd stress``: writers and the watchdog's reader on shared slots,
+and a jcstress-style histogram of what the reader saw."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kmallocwd import protocols, stress_report
+from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd.slots import max_slots
+from kmallocwd.stress import StressConfig, StressRun
+
+MAX_THREADS = 1024
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stress",
+        help="hammer shared slots with writers and a reader; histogram of outcomes",
+        description="Run writer threads (allocating tasks: start_memalloc_timer/"
+        "stop_memalloc_timer in a C loop) against one reader thread (the watchdog's scan, "
+        "is_stalling_task in a C loop), both with the GIL released, and print how many "
+        "snapshots were consistent, torn, or rejected.  Exit 0 if no outcome forbidden for "
+        "the protocol was seen, 1 if one was, 2 on bad usage, 130 on Ctrl-C.",
+    )
+    p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.NAMES, "protocol"),
+                   help=f"protocol variant (default v3): {', '.join(protocols.NAMES)}")
+    p.add_argument("--threads", "-t", type=int_range(1, MAX_THREADS), default=1,
+                   help="writer threads, each owning slots i, i+T, ... (default 1)")
+    p.add_argument("--slots", "-s", type=int_range(1), default=1,
+                   help="slots, one per emulated task (default 1)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--duration", "-d", type=float_range(0, 86400, lo_open=True), default=None,
+                   help="seconds to run (default 5)")
+    g.add_argument("--iterations", "-n", type=int_range(1), default=None,
+                   help="start/stop pairs per writer thread, instead of a duration")
+    p.add_argument("--batch", type=int_range(1, 1 << 30), default=65536,
+                   help="start/stop pairs per call into the C loop (default 65536)")
+    p.add_argument("--pin", action="store_true",
+                   help="pin the reader and the writers to CPUs, round-robin")
+    p.add_argument("--hold-ns", type=int_range(0, 10**9), default=0,
+                   help="nanoseconds spent inside each write section (default 0)")
+    p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
+                   help="probability of sched_yield() inside a write section (default 0)")
+    p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
+                   help="seed of the writers' --preempt draws (default 1)")
+    p.add_argument("--expect", choices=[protocols.TORN], default=None,
+                   help="'torn': succeed only if a torn snapshot is seen (prove a known bug "
+                   "is still found)")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the full report as JSON to PATH ('-': stdout, instead "
+                   "of the table)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def config_from(args: argparse.Namespace) -> StressConfig:
+    from kmallocwd.cli import UsageError
+
+    limit = max_slots()
+    if args.slots > limit:
+        raise UsageError(f"--slots {args.slots} is more than memory allows "
+                         f"(accepted: 1 to {limit})")
+    if args.threads > args.slots:
+        raise UsageError(f"--threads {args.threads} is more than --slots {args.slots} "
+                         f"(accepted: 1 to {args.slots}; each slot has one writer, its task)")
+    duration = args.duration
+    if duration is None and args.iterations is None:
+        duration = 5.0
+    return StressConfig(protocol=args.protocol, threads=args.threads, slots=args.slots,
+                        duration=duration, iterations=args.iterations, batch=args.batch,
+                        pin=args.pin, hold_ns=args.hold_ns, preempt=args.preempt,
+                        seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+
+    cfg = config_from(args)
+    if not args.quiet:
+        what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
+        print(f"kmallocwd stress: {cfg.protocol}, {cfg.threads} writer(s), {cfg.slots} slot(s), "
+              f"{what}...", file=sys.stderr)
+    try:
+        run_ = StressRun(cfg)
+    except MemoryError as exc:
+        from kmallocwd.cli import UsageError
+        raise UsageError(f"--slots {cfg.slots}: {exc}")
+    run_.start()
+    interrupted: int | None = None
+    try:
+        run_.wait()
+    except Terminated:
+        interrupted = EXIT_SIGTERM
+    except KeyboardInterrupt:
+        interrupted = EXIT_SIGINT
+    res = run_.result(interrupted=interrupted is not None)
+    if args.json != "-":
+        sys.stdout.write(stress_report.render(res, args.expect))
+        sys.stdout.flush()
+    if args.json:
+        stress_report.write_json(args.json, res, args.expect)
+    if interrupted is not None:
+        return interrupted
+    return stress_report.verdict(res, args.expect)[0]
