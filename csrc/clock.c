@@ -30,14 +30,18 @@ static inline uint64_t xorshift64(uint64_t *s)
 	return *s = x;
 }
 
+void kmw_spin_ns(uint64_t ns)
+{
+	int64_t until = kmw_now_ns() + (int64_t)ns;
+
+	while (kmw_now_ns() < until)
+		cpu_relax();
+}
+
 void kmw_in_section(struct kmw_knobs *k)
 {
-	if (k->hold_ns) {
-		int64_t until = kmw_now_ns() + (int64_t)k->hold_ns;
-
-		while (kmw_now_ns() < until)
-			cpu_relax();
-	}
+	if (k->hold_ns)
+		kmw_spin_ns(k->hold_ns);
 	if (k->preempt && (uint32_t)xorshift64(&k->rng) < k->preempt)
 		sched_yield();
 }

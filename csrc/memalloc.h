@@ -80,16 +80,19 @@ static inline int memalloc_torn(const struct memalloc_info *snap)
 
 /*
  * Knobs that widen the write section: spin hold_ns inside it, and call
- * sched_yield() inside it with probability preempt / 2^32.  NULL (the
- * fast path, constant-folded away) means neither.
+ * sched_yield() inside it with probability preempt / 2^32; and one that
+ * makes each allocation last alloc_ns between start and stop.  NULL (the
+ * fast path, constant-folded away) means none of them.
  */
 struct kmw_knobs {
 	uint64_t hold_ns;
 	uint32_t preempt;	/* probability scaled to 2^32 */
 	uint64_t rng;		/* xorshift state, per writer thread */
+	uint64_t alloc_ns;	/* time between start and stop (the allocation) */
 };
 
 void kmw_in_section(struct kmw_knobs *k);
+void kmw_spin_ns(uint64_t ns);
 
 /* Called between the section's field stores; free when k is NULL. */
 #define KMW_IN_SECTION(k)	do { if (k) kmw_in_section(k); } while (0)

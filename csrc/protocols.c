@@ -67,6 +67,8 @@ writer_loop(int proto, struct memalloc_info *slots, const uint32_t *idx,
 			w##_start_memalloc_timer(m, r->gfp, r->order, now, k); \
 			/* __alloc_pages_slowpath(): opaque to the compiler */ \
 			barrier();					\
+			if (k && k->alloc_ns)				\
+				kmw_spin_ns(k->alloc_ns);		\
 			w##_stop_memalloc_timer(m, r->gfp);		\
 			break;
 		KMW_VARIANTS(WRITE)
@@ -103,7 +105,7 @@ uint64_t kmw_writer_run(int proto, struct memalloc_info *slots,
 
 	if (READ_ONCE(*stop) || !nidx || !nreqs)
 		goto out;
-	if (knobs && !knobs->hold_ns && !knobs->preempt)
+	if (knobs && !knobs->hold_ns && !knobs->preempt && !knobs->alloc_ns)
 		knobs = NULL;
 	switch (proto) {
 #define CALL(id, name, w, rd)						\

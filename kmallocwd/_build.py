@@ -27,7 +27,7 @@ struct memalloc_info {
     ...;
 };
 
-struct kmw_knobs { uint64_t hold_ns; uint32_t preempt; uint64_t rng; };
+struct kmw_knobs { uint64_t hold_ns; uint32_t preempt; uint64_t rng; uint64_t alloc_ns; };
 struct kmw_clock { long hz; unsigned long initial; int64_t t0_ns; };
 struct kmw_request { gfp_t gfp; unsigned int order; };
 

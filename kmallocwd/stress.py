@@ -29,9 +29,11 @@ class StressConfig:
     batch: int = 65536
     pin: bool = False
     hold_ns: int = 0
+    alloc_ns: int = 0
     preempt: float = 0.0
     seed: int = 1
     hz: int = 1000
+    until_torn: bool = False  # end the run at the first torn snapshot
 
 
 @dataclass
@@ -114,6 +116,7 @@ class StressRun:
         idx = ffi.new("uint32_t[]", mine)
         knobs = ffi.new("struct kmw_knobs *")
         knobs.hold_ns = cfg.hold_ns
+        knobs.alloc_ns = cfg.alloc_ns
         knobs.preempt = min(int(cfg.preempt * 2**32), 2**32 - 1)
         knobs.rng = (cfg.seed * 0x9E3779B97F4A7C15 + w + 1) & (2**64 - 1) or 1
         elapsed = ffi.new("uint64_t *")
@@ -153,6 +156,8 @@ class StressRun:
                     break
                 if cfg.iterations is not None and not any(t.is_alive() for t in self.writers):
                     break
+                if cfg.until_torn and self.rstats.torn:
+                    break
                 left = poll if deadline is None else min(poll, (deadline - time.monotonic_ns()) / 1e9)
                 time.sleep(max(left, 0.0))
         finally:
@@ -184,6 +189,25 @@ class StressRun:
             res.first_torn_slot = st.first_torn_slot
             res.first_torn = Snapshot.from_cdata(st.first_torn)
         return res
+
+
+def combine(results: list[StressResult]) -> StressResult:
+    """The sum of several runs of one configuration (``--repeat``); the
+    first torn snapshot is the first run's that saw one."""
+    total = StressResult(config=results[0].config)
+    for r in results:
+        for k, v in r.counts.items():
+            total.counts[k] = total.counts.get(k, 0) + v
+        total.retries += r.retries
+        total.writer_ops += r.writer_ops
+        total.scans += r.scans
+        total.elapsed_s += r.elapsed_s
+        total.interrupted |= r.interrupted
+        if total.first_torn is None and r.first_torn is not None:
+            total.first_torn_after_s = r.first_torn_after_s
+            total.first_torn_slot = r.first_torn_slot
+            total.first_torn = r.first_torn
+    return total
 
 
 def run_stress(cfg: StressConfig) -> StressResult:

@@ -1,15 +1,17 @@
-"""The stress run's report: a compact table for people, a JSON document for
-machines (schema: README, "Stress report JSON")."""
+"""The stress report: a compact table for people, a JSON document for
+machines (schema: README, "Stress report JSON").  A report covers one run
+or, with --repeat, several runs of one configuration added up."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import statistics
 from pathlib import Path
 
 from kmallocwd import __version__, protocols
-from kmallocwd.stress import StressResult
+from kmallocwd.stress import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/1"
 
@@ -27,21 +29,40 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def verdict(res: StressResult, expect: str | None) -> tuple[int, str]:
-    """(exit status, one-line verdict) for a finished or interrupted run."""
+def verdict(runs: list[StressResult], expect: str | None) -> tuple[int, str]:
+    """(exit status, one-line verdict).  With --expect torn every finished
+    run must have seen a torn snapshot; otherwise no run may have seen an
+    outcome the protocol forbids."""
+    total = combine(runs)
+    proto = total.config.protocol
     if expect == protocols.TORN:
-        if res.counts.get(protocols.TORN, 0):
-            return 0, "PASS: a torn snapshot was seen, as --expect torn requires"
-        return 1, "FAIL: no torn snapshot was seen, but --expect torn requires one"
-    bad = res.forbidden_seen()
+        missed = sum(1 for r in runs if not r.counts.get(protocols.TORN, 0))
+        if not missed:
+            return 0, f"PASS: torn snapshots seen in {len(runs)} of {len(runs)} run(s), as --expect torn requires"
+        return 1, (f"FAIL: no torn snapshot in {missed} of {len(runs)} run(s), "
+                   "but --expect torn requires one in each")
+    bad = total.forbidden_seen()
     if bad:
-        return 1, f"FAIL: forbidden outcome seen for {res.config.protocol}: {', '.join(bad)}"
-    return 0, f"PASS: no outcome forbidden for {res.config.protocol} was seen"
+        return 1, f"FAIL: forbidden outcome seen for {proto}: {', '.join(bad)}"
+    return 0, f"PASS: no outcome forbidden for {proto} was seen"
 
 
-def to_dict(res: StressResult, expect: str | None = None) -> dict:
+def repeat_summary(runs: list[StressResult]) -> dict:
+    times = [r.first_torn_after_s for r in runs if r.first_torn_after_s is not None]
+    return {
+        "runs": len(runs),
+        "torn_runs": len(times),
+        "first_torn_after_s": None if not times else {
+            "median": statistics.median(times), "max": max(times), "min": min(times)},
+        "per_run": [{"elapsed_s": r.elapsed_s, "torn": r.counts.get(protocols.TORN, 0),
+                     "first_torn_after_s": r.first_torn_after_s} for r in runs],
+    }
+
+
+def to_dict(runs: list[StressResult], expect: str | None = None) -> dict:
+    res = combine(runs)
     cfg = res.config
-    status, line = verdict(res, expect)
+    status, line = verdict(runs, expect)
     proto = protocols.get(cfg.protocol)
     return {
         "schema": SCHEMA,
@@ -52,7 +73,8 @@ def to_dict(res: StressResult, expect: str | None = None) -> dict:
         "config": {
             "threads": cfg.threads, "slots": cfg.slots, "duration": cfg.duration,
             "iterations": cfg.iterations, "batch": cfg.batch, "pin": cfg.pin,
-            "hold_ns": cfg.hold_ns, "preempt": cfg.preempt, "seed": cfg.seed,
+            "hold_ns": cfg.hold_ns, "alloc_ns": cfg.alloc_ns, "preempt": cfg.preempt,
+            "seed": cfg.seed, "until_torn": cfg.until_torn, "repeat": len(runs),
         },
         "machine": machine(),
         "elapsed_s": res.elapsed_s,
@@ -71,6 +93,7 @@ def to_dict(res: StressResult, expect: str | None = None) -> dict:
             "slot": res.first_torn_slot,
             "snapshot": res.first_torn.to_dict(),
         },
+        "repeat": repeat_summary(runs),
         "forbidden_seen": res.forbidden_seen(),
         "expect": expect,
         "verdict": line,
@@ -78,12 +101,14 @@ def to_dict(res: StressResult, expect: str | None = None) -> dict:
     }
 
 
-def render(res: StressResult, expect: str | None = None) -> str:
+def render(runs: list[StressResult], expect: str | None = None) -> str:
+    res = combine(runs)
     cfg = res.config
     proto = protocols.get(cfg.protocol)
+    reps = f", {len(runs)} runs" if len(runs) > 1 else ""
     head = (f"kmallocwd stress: {cfg.protocol} ({proto.writer} + {proto.reader}), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
-            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s"
+            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
             + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
     rows = [head, f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
     for name in protocols.OUTCOMES:
@@ -91,10 +116,18 @@ def render(res: StressResult, expect: str | None = None) -> str:
         n = res.counts.get(name, 0)
         if not n and o.reason.startswith("not an outcome"):
             continue
-        exp = o.expect.value.upper() if (n and o.expect is protocols.Expect.FORBIDDEN) else o.expect.value
+        exp = o.expect.value
+        if n and o.expect is protocols.Expect.FORBIDDEN:
+            exp = exp.upper()
         rows.append(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}")
     rows.append(f"  retries {res.retries:,}  writer ops {res.writer_ops:,}  "
                 f"reader snapshots {res.snapshots:,}  scans {res.scans:,}")
+    if len(runs) > 1:
+        rs = repeat_summary(runs)
+        t = rs["first_torn_after_s"]
+        times = "" if t is None else (f"; first torn after median {t['median']:.4f} s, "
+                                      f"worst {t['max']:.4f} s")
+        rows.append(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}")
     if res.first_torn is not None:
         s = res.first_torn
         rows.append(
@@ -102,15 +135,15 @@ def render(res: StressResult, expect: str | None = None) -> str:
             f"seq={s.sequence} valid={s.valid} start={s.start} order={s.order} "
             f"gfp=0x{s.gfp:x} witness=0x{s.witness:016x} "
             f"(these fields would give 0x{s.expected_witness():016x})")
-    rows.append(verdict(res, expect)[1])
+    rows.append(verdict(runs, expect)[1])
     return "\n".join(rows) + "\n"
 
 
-def write_json(path: str, res: StressResult, expect: str | None) -> None:
-    doc = to_dict(res, expect)
+def write_json(path: str, runs: list[StressResult], expect: str | None) -> None:
+    text = json.dumps(to_dict(runs, expect), indent=2) + "\n"
     if path == "-":
-        print(json.dumps(doc, indent=2))
+        print(text, end="")
         return
     tmp = Path(path + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.write_text(text)
     tmp.replace(path)

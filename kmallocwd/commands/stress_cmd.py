@@ -9,7 +9,7 @@ import sys
 from kmallocwd import protocols, stress_report
 from kmallocwd.argtypes import choice, float_range, int_range
 from kmallocwd.slots import max_slots
-from kmallocwd.stress import StressConfig, StressRun
+from kmallocwd.stress import StressConfig, StressResult, StressRun
 
 MAX_THREADS = 1024
 
@@ -41,10 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pin the reader and the writers to CPUs, round-robin")
     p.add_argument("--hold-ns", type=int_range(0, 10**9), default=0,
                    help="nanoseconds spent inside each write section (default 0)")
+    p.add_argument("--alloc-ns", type=int_range(0, 10**9), default=0,
+                   help="nanoseconds each allocation lasts between start_memalloc_timer() and "
+                   "stop_memalloc_timer(), so the reader finds valid records (default 0)")
     p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
                    help="probability of sched_yield() inside a write section (default 0)")
     p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
+    p.add_argument("--until-torn", action="store_true",
+                   help="end each run at its first torn snapshot (time-to-detection runs)")
+    p.add_argument("--repeat", "-r", type=int_range(1, 100000), default=1,
+                   help="run N times and add the runs up; the report gives how many runs saw "
+                   "a torn snapshot and the median and worst time to the first (default 1)")
     p.add_argument("--expect", choices=[protocols.TORN], default=None,
                    help="'torn': succeed only if a torn snapshot is seen (prove a known bug "
                    "is still found)")
@@ -70,37 +78,42 @@ def config_from(args: argparse.Namespace) -> StressConfig:
         duration = 5.0
     return StressConfig(protocol=args.protocol, threads=args.threads, slots=args.slots,
                         duration=duration, iterations=args.iterations, batch=args.batch,
-                        pin=args.pin, hold_ns=args.hold_ns, preempt=args.preempt,
-                        seed=args.seed)
+                        pin=args.pin, hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
+                        seed=args.seed, until_torn=args.until_torn)
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated, UsageError
 
     cfg = config_from(args)
-    if not args.quiet:
-        what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
-        print(f"kmallocwd stress: {cfg.protocol}, {cfg.threads} writer(s), {cfg.slots} slot(s), "
-              f"{what}...", file=sys.stderr)
-    try:
-        run_ = StressRun(cfg)
-    except MemoryError as exc:
-        from kmallocwd.cli import UsageError
-        raise UsageError(f"--slots {cfg.slots}: {exc}")
-    run_.start()
+    runs: list[StressResult] = []
     interrupted: int | None = None
-    try:
-        run_.wait()
-    except Terminated:
-        interrupted = EXIT_SIGTERM
-    except KeyboardInterrupt:
-        interrupted = EXIT_SIGINT
-    res = run_.result(interrupted=interrupted is not None)
+    for i in range(args.repeat):
+        if not args.quiet:
+            what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
+            rep = f" (run {i + 1}/{args.repeat})" if args.repeat > 1 else ""
+            print(f"kmallocwd stress: {cfg.protocol}, {cfg.threads} writer(s), {cfg.slots} "
+                  f"slot(s), {what}{rep}...", file=sys.stderr)
+        try:
+            one = StressRun(cfg)
+        except MemoryError as exc:
+            raise UsageError(f"--slots {cfg.slots}: {exc}")
+        one.start()
+        try:
+            one.wait()
+        except Terminated:
+            interrupted = EXIT_SIGTERM
+        except KeyboardInterrupt:
+            interrupted = EXIT_SIGINT
+        runs.append(one.result(interrupted=interrupted is not None))
+        del one  # free the slots before the next run
+        if interrupted is not None:
+            break
     if args.json != "-":
-        sys.stdout.write(stress_report.render(res, args.expect))
+        sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
     if args.json:
-        stress_report.write_json(args.json, res, args.expect)
+        stress_report.write_json(args.json, runs, args.expect)
     if interrupted is not None:
         return interrupted
-    return stress_report.verdict(res, args.expect)[0]
+    return stress_report.verdict(runs, args.expect)[0]
