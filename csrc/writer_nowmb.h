@@ -1,9 +1,9 @@
 /*
  * W-nowmb: W-seq with both smp_wmb() removed, compiler barriers included.
  * Nothing now keeps the compiler from merging the two plain increments of
- * m->sequence into one "+= 2" stored after the fields (GCC does: see the
- * README), and nothing keeps a weak CPU from making the field stores
- * visible before the odd sequence.
+ * m->sequence into one "+= 2" (GCC 12 -O2 does, and stores it between the
+ * start and order stores: the odd window is gone), and nothing keeps a
+ * weak CPU from making the field stores visible outside the odd window.
  */
 #ifndef KMW_WRITER_NOWMB_H
 #define KMW_WRITER_NOWMB_H

@@ -137,8 +137,10 @@ PROTOCOLS: tuple[Protocol, ...] = (
          _torn(Expect.FORBIDDEN,
                "without smp_wmb() the field stores may become visible outside the odd window",
                (WEAK, COMPILER))),
-        "x86-64 keeps stores in order, so only the compiler can break it here: GCC merges "
-        "the two plain sequence++ into one +2 after the fields, and the odd window is gone.",
+        "x86-64 keeps stores in order, so only the compiler can break it here: GCC 12 -O2 "
+        "merges the two plain sequence++ into one +2 stored between the field stores, so "
+        "the odd window is gone; what is left is a one-store window that valid (stored "
+        "last) hides from the reader, and 60 s of stress on x86-64 never hit it.",
     ),
     Protocol(
         "no-rmb", "W-seq", "R-normb", "a reader that forgot its barriers", False,
@@ -147,7 +149,8 @@ PROTOCOLS: tuple[Protocol, ...] = (
                "without smp_rmb() the field loads may be satisfied outside the two sequence reads",
                (WEAK, COMPILER))),
         "x86-64 keeps loads in order, so only a weak CPU, or a compiler that moves the plain "
-        "field loads past the sequence loads, can break it.",
+        "field loads past the sequence loads, can break it; GCC 12 -O2 keeps them in "
+        "program order here, and 60 s of stress on x86-64 saw no tear.",
     ),
     Protocol(
         "none", "W-seq", "R-none", "the control: no protection", False,
