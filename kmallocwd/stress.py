@@ -45,6 +45,7 @@ class StressResult:
     scans: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    stop_latency_s: float = 0.0  # from the stop request to every thread joined
     first_torn_after_s: float | None = None
     first_torn_slot: int | None = None
     first_torn: Snapshot | None = None
@@ -98,6 +99,7 @@ class StressRun:
             for w in range(cfg.threads)
         ]
         self.t0_ns = 0
+        self.t_stop_ns = 0
         self.t_end_ns = 0
 
     def _guard(self, fn: Callable, cpu: int | None, *args) -> Callable[[], None]:
@@ -161,6 +163,7 @@ class StressRun:
                 left = poll if deadline is None else min(poll, (deadline - time.monotonic_ns()) / 1e9)
                 time.sleep(max(left, 0.0))
         finally:
+            self.t_stop_ns = time.monotonic_ns()
             self.stop()
             for t in [*self.writers, self.reader]:
                 t.join()
@@ -183,6 +186,7 @@ class StressRun:
             scans=st.scans,
             elapsed_s=((self.t_end_ns or time.monotonic_ns()) - self.t0_ns) / 1e9,
             interrupted=interrupted,
+            stop_latency_s=max(0, self.t_end_ns - self.t_stop_ns) / 1e9 if self.t_end_ns else 0.0,
         )
         if st.torn:
             res.first_torn_after_s = max(0, st.first_torn_ns - self.t0_ns) / 1e9
@@ -203,6 +207,7 @@ def combine(results: list[StressResult]) -> StressResult:
         total.scans += r.scans
         total.elapsed_s += r.elapsed_s
         total.interrupted |= r.interrupted
+        total.stop_latency_s = max(total.stop_latency_s, r.stop_latency_s)
         if total.first_torn is None and r.first_torn is not None:
             total.first_torn_after_s = r.first_torn_after_s
             total.first_torn_slot = r.first_torn_slot

@@ -79,6 +79,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None) -> dict:
         "machine": machine(),
         "elapsed_s": res.elapsed_s,
         "interrupted": res.interrupted,
+        "stop_latency_s": res.stop_latency_s,
         "outcomes": {
             name: {"count": res.counts.get(name, 0),
                    "expect": proto.outcome(name).expect.value}
@@ -121,7 +122,8 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             exp = exp.upper()
         rows.append(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}")
     rows.append(f"  retries {res.retries:,}  writer ops {res.writer_ops:,}  "
-                f"reader snapshots {res.snapshots:,}  scans {res.scans:,}")
+                f"reader snapshots {res.snapshots:,}  scans {res.scans:,}  "
+                f"stopped in {res.stop_latency_s * 1e3:.1f} ms")
     if len(runs) > 1:
         rs = repeat_summary(runs)
         t = rs["first_torn_after_s"]

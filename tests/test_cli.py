@@ -90,7 +90,7 @@ def test_json_report_has_the_documented_fields(tmp_path):
                  "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     for key in ("schema", "protocol", "writer", "reader", "config", "machine", "elapsed_s",
-                "interrupted", "outcomes", "retries", "writer_ops", "reader_snapshots",
+                "interrupted", "stop_latency_s", "outcomes", "retries", "writer_ops", "reader_snapshots",
                 "scans", "first_torn", "repeat", "forbidden_seen", "expect", "verdict",
                 "exit_status"):
         assert key in doc, key
