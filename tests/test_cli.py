@@ -71,10 +71,13 @@ def test_protocols_json_is_the_table(capsys):
 def test_exit_status_follows_the_protocol_table(tmp_path, capsys):
     # v3 tears: forbidden outcome -> 1; with --expect torn -> 0
     out = tmp_path / "v3.json"
-    code = main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--json", str(out)])
+    # (--alloc-ns keeps records valid long enough for the reader to find them
+    # even on a loaded machine, where the bare loop can starve it of them)
+    code = main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100",
+                 "--json", str(out)])
     doc = json.loads(out.read_text())
     assert code == doc["exit_status"] == 1 and doc["forbidden_seen"] == ["torn"]
-    assert main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn",
+    assert main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100",
                  "--expect", "torn"]) == 0
     # seqcount does not: 0; and --expect torn fails it
     assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3"]) == 0
@@ -110,7 +113,7 @@ def test_json_report_has_the_documented_fields(tmp_path):
 
 def test_repeat_reports_each_run(tmp_path):
     out = tmp_path / "rep.json"
-    main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--repeat", "3",
+    main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--repeat", "3", "--alloc-ns", "100",
           "--json", str(out)])
     rep = json.loads(out.read_text())["repeat"]
     assert rep["runs"] == 3 and len(rep["per_run"]) == 3

@@ -60,7 +60,8 @@ def test_sound_protocol_never_tears_when_preempted_inside_the_section(name):
 def test_broken_protocol_is_caught_tearing(name):
     res = None
     for _ in range(3):  # a loaded machine may need another try
-        res = run_stress(StressConfig(protocol=name, duration=3.0, until_torn=True))
+        res = run_stress(StressConfig(protocol=name, duration=3.0, until_torn=True,
+                                      alloc_ns=100))
         if res.counts[protocols.TORN]:
             break
     assert res.counts[protocols.TORN] > 0
