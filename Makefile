@@ -8,7 +8,7 @@ DEPS   := $(VENV)/.deps-stamp
 EXT    := kmallocwd/.ext-stamp
 CSRC   := $(wildcard csrc/*.c csrc/*.h)
 
-.PHONY: all build run demo test bench clean
+.PHONY: all build run demo test bench clean tsan
 
 all: build
 
@@ -21,22 +21,46 @@ $(DEPS): pyproject.toml setup.py | $(PY)
 	touch $@
 
 $(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py
-	$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -i -E 'warn|beta' || true
+	$(PY) setup.py -q build_ext --inplace --force 2>&1 | grep -v -i -E 'warn|beta' || true
 	$(PY) -c 'import kmallocwd._kmallocwd'
 	touch $@
 
 build: $(EXT)
 
+# `make run`: the seed's example (oom-livelock) with a 5 s timeout: two
+# reports (at ~6.5 s and ~11.5 s), then the summary, in 15 s.
 run: build
-	$(PY) -m kmallocwd demo
+	$(PY) -m kmallocwd run --scenario oom-livelock --timeout 5 --duration 15
 
-demo: run
+demo: build
+	$(PY) -m kmallocwd demo
 
 test: build
 	$(PY) -m pytest -q
 
+# `make bench`: the benchmarks in bench/ (pytest-benchmark).  Each run is
+# saved under bench/results/ (pytest-benchmark's storage, for
+# --benchmark-compare) and as bench/results/latest.json, which
+# `kmallocwd bench-report` then prints.  BENCH_ARGS passes more options,
+# e.g. BENCH_ARGS='--kmw-scale 0.1 -k seqcount'.
+BENCH_RESULTS := bench/results
+BENCH_ARGS    ?=
+
 bench: build
-	$(PY) -m pytest bench --benchmark-only
+	$(PY) -m pytest bench --benchmark-only -q \
+		--benchmark-autosave --benchmark-storage=$(BENCH_RESULTS) \
+		--benchmark-json=$(BENCH_RESULTS)/latest.json \
+		--benchmark-columns=min,median,max,rounds $(BENCH_ARGS)
+	$(PY) -m kmallocwd bench-report $(BENCH_RESULTS)/latest.json
 
 clean:
 	rm -rf build kmallocwd/_kmallocwd*.so kmallocwd/_kmallocwd.c $(EXT) *.egg-info
+
+# ThreadSanitizer on the C loops alone: c11 must be clean, seqcount is not.
+tsan: build/race-tsan
+	./build/race-tsan c11 200000
+	-./build/race-tsan seqcount 200000 2>&1 | grep -m1 -A3 'data race'
+
+build/race-tsan: csrc/tools/race.c $(CSRC)
+	mkdir -p build
+	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -Icsrc csrc/tools/race.c csrc/protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@

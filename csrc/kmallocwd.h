@@ -86,4 +86,38 @@ int kmw_is_stalling_task(int proto, struct memalloc_info *m,
 			 unsigned long expire, struct memalloc_info *snap,
 			 int *outcome);
 
+/*
+ * The benchmarks' read loop (bench.c): n reads round-robin over
+ * slots[0..nslots) with the protocol's reader and the seed's
+ * time_after_eq(expire, start) check, and no torn-read check.  Returns the
+ * reads done (fewer than n after a stop); *elapsed_ns gets the time.
+ */
+struct kmw_bench_counts {
+	uint64_t accepted;
+	uint64_t rejected_odd;
+	uint64_t rejected_invalid;
+	uint64_t stalling;	/* accepted and time_after_eq(expire, start) */
+	uint64_t retries;
+	uint64_t sink;		/* XOR of the accepted snapshots' fields */
+};
+
+uint64_t kmw_bench_reads(int proto, struct memalloc_info *slots,
+			 size_t nslots, uint64_t n, unsigned long expire,
+			 const int *stop, struct kmw_bench_counts *counts,
+			 uint64_t *elapsed_ns);
+
+/* The watchdog's scans over n slots (watchdog.c): its own cost at scale. */
+struct kmw_watchdog_scan {
+	uint64_t stalling;
+	uint64_t accepted;
+	uint64_t torn;
+	uint64_t rejected_odd;
+	uint64_t rejected_invalid;
+	uint64_t elapsed_ns;
+};
+long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
+		      unsigned long timeout, unsigned long jiffies);
+void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
+			unsigned long expire, struct kmw_watchdog_scan *r);
+
 #endif

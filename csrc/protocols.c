@@ -1,29 +1,11 @@
 /*
- * protocols.c - pairs each writer with its reader (protocols.md's table)
- * and instantiates the hot loops once per variant, so that the barriers
- * and accesses of each are inlined into its own loop with no indirect
- * call per operation.
+ * protocols.c - instantiates the hot loops once per variant of
+ * variants.h, so that the barriers and accesses of each are inlined into
+ * its own loop with no indirect call per operation.
  */
 #include <string.h>
 #include "kmallocwd.h"
-#include "proto.h"
-#include "readers.h"
-#include "writer_seq.h"
-#include "writer_nowmb.h"
-#include "writer_lock.h"
-#include "writer_c11.h"
-
-/* variant, writer prefix, reader function */
-#define KMW_VARIANTS(X)						\
-	X(KMW_V2_RWLOCK,	 "v2-rwlock",	     wlock,  rlock_read)	\
-	X(KMW_V3,		 "v3",		     wseq,   rv3_read)		\
-	X(KMW_V4_PARITY,	 "v4-parity",	     wseq,   rv4_read)		\
-	X(KMW_SEQCOUNT,		 "seqcount",	     wseq,   rseqcount_read)	\
-	X(KMW_SEQCOUNT_ACQUIRE,	 "seqcount-acquire", wseq,   racquire_read)	\
-	X(KMW_C11,		 "c11",		     wc11,   rc11_read)		\
-	X(KMW_NO_WMB,		 "no-wmb",	     wnowmb, rseqcount_read)	\
-	X(KMW_NO_RMB,		 "no-rmb",	     wseq,   rnormb_read)	\
-	X(KMW_NONE,		 "none",	     wseq,   rnone_read)
+#include "variants.h"
 
 const char *kmw_protocol_name(int proto)
 {

@@ -10,7 +10,7 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["clock.c", "slots.c", "protocols.c"]
+SOURCES = ["clock.c", "slots.c", "protocols.c", "bench.c", "watchdog.c"]
 
 CDEF = """
 typedef unsigned int gfp_t;
@@ -77,6 +77,31 @@ uint64_t kmw_witness(unsigned int end_seq, unsigned long start,
 int kmw_is_stalling_task(int proto, struct memalloc_info *m,
                          unsigned long expire, struct memalloc_info *snap,
                          int *outcome);
+
+struct kmw_bench_counts {
+    uint64_t accepted;
+    uint64_t rejected_odd;
+    uint64_t rejected_invalid;
+    uint64_t stalling;
+    uint64_t retries;
+    uint64_t sink;
+};
+uint64_t kmw_bench_reads(int proto, struct memalloc_info *slots,
+                         size_t nslots, uint64_t n, unsigned long expire,
+                         const int *stop, struct kmw_bench_counts *counts,
+                         uint64_t *elapsed_ns);
+struct kmw_watchdog_scan {
+    uint64_t stalling;
+    uint64_t accepted;
+    uint64_t torn;
+    uint64_t rejected_odd;
+    uint64_t rejected_invalid;
+    uint64_t elapsed_ns;
+};
+long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
+                      unsigned long timeout, unsigned long jiffies);
+void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
+                        unsigned long expire, struct kmw_watchdog_scan *r);
 """
 
 ffibuilder = FFI()

@@ -51,9 +51,10 @@ def test_sound_protocol_never_tears_when_preempted_inside_the_section(name):
     """sched_yield() and a held section make readers wait and retry."""
     cfg = StressConfig(protocol=name, threads=2, slots=8, duration=1.0, hold_ns=200,
                        preempt=0.01, alloc_ns=50)
-    res = run_stress(cfg)
-    assert res.retries > 0
-    assert accepted(res) > 0 and res.counts[protocols.TORN] == 0
+    runs = run_until_accepted(cfg, 100_000, max_runs=4)
+    assert sum(r.retries for r in runs) > 0
+    assert sum(accepted(r) for r in runs) > 0
+    assert sum(r.counts[protocols.TORN] for r in runs) == 0
 
 
 @pytest.mark.parametrize("name", X86_BROKEN)

@@ -1,0 +1,68 @@
+"""pytest-benchmark suites of reader and writer costs (``make bench``).
+
+Files here are named ``bench_*.py`` and collected by the hook below, so that
+``make test`` (``pytest -q``, testpaths = tests) never runs them, and neither
+does a bare ``pytest tests``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+
+import harness
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("kmallocwd benchmarks")
+    g.addoption("--kmw-scale", type=float, default=1.0, metavar="X",
+                help="multiply every batch size by X (default 1; 0.01 for a smoke run)")
+    g.addoption("--kmw-rounds", type=int, default=9, metavar="N",
+                help="measured rounds per benchmark, after one warm-up round (default 9)")
+    g.addoption("--kmw-no-pin", action="store_true",
+                help="do not pin the threads of multi-threaded cases to CPUs (by default "
+                "they are pinned round-robin, the reader first)")
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.fixture(scope="session")
+def kmw(pytestconfig: pytest.Config) -> harness.Settings:
+    scale = pytestconfig.getoption("--kmw-scale")
+    rounds = pytestconfig.getoption("--kmw-rounds")
+    if not scale > 0:
+        raise pytest.UsageError(f"--kmw-scale must be positive, got {scale}")
+    if rounds < 1:
+        raise pytest.UsageError(f"--kmw-rounds must be at least 1, got {rounds}")
+    return harness.Settings(scale=scale, rounds=rounds,
+                            pin=not pytestconfig.getoption("--kmw-no-pin"))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
+    """The run's settings and the CPU, for bench-report's header."""
+    output_json["kmallocwd"] = {
+        "schema": harness.SCHEMA,
+        "scale": config.getoption("--kmw-scale"),
+        "rounds": config.getoption("--kmw-rounds"),
+        "pinned": not config.getoption("--kmw-no-pin"),
+        "cpu_model": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }

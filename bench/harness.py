@@ -1,0 +1,416 @@
+"""What the benchmark suites share: the matrix, the slot set-ups, the threads
+that drive the C loops (the GIL is released inside every C call), and the
+``extra_info`` every benchmark records.
+
+Every figure but the Python-driven ones is timed inside C: a C loop performs
+a batch of operations and returns the nanoseconds it took, so ns per
+operation excludes the cffi call.
+pytest-benchmark times the whole batch (its own columns, what
+``--benchmark-compare`` compares); ``extra_info["ns_per_op"]`` is the median
+over the rounds of the C-timed figure, what ``kmallocwd bench-report`` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from kmallocwd import protocols
+from kmallocwd._core import ffi, lib
+from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.gfp import GFP_KERNEL
+from kmallocwd.slots import SlotArray
+
+
+PROTOCOLS: tuple[str, ...] = protocols.NAMES
+SLOTS: tuple[int, ...] = (1, 64, 4096)
+THREADS: tuple[int, ...] = (1, 2, 4)
+# Each slot has exactly one writer (its task), so T > S is skipped.
+SLOTS_THREADS: tuple[tuple[int, int], ...] = tuple(
+    (s, t) for s in SLOTS for t in THREADS if t <= s
+)
+SCAN_SLOTS: tuple[int, ...] = (10**3, 10**4, 10**5, 10**6)
+
+# The role names are the report's: one spelling for the suites and the reader.
+from kmallocwd.bench_report import (  # noqa: E402
+    PY_READER,
+    PY_WRITER,
+    SCHEMA,  # extra_info["kmallocwd"]: the layout bench_report.py reads
+    READER_ALONE,
+    READER_WITH_ALLOCATING,
+    READER_WITH_WRITER,
+    WRITER_ALONE,
+    WRITER_WITH_READER,
+)
+
+ROLES = (WRITER_ALONE, WRITER_WITH_READER, READER_ALONE, READER_WITH_WRITER)
+# Side-by-side only: the writer's allocations last ALLOC_NS (the core's
+# alloc_ns knob), so the reader finds valid records and now and then meets a
+# write section: what the seqcount's retry loop costs when it runs.
+ALLOC_NS = 100
+
+HZ = 1000
+TIMEOUT_JIFFIES = 10 * HZ  # the seed's default kmallocwd_timeout
+BACKGROUND_BATCH = 1 << 14  # operations per C call of a background thread
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``--kmw-scale`` multiplies every batch; ``--kmw-rounds`` is the
+    number of measured rounds (one warm-up round comes first)."""
+
+    scale: float = 1.0
+    rounds: int = 9
+    warmup: int = 1
+    pin: bool = True
+
+    def ops(self, base: int) -> int:
+        return max(16, int(base * self.scale))
+
+
+def case_id(proto: str, slots: int, threads: int | None = None) -> str:
+    return f"{proto}-S{slots}" + ("" if threads is None else f"-T{threads}")
+
+
+def one_request():
+    """The fixed request table of the timed writers: GFP_KERNEL, order 0."""
+    reqs = ffi.new("struct kmw_request[]", 1)
+    reqs[0].gfp = GFP_KERNEL
+    reqs[0].order = 0
+    return reqs
+
+
+def split(nslots: int, threads: int) -> list:
+    """Writer w owns slots w, w+T, w+2T, ... (one writer per slot)."""
+    if threads > nslots:
+        raise ValueError(f"{threads} writer threads for {nslots} slots")
+    return [ffi.new("uint32_t[]", list(range(w, nslots, threads))) for w in range(threads)]
+
+
+def valid_slots(proto: str, n: int, clock) -> SlotArray:
+    """n slots, each left inside an allocation: start_memalloc_timer() without
+    the stop, so every read copies a real record (valid == 1, even sequence)."""
+    s = SlotArray(n)
+    c, p, now = protocols.cid(proto), s.ptr, jiffies(clock)
+    start = lib.kmw_start_memalloc_timer
+    for i in range(n):
+        start(c, p + i, GFP_KERNEL, 0, now)
+    return s
+
+
+def expire(clock) -> int:
+    """The seed's ``expire = now - kmallocwd_timeout``, as an unsigned long."""
+    return (jiffies(clock) - TIMEOUT_JIFFIES) & (2**64 - 1)
+
+
+def cpus() -> list[int]:
+    """The CPUs this process may run on, in order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))  # pragma: no cover - non-Linux
+
+
+def placement(threads: int, reader: bool, pin: bool) -> list[int | None]:
+    """CPU of each thread, the reader's first when there is one: round-robin
+    over the usable CPUs, as ``kmallocwd stress --pin`` does, so that the
+    reader and a writer always run on different cores (2 cores here: beyond
+    2 threads, some share one).  A lone thread is not pinned."""
+    n = threads + (1 if reader else 0)
+    if not pin or n < 2:
+        return [None] * n
+    cs = cpus()
+    return [cs[i % len(cs)] for i in range(n)]
+
+
+def pin_to(cpu: int | None) -> None:
+    """Pin the calling thread (Linux: pid 0 is the calling thread)."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def run_threads(bodies: list[Callable[[], object]],
+                where: list[int | None] | None = None) -> list:
+    """Run the bodies, released together by a barrier, and return their
+    results in order.  One unpinned body runs in this thread; otherwise each
+    gets a new thread, pinned to where[i] (None: not pinned)."""
+    where = where or [None] * len(bodies)
+    if len(bodies) == 1 and where[0] is None:
+        return [bodies[0]()]
+    barrier = threading.Barrier(len(bodies))
+    out: list = [None] * len(bodies)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            pin_to(where[i])
+            barrier.wait()
+            out[i] = bodies[i]()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
+
+
+class Writers:
+    """T writer threads on their own slots, each running kmw_writer_run()
+    (knobs NULL: the fast path, unless alloc_ns) on a fixed GFP_KERNEL
+    order-0 request."""
+
+    def __init__(self, proto: str, slots: SlotArray, threads: int, clock,
+                 where: list[int | None] | None = None, alloc_ns: int = 0) -> None:
+        self.proto = protocols.cid(proto)
+        self.alloc_ns = alloc_ns
+        self.knobs = ffi.NULL
+        if alloc_ns:  # each allocation lasts alloc_ns (the core's knob)
+            self.knobs = ffi.new("struct kmw_knobs *")
+            self.knobs.alloc_ns = alloc_ns
+        self.slots = slots
+        self.idx = split(len(slots), threads)
+        self.reqs = one_request()
+        self.clock = clock
+        self.where = where or [None] * threads
+        self.elapsed = [ffi.new("uint64_t *") for _ in range(threads)]
+
+    def body(self, w: int, n: int, stop) -> Callable[[], tuple[int, int]]:
+        def run() -> tuple[int, int]:
+            idx, el = self.idx[w], self.elapsed[w]
+            done = lib.kmw_writer_run(self.proto, self.slots.ptr, idx, len(idx), self.reqs, 1,
+                                      n, self.clock, self.knobs, stop, el)
+            return int(done), int(el[0])
+        return run
+
+    def round(self, n: int, stop) -> list[tuple[int, int]]:
+        """One measured batch: n pairs per thread; (pairs, ns) per thread."""
+        return run_threads([self.body(w, n, stop) for w in range(len(self.idx))], self.where)
+
+
+class Background:
+    """Threads that repeat a C call until stopped: the other side of the
+    "with a concurrent X" roles.  Entering waits until each thread's first
+    call has returned, so the measured side starts against a running one."""
+
+    def __init__(self, bodies: list[Callable[[object], object]],
+                 where: list[int | None] | None = None) -> None:
+        self.bodies = bodies
+        self.where = where or [None] * len(bodies)
+        self.stop = ffi.new("int *")
+        self.calls = [0] * len(bodies)
+        self.errors: list[BaseException] = []
+        self.started = [threading.Event() for _ in bodies]
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(len(bodies))]
+
+    def _run(self, i: int) -> None:
+        try:
+            pin_to(self.where[i])
+            while not self.stop[0]:
+                self.bodies[i](self.stop)
+                self.calls[i] += 1
+                self.started[i].set()
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            self.started[i].set()
+
+    def __enter__(self) -> "Background":
+        for t in self.threads:
+            t.start()
+        for e in self.started:
+            if not e.wait(60):
+                raise RuntimeError("a background thread did not start")
+        if self.errors:
+            raise self.errors[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        lib.kmw_request_stop(self.stop)
+        for t in self.threads:
+            t.join()
+        if self.errors and exc[0] is None:
+            raise self.errors[0]
+
+
+# ---- the four roles, as set-ups the matrix and the side-by-side runs share ----
+
+# Operations per measured batch (per writer thread for the writer roles).
+BATCH = {
+    WRITER_ALONE: 1 << 21,
+    WRITER_WITH_READER: 1 << 19,  # contended pairs cost ~10x more
+    READER_ALONE: 1 << 21,
+    READER_WITH_WRITER: 1 << 21,
+    READER_WITH_ALLOCATING: 1 << 21,
+}
+READERS = (READER_ALONE, READER_WITH_WRITER, READER_WITH_ALLOCATING)
+
+
+class RoleCase:
+    """One (protocol, role, slots, threads) set-up.  Entering starts the
+    other side (if the role has one); batch() runs one measured C batch and
+    returns (operations, ns summed over the measured threads, ns of the
+    slowest writer or None for a reader); info() says what the other side
+    and the reader saw."""
+
+    def __init__(self, proto: str, role: str, nslots: int, threads: int | None,
+                 settings: Settings) -> None:
+        if role not in BATCH:
+            raise ValueError(role)
+        self.proto, self.role, self.nslots = proto, role, nslots
+        self.threads = threads or 0
+        self.n = settings.ops(BATCH[role])
+        self.cid = protocols.cid(proto)
+        self.clock = new_clock()
+        self.stop = ffi.new("int *")  # the measured side's: never set
+        reader = role != WRITER_ALONE
+        self.where = placement(self.threads, reader=reader and self.threads > 0,
+                               pin=settings.pin)
+        self.bg: Background | None = None
+        if role == READER_ALONE:
+            self.slots = valid_slots(proto, nslots, self.clock)
+        else:
+            self.slots = SlotArray(nslots)
+        if role in (WRITER_ALONE, WRITER_WITH_READER):
+            mine = self.where if role == WRITER_ALONE else self.where[1:]
+            self.writers = Writers(proto, self.slots, self.threads, self.clock, mine)
+        if role == WRITER_WITH_READER:
+            self.scan_stats = ffi.new("struct kmw_reader_stats *")
+            passes = max(1, BACKGROUND_BATCH // nslots)
+            st = self.scan_stats
+
+            def scan(stop) -> None:
+                lib.kmw_reader_scan(self.cid, self.slots.ptr, nslots, passes, stop, st)
+
+            self.bg = Background([scan], self.where[:1])
+        if role in READERS:
+            self.counts = ffi.new("struct kmw_bench_counts *")
+            self.elapsed = ffi.new("uint64_t *")
+            self.expire = expire(self.clock)
+        if role in (READER_WITH_WRITER, READER_WITH_ALLOCATING):
+            self.writers = Writers(proto, self.slots, self.threads, self.clock,
+                                   alloc_ns=ALLOC_NS if role == READER_WITH_ALLOCATING else 0)
+            self.pairs = [0] * self.threads
+
+            def write(w: int, stop) -> None:
+                self.pairs[w] += self.writers.body(w, BACKGROUND_BATCH, stop)()[0]
+
+            self.bg = Background([lambda stop, w=w: write(w, stop)
+                                  for w in range(self.threads)], self.where[1:])
+
+    def __enter__(self) -> "RoleCase":
+        if self.bg is not None:
+            self.bg.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bg is not None:
+            self.bg.__exit__(*exc)
+
+    def batch(self, n: int | None = None) -> tuple[int, int, int | None]:
+        n = n or self.n
+        if self.role in (WRITER_ALONE, WRITER_WITH_READER):
+            res = self.writers.round(n, self.stop)
+            return sum(d for d, _ in res), sum(e for _, e in res), max(e for _, e in res)
+
+        def read() -> tuple[int, int, int]:
+            done = lib.kmw_bench_reads(self.cid, self.slots.ptr, self.nslots, n, self.expire,
+                                       self.stop, self.counts, self.elapsed)
+            return int(done), int(self.elapsed[0]), None
+
+        return run_threads([read], self.where[:1])[0]
+
+    def info(self) -> dict:
+        out: dict = {"cpus": self.where}
+        if self.role == WRITER_WITH_READER:
+            out["background"] = {"reader": scan_stats_dict(self.scan_stats)}
+        if self.role in READERS:
+            out["outcomes"] = reader_counts_dict(self.counts)
+            out["slot_state"] = "valid" if self.role == READER_ALONE else "written"
+        if self.role in (READER_WITH_WRITER, READER_WITH_ALLOCATING):
+            out["background"] = {"writer_pairs": sum(self.pairs),
+                                 "writer_alloc_ns": self.writers.alloc_ns}
+        return out
+
+
+def reader_counts_dict(c) -> dict:
+    """What the measured reader saw, as fractions of its reads."""
+    reads = max(c.accepted + c.rejected_odd + c.rejected_invalid, 1)
+    return {
+        "accepted": round(c.accepted / reads, 6),
+        "rejected_odd": round(c.rejected_odd / reads, 6),
+        "rejected_invalid": round(c.rejected_invalid / reads, 6),
+        "retries_per_read": round(c.retries / reads, 6),
+    }
+
+
+def scan_stats_dict(st) -> dict:
+    """What a background watchdog scan (kmw_reader_scan) saw, in total."""
+    return {
+        "consistent": int(st.consistent),
+        "torn": int(st.torn),
+        "rejected_odd": int(st.rejected_odd),
+        "rejected_invalid": int(st.rejected_invalid),
+        "retries": int(st.retries),
+        "scans": int(st.scans),
+    }
+
+
+def sig(x: float, digits: int = 4) -> float:
+    """x rounded to a few significant digits (JSON stays readable)."""
+    return float(f"{x:.{digits}g}")
+
+
+class Recorder:
+    """Collects the C-timed figure of every call of a pedantic target and
+    writes the benchmark's extra_info; the warm-up calls are dropped."""
+
+    def __init__(self, benchmark, settings: Settings, **info: object) -> None:
+        self.benchmark = benchmark
+        self.settings = settings
+        self.info = {"kmallocwd": SCHEMA, **info}
+        self.per_op: list[float] = []
+        self.aggregate: list[float] = []
+        self.ops = 0
+
+    def add(self, ops: int, ns_total: float, ns_wall: float | None = None) -> None:
+        """One round: ops operations that took ns_total nanoseconds summed over
+        the measured threads (and ns_wall for the slowest of them)."""
+        if ops <= 0:
+            raise RuntimeError("a measured C loop did no operation")
+        self.ops = ops
+        self.per_op.append(ns_total / ops)
+        if ns_wall is not None:
+            self.aggregate.append(ns_wall / ops)
+
+    def pedantic(self, target: Callable[[], object], **extra: object) -> None:
+        s = self.settings
+        self.benchmark.pedantic(target, rounds=s.rounds, warmup_rounds=s.warmup, iterations=1)
+        self.finish(**extra)
+
+    def finish(self, **extra: object) -> None:
+        w = self.settings.warmup
+        per_op = self.per_op[w:] or self.per_op
+        info = dict(self.info)
+        info["ops_per_round"] = self.ops
+        info["rounds"] = len(per_op)
+        info["ns_per_op"] = sig(statistics.median(per_op))
+        info["ns_per_op_min"] = sig(min(per_op))
+        info["ns_per_op_max"] = sig(max(per_op))
+        agg = self.aggregate[w:] or self.aggregate
+        if agg:
+            info["aggregate_ns_per_op"] = sig(statistics.median(agg))
+        info.update(extra)
+        self.benchmark.extra_info.update(info)
+
+
+def new_clock():
+    return make_clock(HZ)

@@ -1,0 +1,127 @@
+"""``kmallocwd run``: the seed's system, live: tasks allocate, stall, die;
+the kmallocwd thread prints what the seed's kernel thread would print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from kmallocwd import protocols
+from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd.watchdog.carith import ULONG_MAX
+from kmallocwd.watchdog.scenario import ScenarioError, resolve
+
+DEFAULT_SCENARIO = "oom-livelock"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a scenario: tasks allocate, the watchdog prints the seed's reports",
+        description="Boot an emulated machine whose tasks (one Python thread each) allocate "
+        "memory through start_memalloc_timer()/stop_memalloc_timer() on their own slot, stall, "
+        "get killed or chosen as the OOM victim as the scenario says, while a kmallocwd thread "
+        "runs the seed's loop and prints its MemAlloc-Info/MemAlloc lines, traces and "
+        "show_mem(), then a summary (which stalling tasks made progress). Exit 0, 2 on bad "
+        "usage or a bad scenario file, 130 on Ctrl-C, 143 on SIGTERM (after the summary).",
+    )
+    p.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO, metavar="NAME|FILE",
+                   help="a built-in scenario (see 'kmallocwd scenarios') or a TOML scenario "
+                   f"file (default {DEFAULT_SCENARIO})")
+    p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.NAMES, "protocol"),
+                   help="the slot protocol the tasks write and the watchdog reads with "
+                   f"(default v3, the seed's): {', '.join(protocols.NAMES)}")
+    p.add_argument("--timeout", "-t", type=float_range(0, 86400), default=None, metavar="N",
+                   help="the watchdog's timeout in seconds, like the kmallocwd= boot parameter "
+                   "(default: the scenario's, 10 for the built-ins); 0 disables the watchdog "
+                   "thread while the slots still keep each task's last request. Fractions are "
+                   "accepted (the boot parameter takes whole seconds). The scenario's times "
+                   "scale with it")
+    p.add_argument("--time-scale", type=float_range(0, 1000, lo_open=True), default=None,
+                   metavar="K", help="multiply the scenario's times by K (default: --timeout "
+                   "divided by the scenario's timeout, or 1 with --timeout 0)")
+    p.add_argument("--hz", type=int_range(1, 100000), default=1000,
+                   help="jiffies per second (default 1000)")
+    p.add_argument("--duration", "-d", type=float_range(0, 86400, lo_open=True), default=None,
+                   metavar="S", help="end the run after S seconds (default: run until Ctrl-C)")
+    p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
+                   help="seed of the scenario's random draws (default 1)")
+    p.add_argument("--initial-jiffies", type=int_range(0, ULONG_MAX), default=None,
+                   metavar="J", help="jiffies at boot (default: the kernel's INITIAL_JIFFIES, "
+                   "-300*HZ as 32 bits); e.g. 0xffffffffffffff00 to see jiffies wrap")
+    p.add_argument("--log", metavar="FILE", default=None,
+                   help="write the log to FILE instead of stdout (the summary is also "
+                   "printed on stdout)")
+    p.add_argument("--json", action="store_true",
+                   help="write the log as JSON Lines (boot, each report, slots, summary) "
+                   "instead of text")
+    p.add_argument("--dump-slots", action="store_true",
+                   help="at exit, print every task's slot (its last request), as a vmcore "
+                   "would keep it; useful with --timeout 0")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no status line on stderr")
+    p.set_defaults(func=run)
+
+
+def _open_log(path: str | None) -> TextIO:
+    from kmallocwd.cli import UsageError
+
+    if path is None:
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--log {path}: cannot write it: {exc.strerror or exc} "
+                         "(accepted: a writable file path)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated, UsageError
+    from kmallocwd.watchdog.run import Run, RunConfig
+
+    try:
+        scen = resolve(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
+                    duration_s=args.duration, seed=args.seed,
+                    initial_jiffies=args.initial_jiffies, json=args.json,
+                    dump_slots=args.dump_slots, time_scale=args.time_scale)
+    out = _open_log(args.log)
+    try:
+        run_ = Run(cfg, out)
+        if not args.quiet:
+            wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
+                  if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
+            scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
+            until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
+            print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
+                  f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
+                  file=sys.stderr)
+        run_.boot()
+        interrupted: str | None = None
+        try:
+            run_.wait()
+        except Terminated:
+            interrupted = "SIGTERM"
+        except KeyboardInterrupt:
+            interrupted = "SIGINT"
+        summary = run_.finish(interrupted)
+        lines = summary.lines()
+        run_.log.text(lines)
+        if out is not sys.stdout:
+            sys.stdout.write("\n".join(lines) + "\n")
+        elif cfg.json and not args.quiet:
+            sys.stderr.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if run_.errors:
+        raise run_.errors[0]
+    if interrupted == "SIGTERM":
+        return EXIT_SIGTERM
+    if interrupted == "SIGINT":
+        return EXIT_SIGINT
+    return 0

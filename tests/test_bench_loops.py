@@ -1,0 +1,148 @@
+"""The benchmarks' C read loop (csrc/bench.c): it reads what kmw_read_slot
+reads, pairs each protocol with the same reader as protocols.c, and counts
+every read it does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kmallocwd import protocols
+from kmallocwd._core import ffi, lib
+from kmallocwd.gfp import GFP_KERNEL
+from kmallocwd.slots import SlotArray
+
+ACCEPT, REJECT_ODD, REJECT_INVALID, ABORTED = 0, 1, 2, 3
+JIFFIES = 4_294_667_296  # the kernel's INITIAL_JIFFIES at HZ=1000
+
+
+def _in_thread(call):
+    """Start call() in a thread; return it once the thread is about to call."""
+    ready = threading.Event()
+
+    def run() -> None:
+        ready.set()
+        call()
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert ready.wait(10)
+    return t
+
+
+def _bench_one(proto: str, slots: SlotArray, expire: int = 0):
+    """One read by kmw_bench_reads in a thread; a reader still spinning after
+    0.2 s is stopped.  Returns (outcome, counts), outcome ABORTED if stopped."""
+    counts = ffi.new("struct kmw_bench_counts *")
+    stop = ffi.new("int *")
+    el = ffi.new("uint64_t *")
+    done = []
+    t = _in_thread(lambda: done.append(lib.kmw_bench_reads(
+        protocols.cid(proto), slots.ptr, 1, 1, expire, stop, counts, el)))
+    t.join(0.2)
+    lib.kmw_request_stop(stop)
+    t.join(10)
+    assert not t.is_alive()
+    if done[0] == 0:
+        assert counts.retries > 0
+        return ABORTED, counts
+    assert done[0] == 1
+    outcome = {(1, 0, 0): ACCEPT, (0, 1, 0): REJECT_ODD, (0, 0, 1): REJECT_INVALID}[
+        (counts.accepted, counts.rejected_odd, counts.rejected_invalid)]
+    return outcome, counts
+
+
+def _read_slot(proto: str, slots: SlotArray):
+    """One read by kmw_read_slot, with a stop already requested, so that a
+    spinning reader gives up after its first 1024 retries."""
+    snap = ffi.new("struct memalloc_info *")
+    stop = ffi.new("int *", 1)
+    r = lib.kmw_read_slot(protocols.cid(proto), slots.ptr, snap, ffi.NULL, stop)
+    return r, snap
+
+
+def _started(proto: str) -> SlotArray:
+    s = SlotArray(1)
+    lib.kmw_start_memalloc_timer(protocols.cid(proto), s.ptr, GFP_KERNEL, 2, JIFFIES)
+    return s
+
+
+def _odd(proto: str) -> SlotArray:
+    s = _started(proto)
+    s.ptr.sequence += 1  # a write section in progress
+    return s
+
+
+def _locked(proto: str) -> SlotArray:
+    s = _started(proto)
+    s.ptr.rwlock = -1  # the v2 writer holds the lock
+    return s
+
+
+STATES = {"zeroed": lambda p: SlotArray(1), "started": _started, "odd": _odd,
+          "write-locked": _locked}
+
+
+@pytest.mark.parametrize("proto", protocols.NAMES)
+def test_bench_reader_is_the_protocols_reader(proto: str) -> None:
+    # The states tell the readers apart: only the v2 reader waits for the lock,
+    # v3 and v4-parity refuse an odd sequence, the seqcount family spins on
+    # it, R-none copies it anyway.
+    for name, make in STATES.items():
+        expected, _ = _read_slot(proto, make(proto))
+        got, _ = _bench_one(proto, make(proto))
+        assert got == expected, f"{proto}, {name} slot"
+
+
+@pytest.mark.parametrize("proto", protocols.NAMES)
+def test_accepted_snapshot_is_the_record(proto: str) -> None:
+    s = _started(proto)
+    r, snap = _read_slot(proto, s)
+    assert r == ACCEPT
+    out, counts = _bench_one(proto, s, expire=JIFFIES)
+    assert out == ACCEPT
+    assert counts.stalling == 1  # time_after_eq(expire, start), expire == start
+    folded = snap.start ^ snap.witness ^ (snap.gfp << 32 | snap.order) ^ snap.sequence
+    assert counts.sink == folded
+    _, counts = _bench_one(proto, s, expire=JIFFIES - 1)
+    assert counts.stalling == 0
+
+
+def test_round_robin_counts_every_read() -> None:
+    s = SlotArray(3)
+    c = protocols.cid("seqcount")
+    lib.kmw_start_memalloc_timer(c, s.ptr + 1, GFP_KERNEL, 0, JIFFIES)
+    counts = ffi.new("struct kmw_bench_counts *")
+    stop = ffi.new("int *")
+    el = ffi.new("uint64_t *")
+    n = 3 * 2000 + 1  # past the stop poll at 1023, ending on slot 0
+    assert lib.kmw_bench_reads(c, s.ptr, 3, n, 0, stop, counts, el) == n
+    assert (counts.accepted, counts.rejected_odd, counts.rejected_invalid) == (2000, 0, 4001)
+    assert counts.retries == 0
+    assert el[0] > 0
+
+
+def test_stop_requested_before_reads_nothing() -> None:
+    s = _started("v3")
+    counts = ffi.new("struct kmw_bench_counts *")
+    stop = ffi.new("int *", 1)
+    el = ffi.new("uint64_t *")
+    assert lib.kmw_bench_reads(protocols.cid("v3"), s.ptr, 1, 100, 0, stop, counts, el) == 0
+    assert counts.accepted == 0
+
+
+def test_stop_ends_a_long_loop() -> None:
+    s = _started("seqcount")
+    counts = ffi.new("struct kmw_bench_counts *")
+    stop = ffi.new("int *")
+    el = ffi.new("uint64_t *")
+    done = []
+    t = _in_thread(lambda: done.append(lib.kmw_bench_reads(
+        protocols.cid("seqcount"), s.ptr, 1, 1 << 62, 0, stop, counts, el)))
+    time.sleep(0.05)
+    lib.kmw_request_stop(stop)
+    t.join(10)
+    assert not t.is_alive()
+    assert 0 < done[0] == counts.accepted
