@@ -20,8 +20,11 @@ $(DEPS): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# A failed compile stops make (and shows the log); compiler warnings are shown.
 $(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py
-	$(PY) setup.py -q build_ext --inplace --force 2>&1 | grep -v -i -E 'warn|beta' || true
+	@mkdir -p build
+	$(PY) setup.py -q build_ext --inplace --force > build/ext.log 2>&1 || { cat build/ext.log; exit 1; }
+	@grep -E 'csrc/.*(warning|error):' build/ext.log || true
 	$(PY) -c 'import kmallocwd._kmallocwd'
 	touch $@
 

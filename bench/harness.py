@@ -12,7 +12,6 @@ over the rounds of the C-timed figure, what ``kmallocwd bench-report`` shows.
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.clock import jiffies, make_clock
 from kmallocwd.gfp import GFP_KERNEL
+from kmallocwd.placement import pin_to, round_robin, split_slots
 from kmallocwd.slots import SlotArray
 
 
@@ -84,10 +84,10 @@ def one_request():
 
 
 def split(nslots: int, threads: int) -> list:
-    """Writer w owns slots w, w+T, w+2T, ... (one writer per slot)."""
-    if threads > nslots:
-        raise ValueError(f"{threads} writer threads for {nslots} slots")
-    return [ffi.new("uint32_t[]", list(range(w, nslots, threads))) for w in range(threads)]
+    """Writer w owns slots w, w+T, w+2T, ... (one writer per slot), as cdata
+    the C loop takes (the arrays stay alive with the returned list)."""
+    arrays = split_slots(nslots, threads)
+    return [ffi.from_buffer("uint32_t[]", a) for a in arrays]
 
 
 def valid_slots(proto: str, n: int, clock) -> SlotArray:
@@ -106,13 +106,6 @@ def expire(clock) -> int:
     return (jiffies(clock) - TIMEOUT_JIFFIES) & (2**64 - 1)
 
 
-def cpus() -> list[int]:
-    """The CPUs this process may run on, in order."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))  # pragma: no cover - non-Linux
-
-
 def placement(threads: int, reader: bool, pin: bool) -> list[int | None]:
     """CPU of each thread, the reader's first when there is one: round-robin
     over the usable CPUs, as ``kmallocwd stress --pin`` does, so that the
@@ -121,14 +114,7 @@ def placement(threads: int, reader: bool, pin: bool) -> list[int | None]:
     n = threads + (1 if reader else 0)
     if not pin or n < 2:
         return [None] * n
-    cs = cpus()
-    return [cs[i % len(cs)] for i in range(n)]
-
-
-def pin_to(cpu: int | None) -> None:
-    """Pin the calling thread (Linux: pid 0 is the calling thread)."""
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
+    return round_robin(n)
 
 
 def run_threads(bodies: list[Callable[[], object]],

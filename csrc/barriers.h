@@ -9,6 +9,13 @@
  * smp_rmb() map to the release and acquire fences, which order a little
  * more than the kernel's (x86-64: the same nothing; arm64: "dmb ish" /
  * "dmb ishld" where the kernel uses "dmb ishst" / "dmb ishld").
+ *
+ * In the C11 model a fence orders only atomic accesses, while the kernel-
+ * style protocols order plain ones with it, as the kernel does.  That holds
+ * here because GCC (and clang) treat every non-relaxed fence as a full
+ * compiler barrier and emit the hardware fence above: the model the kernel
+ * relies on (Documentation/memory-barriers.txt), not ISO C's.  The c11
+ * variant is the one that is also correct by the ISO C rules.
  */
 #ifndef KMW_BARRIERS_H
 #define KMW_BARRIERS_H
@@ -18,7 +25,8 @@
 /* Compiler-only barrier.  x86-64: nothing.  arm64: nothing. */
 #define barrier()		atomic_signal_fence(memory_order_seq_cst)
 
-/* Full barrier.  x86-64: mfence.  arm64: dmb ish. */
+/* Full barrier.  x86-64: mfence (GCC 12 emits "lock orq $0,(%rsp)", an
+ * equivalent full barrier).  arm64: dmb ish. */
 #define smp_mb()		atomic_thread_fence(memory_order_seq_cst)
 
 /*

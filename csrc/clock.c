@@ -30,18 +30,19 @@ static inline uint64_t xorshift64(uint64_t *s)
 	return *s = x;
 }
 
-void kmw_spin_ns(uint64_t ns)
+/* Spin for ns nanoseconds, or until a stop is requested (stop may be NULL). */
+void kmw_spin_ns(uint64_t ns, const int *stop)
 {
 	int64_t until = kmw_now_ns() + (int64_t)ns;
 
-	while (kmw_now_ns() < until)
+	while (kmw_now_ns() < until && !(stop && READ_ONCE(*stop)))
 		cpu_relax();
 }
 
 void kmw_in_section(struct kmw_knobs *k)
 {
 	if (k->hold_ns)
-		kmw_spin_ns(k->hold_ns);
+		kmw_spin_ns(k->hold_ns, k->stop);
 	if (k->preempt && (uint32_t)xorshift64(&k->rng) < k->preempt)
 		sched_yield();
 }

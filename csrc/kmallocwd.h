@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "memalloc.h"
+#include "proto.h"	/* enum kmw_read: what a reader returns */
 
 /* The variants of protocols.md; the order is kmallocwd/protocols.py's. */
 enum kmw_protocol {

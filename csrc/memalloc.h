@@ -89,10 +89,11 @@ struct kmw_knobs {
 	uint32_t preempt;	/* probability scaled to 2^32 */
 	uint64_t rng;		/* xorshift state, per writer thread */
 	uint64_t alloc_ns;	/* time between start and stop (the allocation) */
+	const int *stop;	/* set by kmw_writer_run(): the spins end on it */
 };
 
 void kmw_in_section(struct kmw_knobs *k);
-void kmw_spin_ns(uint64_t ns);
+void kmw_spin_ns(uint64_t ns, const int *stop);
 
 /* Called between the section's field stores; free when k is NULL. */
 #define KMW_IN_SECTION(k)	do { if (k) kmw_in_section(k); } while (0)

@@ -1,7 +1,7 @@
 /*
  * proto.h - what every protocol's reader returns, and the spin helper the
- * looping readers share.  Each writer and each reader lives in its own
- * header (writer_*.h, reader_*.h); protocols.c pairs them into variants.
+ * looping readers share.  Each writer lives in its own header (writer_*.h),
+ * the readers in readers.h; variants.h pairs them into variants.
  */
 #ifndef KMW_PROTO_H
 #define KMW_PROTO_H

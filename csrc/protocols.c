@@ -33,8 +33,11 @@ writer_loop(int proto, struct memalloc_info *slots, const uint32_t *idx,
 		struct memalloc_info *m = &slots[idx[j]];
 		const struct kmw_request *r = &reqs[q];
 
-		/* Poll the stop flag and tick the clock every 256 pairs. */
-		if ((i & 255) == 0 && i) {
+		/*
+		 * Poll the stop flag and tick the clock every 256 pairs, or
+		 * every pair when the knobs make a pair slow.
+		 */
+		if (((i & 255) == 0 || k) && i) {
 			if (READ_ONCE(*stop))
 				break;
 			now = kmw_jiffies(clock);
@@ -50,7 +53,7 @@ writer_loop(int proto, struct memalloc_info *slots, const uint32_t *idx,
 			/* __alloc_pages_slowpath(): opaque to the compiler */ \
 			barrier();					\
 			if (k && k->alloc_ns)				\
-				kmw_spin_ns(k->alloc_ns);		\
+				kmw_spin_ns(k->alloc_ns, stop);		\
 			w##_stop_memalloc_timer(m, r->gfp);		\
 			break;
 		KMW_VARIANTS(WRITE)
@@ -89,6 +92,8 @@ uint64_t kmw_writer_run(int proto, struct memalloc_info *slots,
 		goto out;
 	if (knobs && !knobs->hold_ns && !knobs->preempt && !knobs->alloc_ns)
 		knobs = NULL;
+	if (knobs)
+		knobs->stop = stop;
 	switch (proto) {
 #define CALL(id, name, w, rd)						\
 	case id:							\
@@ -243,7 +248,9 @@ uint64_t kmw_witness(unsigned int end_seq, unsigned long start,
 /*
  * The seed's is_stalling_task() with the chosen protocol's reader: the
  * snapshot goes to *snap (the seed's static "memalloc"), the reader's
- * verdict to *outcome.
+ * verdict to *outcome.  No stop flag: a looping reader here waits for the
+ * write section in progress to end, which it does, since a writer only
+ * ever stops between sections.
  */
 int kmw_is_stalling_task(int proto, struct memalloc_info *m,
 			 unsigned long expire, struct memalloc_info *snap,

@@ -39,7 +39,7 @@ rv3_read(struct memalloc_info *m, struct memalloc_info *snap,
 	 * as updating it completes.
 	 */
 	seq = READ_ONCE(m->sequence);
-	smp_rmb();	/* pairs with the writer's first smp_wmb() */
+	smp_rmb();	/* pairs with the writer's second smp_wmb() */
 	if (seq & 1)
 		return KMW_REJECT_ODD;
 	*snap = *m;	/* plain struct copy, no barrier after it: the bug */

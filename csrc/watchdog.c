@@ -71,15 +71,15 @@ void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
 					 &outcome))
 			r->stalling++;
 		switch (outcome) {
-		case 0:		/* accepted */
+		case KMW_ACCEPT:
 			r->accepted++;
 			if (memalloc_torn(&snap))
 				r->torn++;
 			break;
-		case 1:
+		case KMW_REJECT_ODD:
 			r->rejected_odd++;
 			break;
-		default:
+		case KMW_REJECT_INVALID:
 			r->rejected_invalid++;
 			break;
 		}

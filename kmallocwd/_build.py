@@ -27,7 +27,9 @@ struct memalloc_info {
     ...;
 };
 
-struct kmw_knobs { uint64_t hold_ns; uint32_t preempt; uint64_t rng; uint64_t alloc_ns; };
+struct kmw_knobs { uint64_t hold_ns; uint32_t preempt; uint64_t rng; uint64_t alloc_ns;
+                   const int *stop; };
+enum kmw_read { KMW_ACCEPT = 0, KMW_REJECT_ODD = 1, KMW_REJECT_INVALID = 2, KMW_ABORTED = 3 };
 struct kmw_clock { long hz; unsigned long initial; int64_t t0_ns; };
 struct kmw_request { gfp_t gfp; unsigned int order; };
 

@@ -178,6 +178,16 @@ def _figures(path: str, b: dict) -> list[Figure]:
 
 
 def _one(path: str, name: str, info: dict, kind: str) -> Figure:
+    try:
+        return _figure(path, name, info, kind)
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, BenchReportError):
+            raise
+        raise BenchReportError(f"{path}: benchmark {name} has a malformed extra_info "
+                               f"({type(exc).__name__}: {exc})") from None
+
+
+def _figure(path: str, name: str, info: dict, kind: str) -> Figure:
     for k in ("ns_per_op", "ns_per_op_min", "ns_per_op_max"):
         _expect(_num(info.get(k)) and info[k] >= 0, path,
                 f"benchmark {name} has no number '{k}' in extra_info")

@@ -11,19 +11,15 @@ from typing import NoReturn, Sequence
 from kmallocwd import __version__
 from kmallocwd.commands import COMMANDS
 
+from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
+
 EXIT_OK = 0
 EXIT_FORBIDDEN = 1
 EXIT_USAGE = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 
 class UsageError(Exception):
     """Bad input found after parsing: one line, exit 2."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered like Ctrl-C so that runs stop the same way."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -3,7 +3,6 @@ through the C loops (GIL released), and the reader's outcomes are tallied."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,8 @@ from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.clock import make_clock
 from kmallocwd.gfp import STRESS_MIX, Request
+from kmallocwd.interrupt import exit_status
+from kmallocwd.placement import pin_to, round_robin, split_slots
 from kmallocwd.slots import SlotArray, Snapshot
 
 # How many slot reads one call into the C scan loop makes, at least.
@@ -45,6 +46,7 @@ class StressResult:
     scans: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    interrupt_status: int | None = None  # 130 (SIGINT) or 143 (SIGTERM)
     stop_latency_s: float = 0.0  # from the stop request to every thread joined
     first_torn_after_s: float | None = None
     first_torn_slot: int | None = None
@@ -66,17 +68,6 @@ def _requests(mix: tuple[Request, ...]):
     return reqs
 
 
-def _pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-
-
-def _cpus(n_threads: int) -> list[int | None]:
-    """CPU per thread for --pin: the reader first, then writers round-robin."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return [cpus[i % len(cpus)] for i in range(n_threads)]
-
-
 class StressRun:
     """One run; ``start()``, then ``wait()``; ``stop()`` from anywhere."""
 
@@ -89,8 +80,9 @@ class StressRun:
         self.reqs = _requests(STRESS_MIX)
         self.rstats = ffi.new("struct kmw_reader_stats *")
         self.writer_ops = [0] * cfg.threads
+        self.slot_idx = split_slots(cfg.slots, cfg.threads)
         self.errors: list[BaseException] = []
-        cpus = _cpus(cfg.threads + 1) if cfg.pin else [None] * (cfg.threads + 1)
+        cpus = round_robin(cfg.threads + 1) if cfg.pin else [None] * (cfg.threads + 1)
         self.reader = threading.Thread(target=self._guard(self._read, cpus[0]),
                                        name="kmallocwd-reader", daemon=True)
         self.writers = [
@@ -105,7 +97,7 @@ class StressRun:
     def _guard(self, fn: Callable, cpu: int | None, *args) -> Callable[[], None]:
         def run() -> None:
             try:
-                _pin(cpu)
+                pin_to(cpu)
                 fn(*args)
             except BaseException as exc:  # surfaced by wait()
                 self.errors.append(exc)
@@ -114,8 +106,8 @@ class StressRun:
 
     def _write(self, w: int) -> None:
         cfg = self.cfg
-        mine = list(range(w, cfg.slots, cfg.threads))
-        idx = ffi.new("uint32_t[]", mine)
+        mine = self.slot_idx[w]
+        idx = ffi.from_buffer("uint32_t[]", mine)
         knobs = ffi.new("struct kmw_knobs *")
         knobs.hold_ns = cfg.hold_ns
         knobs.alloc_ns = cfg.alloc_ns
@@ -216,12 +208,15 @@ def combine(results: list[StressResult]) -> StressResult:
 
 
 def run_stress(cfg: StressConfig) -> StressResult:
-    """Run to completion; on KeyboardInterrupt, return the partial result
-    with ``interrupted`` set (the threads are stopped first)."""
+    """Run to completion; on Ctrl-C or SIGTERM, return the partial result
+    with ``interrupted`` and ``interrupt_status`` set (the threads are
+    stopped first)."""
     run = StressRun(cfg)
     run.start()
     try:
         run.wait()
-    except KeyboardInterrupt:
-        return run.result(interrupted=True)
+    except KeyboardInterrupt as exc:
+        res = run.result(interrupted=True)
+        res.interrupt_status = exit_status(exc)
+        return res
     return run.result()

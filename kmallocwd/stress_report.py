@@ -4,10 +4,12 @@ or, with --repeat, several runs of one configuration added up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
+import tempfile
 from pathlib import Path
 
 from kmallocwd import __version__, protocols
@@ -44,7 +46,16 @@ def verdict(runs: list[StressResult], expect: str | None) -> tuple[int, str]:
     bad = total.forbidden_seen()
     if bad:
         return 1, f"FAIL: forbidden outcome seen for {proto}: {', '.join(bad)}"
+    if not conclusive(total):
+        return 0, (f"PASS, but INCONCLUSIVE: the reader accepted no snapshot, so nothing was "
+                   f"tested (give allocations a duration with --alloc-ns, or run longer)")
     return 0, f"PASS: no outcome forbidden for {proto} was seen"
+
+
+def conclusive(res: StressResult) -> bool:
+    """False when the reader accepted no snapshot at all: a PASS then tells
+    nothing about the protocol."""
+    return res.counts.get(protocols.CONSISTENT, 0) + res.counts.get(protocols.TORN, 0) > 0
 
 
 def repeat_summary(runs: list[StressResult]) -> dict:
@@ -96,6 +107,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None) -> dict:
         },
         "repeat": repeat_summary(runs),
         "forbidden_seen": res.forbidden_seen(),
+        "conclusive": conclusive(res),
         "expect": expect,
         "verdict": line,
         "exit_status": status,
@@ -141,11 +153,39 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
+def check_writable(path: str) -> None:
+    """Raise UsageError now, before a run, if ``--json PATH`` cannot be written."""
+    from kmallocwd.cli import UsageError
+
+    if path == "-":
+        return
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UsageError(f"--json {path}: is a directory (accepted: a file path, or '-')")
+    if not parent.is_dir():
+        raise UsageError(f"--json {path}: no directory {parent} (accepted: a file path in an "
+                         "existing directory, or '-')")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(f"--json {path}: not writable (accepted: a writable file path, or '-')")
+
+
 def write_json(path: str, runs: list[StressResult], expect: str | None) -> None:
+    """Write the report; a file is replaced whole (a temporary file beside it
+    is renamed), so a reader never sees half a report."""
     text = json.dumps(to_dict(runs, expect), indent=2) + "\n"
     if path == "-":
         print(text, end="")
         return
-    tmp = Path(path + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
+                               prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -94,7 +94,7 @@ def test_json_report_has_the_documented_fields(tmp_path):
     doc = json.loads(out.read_text())
     for key in ("schema", "protocol", "writer", "reader", "config", "machine", "elapsed_s",
                 "interrupted", "stop_latency_s", "outcomes", "retries", "writer_ops", "reader_snapshots",
-                "scans", "first_torn", "repeat", "forbidden_seen", "expect", "verdict",
+                "scans", "first_torn", "repeat", "forbidden_seen", "conclusive", "expect", "verdict",
                 "exit_status"):
         assert key in doc, key
     assert doc["schema"] == "kmallocwd.stress/1" and doc["protocol"] == "none"
@@ -118,9 +118,30 @@ def test_repeat_reports_each_run(tmp_path):
     rep = json.loads(out.read_text())["repeat"]
     assert rep["runs"] == 3 and len(rep["per_run"]) == 3
     times = [r["first_torn_after_s"] for r in rep["per_run"] if r["first_torn_after_s"] is not None]
-    assert rep["torn_runs"] == len(times)
-    if times:
-        assert rep["first_torn_after_s"]["max"] == max(times)
+    assert rep["torn_runs"] == len(times) >= 1
+    assert rep["first_torn_after_s"]["max"] == max(times)
+    assert rep["first_torn_after_s"]["min"] == min(times)
+
+
+@pytest.mark.parametrize("path", ["{tmp}", "{tmp}/no/such/dir/r.json"])
+def test_unwritable_json_path_is_refused_before_the_run(tmp_path, capsys, path):
+    code = main(["stress", "-q", "-d", "30", "--json", path.format(tmp=tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--json" in err
+
+
+def test_a_run_that_accepted_nothing_says_inconclusive(tmp_path):
+    """A run whose reader accepted no snapshot tested nothing, and its
+    report says so (the verdict and the JSON's "conclusive")."""
+    from kmallocwd import stress_report
+    from kmallocwd.stress import StressResult, StressConfig
+
+    res = StressResult(config=StressConfig(protocol="seqcount"),
+                       counts={"consistent": 0, "torn": 0, "rejected-odd": 0,
+                               "rejected-invalid": 1000})
+    status, line = stress_report.verdict([res], None)
+    assert status == 0 and "INCONCLUSIVE" in line
+    assert stress_report.to_dict([res])["conclusive"] is False
 
 
 def test_json_to_stdout(capsys):
@@ -133,10 +154,13 @@ def test_json_to_stdout(capsys):
 def test_interrupt_prints_and_writes_the_partial_report(tmp_path, sig, code):
     out = tmp_path / "partial.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # (SIGINT may be ignored where the test suite runs, e.g. under nohup; a
+    # child that ignores it at start never gets Python's Ctrl-C handler)
     p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "stress", "-p", "seqcount",
                           "-d", "60", "-t", "1", "--json", str(out)],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait for the run to start (its progress line), then let it work a bit
     assert "kmallocwd stress" in p.stderr.readline()
     time.sleep(0.5)

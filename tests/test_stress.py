@@ -68,7 +68,6 @@ def test_broken_protocol_is_caught_tearing(name):
     assert res.counts[protocols.TORN] > 0
     snap = res.first_torn
     assert snap is not None and snap.torn()
-    assert snap.witness != snap.expected_witness() or snap.sequence & 1
     assert res.first_torn_after_s is not None and 0 <= res.first_torn_after_s <= res.elapsed_s
     expected_bad = [] if name == "none" else [protocols.TORN]
     assert res.forbidden_seen() == expected_bad
@@ -90,6 +89,22 @@ def test_stop_ends_a_long_c_batch():
     res = run.result()
     assert 0 < res.writer_ops < 2**30
     assert not any(t.is_alive() for t in [*run.writers, run.reader])
+
+
+def test_a_slow_allocation_does_not_delay_the_stop():
+    """With 1 s allocations, the writer polls the stop flag on every pair and
+    inside its spin, not every 256 pairs: it does one or two pairs, not 256."""
+    res = run_stress(StressConfig(protocol="seqcount", duration=0.2, alloc_ns=10**9))
+    assert 1 <= res.writer_ops <= 2
+
+
+@pytest.mark.parametrize("name", ["no-wmb", "no-rmb"])
+def test_barrier_less_protocols_run_and_are_judged_by_the_table(name):
+    """x86-64 does not show these tears (see the protocol table); whatever this
+    machine shows, the run reads records and a tear would be a FAIL."""
+    res = run_stress(StressConfig(protocol=name, duration=0.5, alloc_ns=100))
+    assert accepted(res) > 0
+    assert res.forbidden_seen() == ([protocols.TORN] if res.counts[protocols.TORN] else [])
 
 
 def test_many_writers_many_slots_split_the_slots():

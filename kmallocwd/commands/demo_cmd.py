@@ -41,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.config.protocol:<10} {accepted:>14,} {r.counts['torn']:>10,} {first:>11}  {verdict}")
     print("v3 checks the sequence's parity, not that it stayed the same, so it accepts "
           "snapshots torn across two write sections; seqcount retries and accepts none.")
-    return 130 if rows and rows[-1].interrupted else 0
+    return rows[-1].interrupt_status or 0

@@ -9,7 +9,7 @@ import sys
 from kmallocwd import protocols, stress_report
 from kmallocwd.argtypes import choice, float_range, int_range
 from kmallocwd.slots import max_slots
-from kmallocwd.stress import StressConfig, StressResult, StressRun
+from kmallocwd.stress import StressConfig, StressResult, run_stress
 
 MAX_THREADS = 1024
 
@@ -83,11 +83,12 @@ def config_from(args: argparse.Namespace) -> StressConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated, UsageError
+    from kmallocwd.cli import UsageError
 
     cfg = config_from(args)
+    if args.json:
+        stress_report.check_writable(args.json)
     runs: list[StressResult] = []
-    interrupted: int | None = None
     for i in range(args.repeat):
         if not args.quiet:
             what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
@@ -95,25 +96,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"kmallocwd stress: {cfg.protocol}, {cfg.threads} writer(s), {cfg.slots} "
                   f"slot(s), {what}{rep}...", file=sys.stderr)
         try:
-            one = StressRun(cfg)
+            runs.append(run_stress(cfg))
         except MemoryError as exc:
             raise UsageError(f"--slots {cfg.slots}: {exc}")
-        one.start()
-        try:
-            one.wait()
-        except Terminated:
-            interrupted = EXIT_SIGTERM
-        except KeyboardInterrupt:
-            interrupted = EXIT_SIGINT
-        runs.append(one.result(interrupted=interrupted is not None))
-        del one  # free the slots before the next run
-        if interrupted is not None:
+        if runs[-1].interrupted:
             break
     if args.json != "-":
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
     if args.json:
-        stress_report.write_json(args.json, runs, args.expect)
-    if interrupted is not None:
-        return interrupted
+        try:
+            stress_report.write_json(args.json, runs, args.expect)
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: cannot write it ({exc.strerror or exc})")
+    if runs[-1].interrupt_status is not None:
+        return runs[-1].interrupt_status
     return stress_report.verdict(runs, args.expect)[0]

@@ -35,7 +35,7 @@ from kmallocwd.watchdog.stacks import sched_show_task
 from kmallocwd.watchdog.system import Halt, System
 from kmallocwd.watchdog.tasks import TASK_UNINTERRUPTIBLE, Task
 
-ACCEPT, REJECT_ODD, REJECT_INVALID = 0, 1, 2
+ACCEPT, REJECT_ODD = lib.KMW_ACCEPT, lib.KMW_REJECT_ODD
 
 
 @dataclass

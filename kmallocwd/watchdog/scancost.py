@@ -29,7 +29,9 @@ from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.clock import make_clock
 from kmallocwd.gfp import STRESS_MIX
-from kmallocwd.slots import SlotArray
+from kmallocwd.argtypes import int_range
+from kmallocwd.cli import Parser
+from kmallocwd.slots import SlotArray, max_slots
 from kmallocwd.watchdog.carith import ulong
 
 
@@ -89,13 +91,15 @@ def measure(protocol: str, n: int, repeat: int, timeout: int = 10_000) -> ScanCo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kmallocwd.watchdog.scancost",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--slots", type=int, nargs="+", default=[10_000, 1_000_000],
+    p = Parser(prog="python -m kmallocwd.watchdog.scancost",
+               description=__doc__.split("\n\n")[0])
+    p.add_argument("--slots", type=int_range(1, max_slots()), nargs="+",
+                   default=[10_000, 1_000_000],
                    help="slot counts to measure (default 10000 1000000)")
     p.add_argument("--protocols", nargs="+", default=["v3", "seqcount"],
                    choices=protocols.NAMES, help="protocols (default v3 seqcount)")
-    p.add_argument("--repeat", type=int, default=21, help="timed calls per figure (default 21)")
+    p.add_argument("--repeat", type=int_range(1, 10_000), default=21,
+                   help="timed calls per figure (default 21)")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
     args = p.parse_args(argv)
     rows = [measure(pr, n, max(1, args.repeat)) for n in args.slots for pr in args.protocols]

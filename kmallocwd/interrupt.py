@@ -1,0 +1,16 @@
+"""How runs are interrupted: Ctrl-C (SIGINT) and SIGTERM, and the exit
+status each gives once the run has stopped and reported."""
+
+from __future__ import annotations
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that runs stop the same way."""
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
