@@ -212,11 +212,15 @@ class Background:
     def __enter__(self) -> "Background":
         for t in self.threads:
             t.start()
-        for e in self.started:
-            if not e.wait(60):
-                raise RuntimeError("a background thread did not start")
-        if self.errors:
-            raise self.errors[0]
+        try:
+            for e in self.started:
+                if not e.wait(60):
+                    raise RuntimeError("a background thread did not start")
+            if self.errors:
+                raise self.errors[0]
+        except BaseException:
+            self.__exit__(None, None, None)  # stop the threads already running
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
