@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 
 from kmallocwd._core import ffi, lib
-from kmallocwd.watchdog.carith import to_long, ulong
+from kmallocwd.watchdog.carith import first_loop_t, ulong
 from kmallocwd.watchdog.printk import Log
 from kmallocwd.watchdog.report import Report, TaskLine, Trace
 from kmallocwd.watchdog.stacks import sched_show_task
@@ -116,15 +116,11 @@ class Watchdog:
         stall could be due, computed exactly as the seed computes it."""
         while True:
             self.scans += 1
-            t = self.timeout  # long t = kmallocwd_timeout;
-            delta = ulong(t - self.sys.jiffies())  # const unsigned long delta = t - jiffies;
-            for p in self.sys.for_each_process_thread():
-                m = p.m
-                if not m.valid:  # plain reads: "we might see outdated values"
-                    continue
-                t = min(t, to_long(m.start + delta))  # min_t(long, t, start + delta)
-                if t <= 0:
-                    return  # goto stalling;
+            # plain reads of valid slots: "we might see outdated values"
+            starts = (p.m.start for p in self.sys.for_each_process_thread() if p.m.valid)
+            t = first_loop_t(self.timeout, self.sys.jiffies(), starts)
+            if t <= 0:
+                return  # goto stalling;
             self.schedule_timeout_interruptible(t)
 
     def stalling(self) -> None:

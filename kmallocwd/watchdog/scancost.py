@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.clock import make_clock
+from kmallocwd.clock import jiffies, make_clock
 from kmallocwd.gfp import STRESS_MIX
 from kmallocwd.argtypes import int_range
 from kmallocwd.cli import Parser
@@ -70,7 +70,7 @@ def _time_ns(fn) -> int:
 def measure(protocol: str, n: int, repeat: int, timeout: int = 10_000) -> ScanCost:
     proto = protocols.cid(protocol)
     clock = make_clock(1000)
-    start = int(lib.kmw_jiffies(clock))
+    start = jiffies(clock)
     slots = SlotArray(n)
     fill(slots, proto, start)
     # The first loop with nothing due: jiffies == start, so t stays timeout.

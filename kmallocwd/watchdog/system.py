@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from kmallocwd import protocols
 from kmallocwd._core import lib
-from kmallocwd.clock import make_clock
+from kmallocwd.clock import jiffies, make_clock
 from kmallocwd.slots import SlotArray
 from kmallocwd.watchdog.memory import Memory
 from kmallocwd.watchdog.scenario import Zone
@@ -39,7 +39,7 @@ class System:
         self.errors: list[BaseException] = []
 
     def jiffies(self) -> int:
-        return int(lib.kmw_jiffies(self.clock))
+        return jiffies(self.clock)
 
     def now_ns(self) -> int:
         """CLOCK_MONOTONIC, the clock jiffies and timestamps come from."""
