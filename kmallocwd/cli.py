@@ -13,13 +13,7 @@ from kmallocwd.commands import COMMANDS
 
 from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
 
-EXIT_OK = 0
-EXIT_FORBIDDEN = 1
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input found after parsing: one line, exit 2."""
+from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_OK, EXIT_USAGE, UsageError  # noqa: F401
 
 
 class Parser(argparse.ArgumentParser):

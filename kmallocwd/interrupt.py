@@ -3,8 +3,7 @@ status each gives once the run has stopped and reported."""
 
 from __future__ import annotations
 
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM
 
 
 class Terminated(KeyboardInterrupt):

@@ -155,7 +155,7 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
 
 def check_writable(path: str) -> None:
     """Raise UsageError now, before a run, if ``--json PATH`` cannot be written."""
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     if path == "-":
         return

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     try:
         report = bench_report.load(args.file)

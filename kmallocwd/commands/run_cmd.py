@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_log(path: str | None) -> TextIO:
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     if path is None:
         return sys.stdout
@@ -77,7 +77,8 @@ def _open_log(path: str | None) -> TextIO:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import EXIT_SIGINT, EXIT_SIGTERM, Terminated, UsageError
+    from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
+    from kmallocwd.interrupt import Terminated
     from kmallocwd.watchdog.run import Run, RunConfig
 
     try:

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     names = builtin_names()
     if args.show is not None:

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from(args: argparse.Namespace) -> StressConfig:
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     limit = max_slots()
     if args.slots > limit:
@@ -83,7 +83,7 @@ def config_from(args: argparse.Namespace) -> StressConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.cli import UsageError
+    from kmallocwd.errors import UsageError
 
     cfg = config_from(args)
     if args.json:

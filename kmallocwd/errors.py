@@ -1,0 +1,37 @@
+"""Errors and exit codes: a leaf module (it imports nothing of kmallocwd),
+so that library code may raise a usage error without importing the CLI.
+
+The exit codes every command uses:
+
+====  =====================================================================
+0     success (stress: no forbidden outcome, and the run had power)
+1     a forbidden outcome was observed
+2     usage error: bad option, bad input file (one line on stderr)
+3     inconclusive: too little evidence (no accepted snapshot, or fewer
+      overlaps than --min-overlaps)
+4     the model says the protocol is broken, but this run did not observe it
+74    an output could not be written after the run (EX_IOERR): the report
+      went to stdout if it could
+130   interrupted by SIGINT (Ctrl-C), after the partial report
+143   interrupted by SIGTERM, after the partial report
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FORBIDDEN = 1
+EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
+EXIT_UNOBSERVED = 4
+EXIT_WRITE_FAILED = 74
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class UsageError(Exception):
+    """Bad input: the CLI prints the message as one line and exits 2."""
+
+
+class WriteFailed(Exception):
+    """An output could not be written after the run: exit 74."""
