@@ -96,3 +96,24 @@ STRESS_MIX: tuple[Request, ...] = (
     Request(GFP_NOFS | ___GFP_NOWARN, 1),
     Request(GFP_NOWAIT, 0),  # KSWAPD bit only
 )
+
+
+def _alternating(mix: tuple[Request, ...]) -> tuple[Request, ...]:
+    """The stress writers' request sequence: STRESS_MIX arranged so that any
+    two consecutive write sections (requests with a reclaim bit; the others
+    write none) differ in gfp *and* order, cyclically.  Order-0 requests
+    alternate with higher-order ones (these repeat, as they are fewer); the
+    request with no reclaim bit sits between two that differ."""
+    zero = [r for r in mix if tracked(r.gfp) and r.order == 0]
+    high = [r for r in mix if tracked(r.gfp) and r.order != 0]
+    skipped = [r for r in mix if not tracked(r.gfp)]
+    seq: list[Request] = []
+    for i, z in enumerate(zero):
+        seq += [z, high[i % len(high)]]
+    return tuple(seq[:3] + skipped + seq[3:])
+
+
+# What `kmallocwd stress` writes: section k of slot j makes request
+# STRESS_SEQ[(k + j) % len(STRESS_SEQ)], so that consecutive sections of a
+# slot, and the same section of neighbouring slots, write different values.
+STRESS_SEQ: tuple[Request, ...] = _alternating(STRESS_MIX)

@@ -1,0 +1,673 @@
+"""The protocol description format (docs/protocols.md): one TOML file per
+protocol, parsed into the operations that the C generator, the model
+checker, the litmus export and the ablation all read.
+
+This module only parses and validates; it imports nothing that needs the
+C extension, so the build (kmallocwd/_build.py) can use it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+FORMAT = 1
+MAX_FILE_BYTES = 64 * 1024
+MAX_OPS = 64
+
+# The slot's fields, as the seed's struct memalloc_info has them.
+FIELDS = ("sequence", "valid", "dumped", "start", "order", "gfp")
+DATA_FIELDS = ("start", "gfp", "order", "dumped")  # what a write section stores
+# The values a write section stores: the allocation's time, mask and order.
+VALUES = {"NOW": "start", "GFP": "gfp", "ORDER": "order", "0": None}
+FENCES = ("smp_wmb", "smp_rmb", "smp_mb", "barrier")
+LOCK_OPS = ("read_lock", "read_unlock", "write_lock", "write_unlock", "spin_lock", "spin_unlock")
+LOCKS = ("global", "slot")
+ACTIONS = ("accept", "retry", "skip")
+MODELS = ("sc", "x86", "weak")
+VERDICTS = ("never", "sometimes")
+
+# The outcomes of one snapshot (what stress counts, what the table rates).
+CONSISTENT = "consistent"
+TORN_MIXED = "torn-mixed"
+TORN_SEQ = "torn-seq"
+TORN_INSIDE = "torn-inside"
+REJECTED_ODD = "rejected-odd"
+REJECTED_INVALID = "rejected-invalid"
+TORN_KINDS = (TORN_MIXED, TORN_SEQ, TORN_INSIDE)
+OUTCOMES = (CONSISTENT, TORN_MIXED, TORN_SEQ, TORN_INSIDE, REJECTED_ODD, REJECTED_INVALID)
+EXPECTS = ("acceptable", "interesting", "forbidden")
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+VAR_RE = re.compile(r"^[a-z_][a-z0-9_]{0,15}$")
+
+
+class SpecError(Exception):
+    """A bad protocol file: the message names the file, the line and the key."""
+
+
+# ---- conditions -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expr:
+    """A reader's condition: ('or'|'and', a, b), ('not', a), ('eq'|'ne', a, b),
+    ('odd'|'even', a), ('var', name) or ('int', n).  Variables are the
+    reader's loaded values and snap.valid / snap.sequence."""
+
+    op: str
+    args: tuple
+
+    def vars(self) -> set[str]:
+        if self.op == "var":
+            return {self.args[0]}
+        if self.op == "int":
+            return set()
+        out: set[str] = set()
+        for a in self.args:
+            out |= a.vars()
+        return out
+
+    def eval(self, env: dict[str, int]) -> int:
+        o, a = self.op, self.args
+        if o == "var":
+            return env[a[0]]
+        if o == "int":
+            return a[0]
+        if o == "or":
+            return int(bool(a[0].eval(env)) or bool(a[1].eval(env)))
+        if o == "and":
+            return int(bool(a[0].eval(env)) and bool(a[1].eval(env)))
+        if o == "not":
+            return int(not a[0].eval(env))
+        if o == "eq":
+            return int(a[0].eval(env) == a[1].eval(env))
+        if o == "ne":
+            return int(a[0].eval(env) != a[1].eval(env))
+        if o == "odd":
+            return a[0].eval(env) & 1
+        if o == "even":
+            return 1 - (a[0].eval(env) & 1)
+        raise ValueError(o)
+
+    def render(self, name=lambda v: v, style: str = "c") -> str:
+        """As C (``style='c'``), with ``name`` mapping each variable."""
+        o, a = self.op, self.args
+        if o == "var":
+            return name(a[0])
+        if o == "int":
+            return str(a[0])
+        if o in ("or", "and"):
+            sym = " || " if o == "or" else " && "
+            return "(" + a[0].render(name, style) + sym + a[1].render(name, style) + ")"
+        if o == "not":
+            return "!" + a[0].render(name, style)
+        if o in ("eq", "ne"):
+            sym = " == " if o == "eq" else " != "
+            return "(" + a[0].render(name, style) + sym + a[1].render(name, style) + ")"
+        if o == "odd":
+            return "(" + a[0].render(name, style) + " & 1)"
+        if o == "even":
+            return "!(" + a[0].render(name, style) + " & 1)"
+        raise ValueError(o)
+
+
+_TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|\d+|==|!=|&&|\|\||!|\(|\))")
+
+
+def parse_cond(text: str) -> Expr:
+    toks: list[str] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            if text[pos:].strip() == "":
+                break
+            raise ValueError(f"cannot read the condition at {text[pos:]!r}")
+        toks.append(m.group(1))
+        pos = m.end()
+    i = 0
+
+    def peek() -> str | None:
+        return toks[i] if i < len(toks) else None
+
+    def take(want: str | None = None) -> str:
+        nonlocal i
+        t = peek()
+        if t is None or (want is not None and t != want):
+            raise ValueError(f"expected {want or 'more'} in condition {text!r}")
+        i += 1
+        return t
+
+    def p_or() -> Expr:
+        e = p_and()
+        while peek() == "||":
+            take()
+            e = Expr("or", (e, p_and()))
+        return e
+
+    def p_and() -> Expr:
+        e = p_cmp()
+        while peek() == "&&":
+            take()
+            e = Expr("and", (e, p_cmp()))
+        return e
+
+    def p_cmp() -> Expr:
+        e = p_unary()
+        if peek() in ("==", "!="):
+            op = "eq" if take() == "==" else "ne"
+            e = Expr(op, (e, p_unary()))
+        return e
+
+    def p_unary() -> Expr:
+        t = peek()
+        if t == "!":
+            take()
+            return Expr("not", (p_unary(),))
+        if t in ("odd", "even"):
+            take()
+            take("(")
+            e = p_or()
+            take(")")
+            return Expr(t, (e,))
+        if t == "(":
+            take()
+            e = p_or()
+            take(")")
+            return e
+        t = take()
+        if t.isdigit():
+            return Expr("int", (int(t),))
+        if t in ("==", "!=", "&&", "||", ")"):
+            raise ValueError(f"unexpected {t!r} in condition {text!r}")
+        return Expr("var", (t,))
+
+    e = p_or()
+    if peek() is not None:
+        raise ValueError(f"unexpected {peek()!r} in condition {text!r}")
+    return e
+
+
+# ---- operations -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a writer's section or a reader's snapshot.
+
+    kind: 'inc' (sequence += 1), 'store', 'load', 'fence', 'lock', 'copy',
+    'cond'.  access: 'plain', 'once' (READ_ONCE/WRITE_ONCE), 'acquire',
+    'release'.
+    """
+
+    kind: str
+    text: str
+    line: int = 0
+    field: str | None = None
+    access: str | None = None
+    var: str | None = None
+    value: str | None = None
+    fence: str | None = None
+    lockop: str | None = None
+    lock: str | None = None
+    cond: Expr | None = None
+    action: str | None = None
+    with_sequence: bool = False  # 'snap = *m': the copy includes the sequence
+    comment: str = ""
+
+    @property
+    def is_ordering(self) -> bool:
+        """An ordering annotation: what ablation removes or weakens."""
+        return (self.kind in ("fence", "lock")
+                or self.access in ("once", "acquire", "release"))
+
+
+_F = "|".join(FIELDS)
+_V = "|".join(re.escape(v) for v in VALUES)
+_RE_INC = re.compile(r"^sequence\s*\+\+$")
+_RE_INC_M = re.compile(r"^(WRITE_ONCE|smp_store_release)\(\s*sequence\s*,\s*sequence\s*\+\s*1\s*\)$")
+_RE_STORE = re.compile(rf"^({_F})\s*=\s*({_V})$")
+_RE_STORE_M = re.compile(rf"^(WRITE_ONCE|smp_store_release)\(\s*({_F})\s*,\s*({_V})\s*\)$")
+_RE_FENCE = re.compile(rf"^({'|'.join(FENCES)})\(\)$")
+_RE_LOCK = re.compile(rf"^({'|'.join(LOCK_OPS)})\(\s*({'|'.join(LOCKS)})\s*\)$")
+_RE_LOAD = re.compile(rf"^([a-z_][a-z0-9_]*)\s*=\s*(?:(READ_ONCE|smp_load_acquire)\(\s*({_F})\s*\)|({_F}))$")
+_RE_COND = re.compile(r"^if\s*\((.*)\)\s*(\w+)$")
+_ACCESS = {"WRITE_ONCE": "once", "smp_store_release": "release",
+           "READ_ONCE": "once", "smp_load_acquire": "acquire"}
+
+
+def parse_op(text: str, side: str, line: int = 0) -> Op:
+    """One operation as written in a file; ValueError says what is wrong."""
+    body, _, comment = text.partition("#")
+    body = body.strip()
+    comment = comment.strip()
+    if not body:
+        raise ValueError("empty operation")
+    if m := _RE_FENCE.match(body):
+        return Op("fence", body, line, fence=m.group(1), comment=comment)
+    if m := _RE_LOCK.match(body):
+        return Op("lock", body, line, lockop=m.group(1), lock=m.group(2), comment=comment)
+    if side == "writer":
+        if _RE_INC.match(body):
+            return Op("inc", body, line, field="sequence", access="plain", comment=comment)
+        if m := _RE_INC_M.match(body):
+            return Op("inc", body, line, field="sequence", access=_ACCESS[m.group(1)],
+                      comment=comment)
+        if m := _RE_STORE.match(body):
+            return _store(body, line, m.group(1), m.group(2), "plain", comment)
+        if m := _RE_STORE_M.match(body):
+            return _store(body, line, m.group(2), m.group(3), _ACCESS[m.group(1)], comment)
+        raise ValueError(f"unknown writer operation {body!r} (accepted: sequence++, "
+                         "WRITE_ONCE(sequence, sequence + 1), smp_store_release(sequence, "
+                         "sequence + 1), FIELD = NOW|GFP|ORDER|0, WRITE_ONCE(FIELD, VALUE), "
+                         "smp_store_release(FIELD, VALUE), smp_wmb(), smp_rmb(), smp_mb(), "
+                         "barrier(), LOCKOP(global|slot))")
+    if body in ("copy", "copy_once"):
+        return Op("copy", body, line, access="plain" if body == "copy" else "once",
+                  comment=comment)
+    if re.match(r"^snap\s*=\s*\*m$", body):
+        return Op("copy", body, line, access="plain", with_sequence=True, comment=comment)
+    if m := _RE_COND.match(body):
+        action = m.group(2)
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r} (accepted: {', '.join(ACTIONS)})")
+        return Op("cond", body, line, cond=parse_cond(m.group(1)), action=action, comment=comment)
+    if m := _RE_LOAD.match(body):
+        var = m.group(1)
+        if var in ("snap", "m") or var in FIELDS or not VAR_RE.match(var):
+            raise ValueError(f"bad variable name {var!r} (accepted: a short lower-case name "
+                             "other than a field's)")
+        if m.group(2):
+            return Op("load", body, line, field=m.group(3), access=_ACCESS[m.group(2)],
+                      var=var, comment=comment)
+        return Op("load", body, line, field=m.group(4), access="plain", var=var, comment=comment)
+    raise ValueError(f"unknown reader operation {body!r} (accepted: VAR = FIELD, VAR = "
+                     "READ_ONCE(FIELD), VAR = smp_load_acquire(FIELD), copy, copy_once, "
+                     "snap = *m, if (COND) accept|retry|skip, smp_rmb(), smp_wmb(), smp_mb(), "
+                     "barrier(), LOCKOP(global|slot))")
+
+
+def _store(body: str, line: int, fld: str, value: str, access: str, comment: str) -> Op:
+    if fld not in DATA_FIELDS:
+        raise ValueError(f"a write section stores {', '.join(DATA_FIELDS)} (the sequence "
+                         f"with ++), not {fld!r}")
+    want = VALUES[value]
+    if want is not None and want != fld:
+        raise ValueError(f"{fld} = {value}: {value} goes in {want}")
+    return Op("store", body, line, field=fld, access=access, value=value, comment=comment)
+
+
+# ---- the protocol -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    expect: str
+    reason: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One protocol, as its file declares it."""
+
+    name: str
+    stands_for: str
+    note: str
+    writer_name: str
+    reader_name: str
+    valid_access: str  # how the writer reads and updates valid: 'plain' or 'once'
+    section: tuple[Op, ...]
+    prologue: tuple[Op, ...]
+    snapshot: tuple[Op, ...]
+    snapshot_sequence: str | None  # the variable the snapshot's sequence is
+    expect: dict[str, str]  # model -> 'never' | 'sometimes'
+    outcomes: tuple[Outcome, ...]
+    path: str = ""
+    source: str = field(default="", repr=False, compare=False)
+
+    @property
+    def ident(self) -> str:
+        """The name as a C identifier."""
+        return self.name.replace("-", "_")
+
+    @property
+    def is_lock(self) -> bool:
+        return any(op.kind == "lock" for op in self.section)
+
+    @property
+    def sound(self) -> bool:
+        """True when the table expects no tear under any model."""
+        return all(v == "never" for v in self.expect.values())
+
+    def outcome(self, name: str) -> Outcome:
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        return Outcome(name, "forbidden", "not an outcome this protocol can produce")
+
+    def forbidden(self, counts: dict[str, int]) -> list[str]:
+        return [n for n, c in counts.items() if c and self.outcome(n).expect == "forbidden"]
+
+    def ordering_ops(self) -> list[tuple[str, int, Op]]:
+        """Every ordering annotation, as (list, index, op): what ablation drops."""
+        out = []
+        for where in ("section", "prologue", "snapshot"):
+            for i, op in enumerate(getattr(self, where)):
+                if op.is_ordering:
+                    out.append((where, i, op))
+        return out
+
+    def without(self, where: str, index: int) -> "Spec":
+        """This protocol with one ordering annotation removed (a fence, or a
+        lock pair) or weakened to a plain access."""
+        ops = list(getattr(self, where))
+        op = ops[index]
+        if op.kind == "fence":
+            del ops[index]
+        elif op.kind == "lock":
+            partner = _lock_partner(ops, index)
+            for j in sorted((index, partner), reverse=True):
+                del ops[j]
+        else:
+            ops[index] = replace(op, access="plain", text=f"{op.text} [plain]")
+        return replace(self, name=f"{self.name}-without-{where}-{index}", **{where: tuple(ops)})
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "stands_for": self.stands_for, "note": self.note,
+            "writer": self.writer_name, "reader": self.reader_name,
+            "path": self.path, "sound": self.sound, "expect": dict(self.expect),
+            "section": [op.text for op in self.section],
+            "prologue": [op.text for op in self.prologue],
+            "snapshot": [op.text for op in self.snapshot],
+            "outcomes": [{"name": o.name, "expect": o.expect, "reason": o.reason}
+                         for o in self.outcomes],
+            "note_text": self.note,
+        }
+
+
+def _lock_partner(ops: list[Op], index: int) -> int:
+    op = ops[index]
+    base = op.lockop.replace("_unlock", "").replace("_lock", "")
+    unlocking = op.lockop.endswith("unlock")
+    rng = range(index - 1, -1, -1) if unlocking else range(index + 1, len(ops))
+    for j in rng:
+        o = ops[j]
+        if o.kind == "lock" and o.lock == op.lock and o.lockop.startswith(base) \
+                and o.lockop.endswith("unlock") != unlocking:
+            return j
+    return index
+
+
+# ---- loading ----------------------------------------------------------------
+
+def _locate(lines: list[str], start: int, needle: str) -> int:
+    """The 1-based line at or after ``start`` holding ``needle``; 0 if none."""
+    for i in range(max(start - 1, 0), len(lines)):
+        if needle in lines[i]:
+            return i + 1
+    return 0
+
+
+def _table_line(lines: list[str], table: str) -> int:
+    return _locate(lines, 1, f"[{table}]") if table else 1
+
+
+def _key_line(lines: list[str], table: str, key: str) -> int:
+    start = _table_line(lines, table) if table else 1
+    pat = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+    for i in range(max(start - 1, 0), len(lines)):
+        if pat.match(lines[i]):
+            return i + 1
+        if table and i + 1 > start and lines[i].lstrip().startswith("[") and not \
+                lines[i].lstrip().startswith("[["):
+            if re.match(r"^\s*\[[a-z]", lines[i]):
+                break
+    return start
+
+
+def load_text(text: str, path: str = "<string>") -> Spec:
+    """Parse and validate a protocol file's text; SpecError on any fault."""
+    lines = text.splitlines()
+
+    def fail(line: int, key: str, msg: str) -> SpecError:
+        return SpecError(f"{path}:{line}: {key}: {msg}")
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise SpecError(f"{path}:{m.group(1) if m else 0}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}:0: not valid TOML: nested too deeply") from None
+
+    known_top = {"format", "name", "stands_for", "note", "writer", "reader", "expect", "outcomes"}
+    for k in doc:
+        if k not in known_top:
+            raise fail(_key_line(lines, "", k), k, f"unknown key (accepted: {', '.join(sorted(known_top))})")
+
+    def get(table: dict, tname: str, key: str, typ: type, default=None, required=True):
+        if key not in table:
+            if required and default is None:
+                raise fail(_table_line(lines, tname), f"{tname + '.' if tname else ''}{key}",
+                           "missing")
+            return default
+        v = table[key]
+        if not isinstance(v, typ) or isinstance(v, bool) and typ is not bool:
+            raise fail(_key_line(lines, tname, key), f"{tname + '.' if tname else ''}{key}",
+                       f"must be a {typ.__name__}, not {type(v).__name__}")
+        return v
+
+    fmt = get(doc, "", "format", int)
+    if fmt != FORMAT:
+        raise fail(_key_line(lines, "", "format"), "format", f"{fmt} (accepted: {FORMAT})")
+    name = get(doc, "", "name", str)
+    if not NAME_RE.match(name):
+        raise fail(_key_line(lines, "", "name"), "name",
+                   f"{name!r} (accepted: a lower-case letter, then up to 39 of a-z, 0-9, -)")
+    stands_for = get(doc, "", "stands_for", str, "", required=False)
+    note = get(doc, "", "note", str, "", required=False)
+
+    w = get(doc, "", "writer", dict)
+    r = get(doc, "", "reader", dict)
+    for tname, table, allowed in (("writer", w, {"name", "section", "valid"}),
+                                  ("reader", r, {"name", "prologue", "snapshot",
+                                                 "snapshot_sequence"})):
+        for k in table:
+            if k not in allowed:
+                raise fail(_key_line(lines, tname, k), f"{tname}.{k}",
+                           f"unknown key (accepted: {', '.join(sorted(allowed))})")
+    valid_access = get(w, "writer", "valid", str, "plain", required=False)
+    if valid_access not in ("plain", "once"):
+        raise fail(_key_line(lines, "writer", "valid"), "writer.valid",
+                   f"{valid_access!r} (accepted: plain, once)")
+
+    def ops(table: dict, tname: str, key: str, side: str, required: bool = True) -> tuple[Op, ...]:
+        raw = get(table, tname, key, list, [] if not required else None, required=required)
+        if len(raw) > MAX_OPS:
+            raise fail(_key_line(lines, tname, key), f"{tname}.{key}",
+                       f"{len(raw)} operations (accepted: at most {MAX_OPS})")
+        out = []
+        cursor = _key_line(lines, tname, key)
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise fail(cursor, f"{tname}.{key}[{i}]", "must be a string")
+            ln = _locate(lines, cursor, item) or cursor
+            cursor = ln
+            try:
+                out.append(parse_op(item, side, ln))
+            except ValueError as exc:
+                raise fail(ln, f"{tname}.{key}[{i}]", str(exc)) from None
+        return tuple(out)
+
+    section = ops(w, "writer", "section", "writer")
+    prologue = ops(r, "reader", "prologue", "reader", required=False)
+    snapshot = ops(r, "reader", "snapshot", "reader")
+    snap_seq = get(r, "reader", "snapshot_sequence", str, None, required=False)
+
+    expect_t = get(doc, "", "expect", dict)
+    expect: dict[str, str] = {}
+    for mdl in MODELS:
+        v = get(expect_t, "expect", mdl, str)
+        if v not in VERDICTS:
+            raise fail(_key_line(lines, "expect", mdl), f"expect.{mdl}",
+                       f"{v!r} (accepted: {', '.join(VERDICTS)})")
+        expect[mdl] = v
+    for k in expect_t:
+        if k not in MODELS:
+            raise fail(_key_line(lines, "expect", k), f"expect.{k}",
+                       f"unknown model (accepted: {', '.join(MODELS)})")
+
+    out_t = get(doc, "", "outcomes", dict)
+    outcomes = []
+    for oname, o in out_t.items():
+        ln = _key_line(lines, "outcomes", oname)
+        if oname not in OUTCOMES:
+            raise fail(ln, f"outcomes.{oname}", f"unknown outcome (accepted: {', '.join(OUTCOMES)})")
+        if not isinstance(o, dict) or set(o) - {"expect", "reason"} or "expect" not in o:
+            raise fail(ln, f"outcomes.{oname}", "must be { expect = \"...\", reason = \"...\" }")
+        if o["expect"] not in EXPECTS:
+            raise fail(ln, f"outcomes.{oname}.expect",
+                       f"{o['expect']!r} (accepted: {', '.join(EXPECTS)})")
+        outcomes.append(Outcome(oname, o["expect"], str(o.get("reason", "")), ln))
+    if CONSISTENT not in out_t:
+        raise fail(_table_line(lines, "outcomes"), "outcomes.consistent", "missing")
+
+    spec = Spec(name=name, stands_for=stands_for, note=note,
+                writer_name=get(w, "writer", "name", str, "W-" + name, required=False),
+                reader_name=get(r, "reader", "name", str, "R-" + name, required=False),
+                valid_access=valid_access, section=section, prologue=prologue,
+                snapshot=snapshot, snapshot_sequence=snap_seq, expect=expect,
+                outcomes=tuple(outcomes), path=path, source=text)
+    _validate(spec, lines, fail)
+    return spec
+
+
+def _validate(spec: Spec, lines: list[str], fail) -> None:
+    sec = spec.section
+    incs = [op for op in sec if op.kind == "inc"]
+    if not spec.is_lock and len(incs) < 2:
+        raise fail(_key_line(lines, "writer", "section"), "writer.section",
+                   "a writer must increment the sequence (twice: odd, then even) unless it "
+                   "takes a lock")
+    if len(incs) % 2:
+        raise fail(_key_line(lines, "writer", "section"), "writer.section",
+                   f"the sequence goes up {len(incs)} times a section (accepted: an even "
+                   "number, so that it is even between sections)")
+    stored = {op.field for op in sec if op.kind == "store"}
+    missing = [f for f in ("start", "gfp", "order") if f not in stored]
+    if missing:
+        raise fail(_key_line(lines, "writer", "section"), "writer.section",
+                   f"the section never stores {', '.join(missing)}")
+    for tname, key, lst in (("writer", "section", sec), ("reader", "prologue", spec.prologue),
+                            ("reader", "snapshot", spec.snapshot)):
+        held: list[Op] = []
+        for op in lst:
+            if op.kind == "lock":
+                if op.lockop.endswith("unlock"):
+                    want = op.lockop.replace("unlock", "lock")
+                    if not held or held[-1].lockop != want or held[-1].lock != op.lock:
+                        raise fail(op.line, f"{tname}.{key}", f"{op.text} without {want}({op.lock})")
+                    held.pop()
+                else:
+                    held.append(op)
+            elif op.kind == "cond" and held:
+                raise fail(op.line, f"{tname}.{key}",
+                           f"{op.text}: a decision while holding {held[-1].text} (unlock first)")
+        if held:
+            raise fail(held[-1].line, f"{tname}.{key}", f"{held[-1].text} is never unlocked")
+    for op in spec.prologue:
+        if op.kind == "copy":
+            raise fail(op.line, "reader.prologue", "the copy belongs in reader.snapshot")
+        if op.kind == "cond" and op.action == "retry":
+            raise fail(op.line, "reader.prologue", "retry is only for reader.snapshot")
+    copies = [op for op in spec.snapshot if op.kind == "copy"]
+    if len(copies) != 1:
+        raise fail(_key_line(lines, "reader", "snapshot"), "reader.snapshot",
+                   f"{len(copies)} copies (accepted: exactly one of copy, copy_once, snap = *m)")
+    copy = copies[0]
+    defined: set[str] = set()
+    for op in spec.prologue:
+        if op.kind == "load":
+            defined.add(op.var)
+        if op.kind == "cond":
+            _check_vars(op, defined, fail, "reader.prologue")
+    copied = False
+    for op in spec.snapshot:
+        if op.kind == "load":
+            defined.add(op.var)
+        elif op.kind == "copy":
+            copied = True
+            defined |= {"snap.valid"} | ({"snap.sequence"} if op.with_sequence else set())
+            if not op.with_sequence:
+                sv = spec.snapshot_sequence
+                if sv is None:
+                    raise fail(op.line, "reader.snapshot_sequence",
+                               "missing: name the variable the snapshot's sequence is "
+                               "(or copy it with 'snap = *m')")
+                if sv not in defined:
+                    raise fail(op.line, "reader.snapshot_sequence",
+                               f"{sv!r} is not loaded before the copy")
+                defined.add("snap.sequence")
+        elif op.kind == "cond":
+            _check_vars(op, defined, fail, "reader.snapshot")
+            if "snap.valid" in op.cond.vars() and not copied:
+                raise fail(op.line, "reader.snapshot", "snap.valid before the copy")
+    if copy.with_sequence and spec.snapshot_sequence is not None:
+        raise fail(copy.line, "reader.snapshot_sequence",
+                   "'snap = *m' copies the sequence itself; drop snapshot_sequence")
+    loads = [op for op in spec.prologue + spec.snapshot if op.kind == "load"]
+    seen: set[str] = set()
+    for op in loads:
+        if op.var in seen:
+            raise fail(op.line, "reader", f"{op.var} is loaded twice (use another name)")
+        seen.add(op.var)
+
+
+def _check_vars(op: Op, defined: set[str], fail, key: str) -> None:
+    for v in op.cond.vars():
+        if v not in defined:
+            raise fail(op.line, key, f"{op.text}: {v} is not loaded before it")
+
+
+def load_path(path: str | Path) -> Spec:
+    """Read and parse a protocol file (size-bounded, regular files only)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    import stat as _stat
+    if not _stat.S_ISREG(st.st_mode):
+        raise SpecError(f"{path}: not a regular file (accepted: a protocol file, .toml)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: {st.st_size} bytes (accepted: at most {MAX_FILE_BYTES})")
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text (accepted: a protocol file, .toml)") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: over {MAX_FILE_BYTES} bytes (accepted: at most {MAX_FILE_BYTES})")
+    return load_text(text, str(path))
+
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+# The built-ins, in the order the tables list them.
+BUILTIN_ORDER = ("v2-rwlock", "v3", "v4-parity", "seqcount", "seqcount-acquire", "c11",
+                 "no-wmb", "no-rmb", "none", "slot-rwlock", "global-spinlock")
+
+
+def builtin_specs() -> tuple[Spec, ...]:
+    files = {p.stem: p for p in BUILTIN_DIR.glob("*.toml")}
+    order = [n for n in BUILTIN_ORDER if n in files] + sorted(set(files) - set(BUILTIN_ORDER))
+    specs = []
+    for n in order:
+        s = load_path(files[n])
+        specs.append(replace(s, path=f"kmallocwd/protocols/{files[n].name}"))
+    return tuple(specs)
