@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 EXT    := kmallocwd/.ext-stamp
-CSRC   := $(wildcard csrc/*.c csrc/*.h)
+CSRC   := $(wildcard csrc/*.c csrc/*.h kmallocwd/protocols/*.toml kmallocwd/protocols/*.py)
 
 .PHONY: all build run demo test bench clean tsan
 

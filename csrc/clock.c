@@ -39,10 +39,30 @@ void kmw_spin_ns(uint64_t ns, const int *stop)
 		cpu_relax();
 }
 
-void kmw_in_section(struct kmw_knobs *k)
+/* --preempt: sched_yield() inside the section, with probability preempt / 2^32. */
+void kmw_preempt(struct kmw_writer *w)
 {
-	if (k->hold_ns)
-		kmw_spin_ns(k->hold_ns, k->stop);
-	if (k->preempt && (uint32_t)xorshift64(&k->rng) < k->preempt)
+	if ((uint32_t)xorshift64(&w->rng) < w->preempt)
 		sched_yield();
+}
+
+/* TSC ticks per microsecond, measured once over ~5 ms (0 off x86-64). */
+uint64_t kmw_tsc_per_us(void)
+{
+#if defined(__x86_64__)
+	uint32_t lo, hi;
+	uint64_t c0, c1;
+	int64_t t0 = kmw_now_ns(), t1;
+
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	c0 = ((uint64_t)hi << 32) | lo;
+	do
+		t1 = kmw_now_ns();
+	while (t1 - t0 < 5000000);
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	c1 = ((uint64_t)hi << 32) | lo;
+	return (c1 - c0) * 1000 / (uint64_t)(t1 - t0);
+#else
+	return 0;
+#endif
 }

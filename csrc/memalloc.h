@@ -39,7 +39,8 @@ struct memalloc_info {
 	 * write section that wrote this slot, stored inside that section.
 	 */
 	uint64_t witness;
-	/* Emulator only: the v2-rwlock's lock word (-1 writer, >0 readers). */
+	/* Emulator only: the slot's own lock word (locks.h), for protocols
+	 * that lock(slot). */
 	int rwlock;
 } __attribute__((aligned(KMW_CACHELINE)));
 
@@ -68,35 +69,117 @@ static inline uint64_t memalloc_witness(unsigned int end_seq,
 	return h ^ (h >> 29);
 }
 
-/* 1 if the snapshot's fields were not all written by one write section. */
-static inline int memalloc_torn(const struct memalloc_info *snap)
+/*
+ * What a snapshot is (kmallocwd/classify.py is the Python twin, and
+ * docs/protocols.md defines it).  In `kmallocwd stress` every write section
+ * stores values no earlier section of its slot stored: start is a stamp
+ * whose low KMW_STAMP_SHIFT bits index the request (gfp, order) it made.
+ */
+enum kmw_outcome {
+	KMW_O_CONSISTENT,	/* every field from one write section */
+	KMW_O_TORN_MIXED,	/* data fields from two or more sections */
+	KMW_O_TORN_SEQ,		/* data from one section, sequence/witness from another */
+	KMW_O_TORN_INSIDE,	/* odd sequence: taken inside a section, mixed */
+	KMW_O_REJECTED_ODD,	/* the reader refused: a section was in progress */
+	KMW_O_REJECTED_INVALID,	/* the reader refused: valid == 0 */
+	KMW_O_ACCEPTED,		/* accepted, not classified (protocol mode) */
+	KMW_NR_OUTCOMES
+};
+
+#define KMW_STAMP_SHIFT		8
+#define KMW_MAX_REQUESTS	(1u << KMW_STAMP_SHIFT)
+
+/* One gfp/order pair an emulated allocation asks for. */
+struct kmw_request {
+	gfp_t gfp;
+	unsigned int order;
+};
+
+static inline int memalloc_classify(const struct memalloc_info *snap,
+				    const struct kmw_request *reqs,
+				    uint32_t nreqs)
 {
-	/* An odd sequence was stored by a section's begin, not its end. */
+	unsigned int end = snap->sequence + (snap->sequence & 1);
+	uint32_t q;
+
+	/* Inside a section after all its stores: still one section's. */
+	if (snap->witness == memalloc_witness(end, snap->start, snap->order,
+					      snap->gfp))
+		return KMW_O_CONSISTENT;
 	if (snap->sequence & 1)
-		return 1;
-	return snap->witness != memalloc_witness(snap->sequence, snap->start,
-						 snap->order, snap->gfp);
+		return KMW_O_TORN_INSIDE;
+	if (!snap->start && !snap->gfp && !snap->order)
+		return KMW_O_TORN_SEQ;	/* the slot's initial contents */
+	q = (uint32_t)(snap->start & (KMW_MAX_REQUESTS - 1));
+	if (reqs && q < nreqs && reqs[q].gfp == snap->gfp &&
+	    reqs[q].order == snap->order)
+		return KMW_O_TORN_SEQ;
+	return KMW_O_TORN_MIXED;
+}
+
+static inline int kmw_outcome_torn(int o)
+{
+	return o == KMW_O_TORN_MIXED || o == KMW_O_TORN_SEQ ||
+	       o == KMW_O_TORN_INSIDE;
 }
 
 /*
- * Knobs that widen the write section: spin hold_ns inside it, and call
- * sched_yield() inside it with probability preempt / 2^32; and one that
- * makes each allocation last alloc_ns between start and stop.  NULL (the
- * fast path, constant-folded away) means none of them.
+ * One writer thread's knobs and state.  The knobs widen the write section
+ * (hold_cycles of TSC spin inside it, with no compiler barrier; sched_yield()
+ * inside it with probability preempt / 2^32, which is a call, so a compiler
+ * barrier) or make each allocation last alloc_ns between start and stop.
+ * The state carries the round-robin position and the next section's stamp
+ * across calls into the loop.
  */
-struct kmw_knobs {
-	uint64_t hold_ns;
+struct kmw_writer {
+	uint64_t hold_cycles;
 	uint32_t preempt;	/* probability scaled to 2^32 */
-	uint64_t rng;		/* xorshift state, per writer thread */
-	uint64_t alloc_ns;	/* time between start and stop (the allocation) */
-	const int *stop;	/* set by kmw_writer_run(): the spins end on it */
+	uint64_t rng;		/* xorshift state */
+	uint64_t alloc_ns;
+	uint64_t stamp;		/* the next section's stamp (emulator mode) */
+	uint32_t j;		/* next index into this writer's slots */
+	uint32_t q;		/* request of slot idx[j] */
+	uint32_t q0;		/* request of slot idx[0] this round */
 };
 
-void kmw_in_section(struct kmw_knobs *k);
 void kmw_spin_ns(uint64_t ns, const int *stop);
+void kmw_preempt(struct kmw_writer *w);
+uint64_t kmw_tsc_per_us(void);
 
-/* Called between the section's field stores; free when k is NULL. */
-#define KMW_IN_SECTION(k)	do { if (k) kmw_in_section(k); } while (0)
+/*
+ * Spin for c TSC cycles with nothing the compiler must treat as a memory
+ * access: an inline asm without a "memory" clobber, so the write section's
+ * plain stores may still be moved or merged across it, as without it.
+ */
+static inline void kmw_hold_cycles(uint64_t c)
+{
+#if defined(__x86_64__)
+	uint32_t lo, hi;
+	uint64_t t0, t;
+
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	t0 = ((uint64_t)hi << 32) | lo;
+	do {
+		__asm__ __volatile__("pause");
+		__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+		t = ((uint64_t)hi << 32) | lo;
+	} while (t - t0 < c);
+#else
+	kmw_spin_ns(c, NULL);	/* a call: a compiler barrier here */
+#endif
+}
+
+/* The knobs, between a section's field stores; nothing when !knobs. */
+static inline __attribute__((always_inline)) void
+kmw_in_section(struct kmw_writer *w, const int knobs)
+{
+	if (!knobs)
+		return;
+	if (w->hold_cycles)
+		kmw_hold_cycles(w->hold_cycles);
+	if (w->preempt)
+		kmw_preempt(w);
+}
 
 /* ---- emulated jiffies ---- */
 

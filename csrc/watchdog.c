@@ -7,7 +7,7 @@
  * cost can be measured at 10^4 and 10^6 tasks.  No state of their own:
  * everything is passed in.
  */
-#include "kmallocwd.h"
+#include "loops.h"
 
 /*
  * The seed's first while(1) loop, one pass: the earliest moment a stall
@@ -55,34 +55,22 @@ long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
  *		stalling_tasks++;
  *
  * with the protocol's reader, and every snapshot the reader accepted
- * checked against the witness.  Adds to *r.
+ * checked against the witness.  Adds to *t (the loops' one tally).
  */
 void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
-			unsigned long expire, struct kmw_watchdog_scan *r)
+			unsigned long expire, struct kmw_tally *t)
 {
 	int64_t t0 = kmw_now_ns();
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		struct memalloc_info snap;
-		int outcome;
+		int r;
 
-		if (kmw_is_stalling_task(proto, &slots[i], expire, &snap,
-					 &outcome))
-			r->stalling++;
-		switch (outcome) {
-		case KMW_ACCEPT:
-			r->accepted++;
-			if (memalloc_torn(&snap))
-				r->torn++;
-			break;
-		case KMW_REJECT_ODD:
-			r->rejected_odd++;
-			break;
-		case KMW_REJECT_INVALID:
-			r->rejected_invalid++;
-			break;
-		}
+		if (kmw_is_stalling_task(proto, &slots[i], expire, &snap, &r))
+			t->stalling++;
+		t->attempts++;
+		kmw_tally(t, r, &snap, i, NULL, 0);
 	}
-	r->elapsed_ns += (uint64_t)(kmw_now_ns() - t0);
+	t->elapsed_ns += (uint64_t)(kmw_now_ns() - t0);
 }

@@ -11,8 +11,9 @@ def initial_jiffies(hz: int) -> int:
     return (-300 * hz) & 0xFFFFFFFF
 
 
-def make_clock(hz: int = 1000, initial: int | None = None):
-    """A ``struct kmw_clock *`` whose jiffies start at ``initial`` now."""
+def make_clock(hz: int = 1000, initial: int | None = None, ffi=ffi):
+    """A ``struct kmw_clock *`` whose jiffies start at ``initial`` now
+    (``ffi``: the protocol module's that will read it)."""
     c = ffi.new("struct kmw_clock *")
     c.hz = hz
     c.initial = initial_jiffies(hz) if initial is None else initial

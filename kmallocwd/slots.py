@@ -8,7 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from typing import Sequence
+
+from kmallocwd import classify
 from kmallocwd._core import ffi, lib
+from kmallocwd.gfp import STRESS_SEQ, Request
 
 SLOT_SIZE: int = ffi.sizeof("struct memalloc_info")
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -44,13 +48,16 @@ def max_slots() -> int:
 class SlotArray:
     """``n`` zeroed slots, one per emulated task, each on its own cache line."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, ffi=ffi, lib=lib) -> None:
+        """``ffi``/``lib``: the protocol module that will run on the slots
+        (a user's protocol file has its own; protocols/backend.py)."""
         if n < 1:
             raise ValueError(f"slots must be at least 1, got {n}")
         ptr = lib.kmw_slots_alloc(n)
         if ptr == ffi.NULL:
             raise MemoryError(f"cannot allocate {n} slots of {SLOT_SIZE} bytes")
         self.n = n
+        self.ffi = ffi
         self.ptr = ffi.gc(ptr, lib.kmw_slots_free, size=n * SLOT_SIZE)
 
     def __len__(self) -> int:
@@ -64,7 +71,7 @@ class SlotArray:
 
     def view(self) -> np.ndarray:
         """A zero-copy structured numpy view; valid while this object lives."""
-        buf = ffi.buffer(self.ptr, self.n * SLOT_SIZE)
+        buf = self.ffi.buffer(self.ptr, self.n * SLOT_SIZE)
         arr = np.frombuffer(buf, dtype=DTYPE)
         return arr
 
@@ -87,14 +94,17 @@ class Snapshot:
 
     def expected_witness(self) -> int:
         """The witness a write section ending with this sequence would store."""
-        return int(lib.kmw_witness(self.sequence, self.start, self.order, self.gfp))
+        seq = self.sequence + (self.sequence & 1)
+        return classify.witness(seq, self.start, self.order, self.gfp)
+
+    def outcome(self, reqs: Sequence[Request] = STRESS_SEQ) -> str:
+        """consistent, torn-mixed, torn-seq or torn-inside (classify.py)."""
+        return classify.classify(self.sequence, self.start, self.order, self.gfp,
+                                 self.witness, reqs)
 
     def torn(self) -> bool:
         """True if these fields were not all written by one write section."""
-        s = ffi.new("struct memalloc_info *")
-        for f in ("sequence", "valid", "dumped", "start", "order", "gfp", "witness"):
-            setattr(s, f, getattr(self, f))
-        return bool(lib.kmw_snapshot_torn(s))
+        return self.outcome() != classify.CONSISTENT
 
     def to_dict(self) -> dict:
         return {

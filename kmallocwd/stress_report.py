@@ -1,21 +1,21 @@
-"""The stress report: a compact table for people, a JSON document for
-machines (schema: README, "Stress report JSON").  A report covers one run
-or, with --repeat, several runs of one configuration added up."""
+"""The stress report: the verdict and its power, a compact table for people,
+a JSON document for machines (schema: README, "Stress report JSON").  A
+report covers one run or, with --repeat, several runs of one configuration
+added up."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import statistics
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from kmallocwd import __version__, protocols
+from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
 from kmallocwd.stress import StressResult, combine
 
-SCHEMA = "kmallocwd.stress/1"
+SCHEMA = "kmallocwd.stress/2"
 
 
 def machine() -> dict:
@@ -31,71 +31,153 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def verdict(runs: list[StressResult], expect: str | None) -> tuple[int, str]:
-    """(exit status, one-line verdict).  With --expect torn every finished
-    run must have seen a torn snapshot; otherwise no run may have seen an
-    outcome the protocol forbids."""
+def bound(overlaps: int) -> float | None:
+    """The rule of three: with 0 tears in M independent overlaps, the tear
+    probability per overlap is below 3/M with 95% confidence."""
+    return 3.0 / overlaps if overlaps else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: int
+    word: str  # PASS, FAIL, INCONCLUSIVE, UNOBSERVED
+    line: str
+
+
+def broken_models(spec: protocols.Spec) -> list[str]:
+    """The models under which the protocol can tear: the checker's verdicts
+    where the checker is available, else the protocol file's table."""
+    try:
+        from kmallocwd.model import verdicts  # type: ignore[attr-defined]
+    except ImportError:
+        return [m for m in protocols.MODELS if spec.expect.get(m) == "sometimes"]
+    return [m for m, v in verdicts(spec).items() if v == "sometimes"]
+
+
+def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
+    """The exit status and the one-line verdict.
+
+    With --expect torn every finished run must have seen a torn snapshot.
+    Otherwise: 1 if an outcome the protocol forbids was seen; 3 if the run
+    had no power (no accepted snapshot, or fewer overlapping reads than
+    --min-overlaps); 4 if the model says the protocol can tear but this run
+    did not see it; 0 otherwise, with what the PASS is worth.
+    """
     total = combine(runs)
-    proto = total.config.protocol
+    spec = total.spec
     if expect == protocols.TORN:
-        missed = sum(1 for r in runs if not r.counts.get(protocols.TORN, 0))
+        missed = sum(1 for r in runs if not r.torn)
         if not missed:
-            return 0, f"PASS: torn snapshots seen in {len(runs)} of {len(runs)} run(s), as --expect torn requires"
-        return 1, (f"FAIL: no torn snapshot in {missed} of {len(runs)} run(s), "
-                   "but --expect torn requires one in each")
+            return Verdict(EXIT_OK, "PASS", f"PASS: torn snapshots seen in {len(runs)} of "
+                           f"{len(runs)} run(s), as --expect torn requires")
+        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: no torn snapshot in {missed} of "
+                       f"{len(runs)} run(s), but --expect torn requires one in each")
     bad = total.forbidden_seen()
     if bad:
-        return 1, f"FAIL: forbidden outcome seen for {proto}: {', '.join(bad)}"
-    if not conclusive(total):
-        return 0, (f"PASS, but INCONCLUSIVE: the reader accepted no snapshot, so nothing was "
-                   f"tested (give allocations a duration with --alloc-ns, or run longer)")
-    return 0, f"PASS: no outcome forbidden for {proto} was seen"
+        seen = ", ".join(f"{total.counts[b]:,} {b}" for b in bad)
+        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: forbidden outcome seen for "
+                       f"{spec.name}: {seen}")
+    need = total.config.min_overlaps
+    if total.accepted == 0:
+        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+                       "INCONCLUSIVE: the reader accepted no snapshot, so nothing was tested "
+                       "(give allocations a duration with --alloc-ns, or run longer)")
+    if total.overlaps < need:
+        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+                       f"INCONCLUSIVE: {total.overlaps:,} read(s) overlapped a write section, "
+                       f"fewer than --min-overlaps {need:,} (run longer, or widen the sections "
+                       "with --hold-ns)")
+    power = power_line(total)
+    torn_ok = total.torn  # seen, but not forbidden: the control
+    broken = broken_models(spec)
+    if broken and not torn_ok:
+        return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
+                       f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
+                       f"not observed here; {power}")
+    if torn_ok:
+        return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
+                       f"expects for {spec.name} (interesting, not forbidden); {power}")
+    return Verdict(EXIT_OK, "PASS", f"PASS: {power}")
 
 
-def conclusive(res: StressResult) -> bool:
-    """False when the reader accepted no snapshot at all: a PASS then tells
-    nothing about the protocol."""
-    return res.counts.get(protocols.CONSISTENT, 0) + res.counts.get(protocols.TORN, 0) > 0
+def power_line(res: StressResult) -> str:
+    b = bound(res.overlaps)
+    tail = f"; 95% upper bound on the tear probability per overlap {b:.2g} (3/M)" if b else ""
+    return (f"{res.torn:,} torn in {res.accepted:,} accepted, {res.overlaps:,} overlapping"
+            f"{tail}")
 
 
 def repeat_summary(runs: list[StressResult]) -> dict:
-    times = [r.first_torn_after_s for r in runs if r.first_torn_after_s is not None]
+    """Time to the first tear over the runs; a run without a tear counts as
+    censored at its duration (the tear, if any, comes later)."""
+    values = sorted(
+        ((r.first_torn_after_s, False) if r.first_torn_after_s is not None
+         else (r.elapsed_s, True)) for r in runs)
+    torn_runs = sum(1 for r in runs if r.first_torn_after_s is not None)
+    med = values[(len(values) - 1) // 2] if values else None
+    worst = max(values, key=lambda v: (v[1], v[0])) if values else None
     return {
         "runs": len(runs),
-        "torn_runs": len(times),
-        "first_torn_after_s": None if not times else {
-            "median": statistics.median(times), "max": max(times), "min": min(times)},
-        "per_run": [{"elapsed_s": r.elapsed_s, "torn": r.counts.get(protocols.TORN, 0),
+        "torn_runs": torn_runs,
+        "censored_runs": len(runs) - torn_runs,
+        "first_torn_after_s": None if not torn_runs else {
+            "median": med[0], "median_censored": med[1],
+            "max": worst[0], "max_censored": worst[1],
+            "min": values[0][0], "min_censored": values[0][1]},
+        "per_run": [{"elapsed_s": r.elapsed_s, "torn": r.torn,
                      "first_torn_after_s": r.first_torn_after_s} for r in runs],
     }
 
 
-def to_dict(runs: list[StressResult], expect: str | None = None) -> dict:
+def _time(v: float, censored: bool) -> str:
+    txt = f"{v * 1e3:.3g} ms" if v < 1 else f"{v:.3g} s"
+    return f"> {txt}" if censored else txt
+
+
+def status_of(runs: list[StressResult], expect: str | None) -> int:
+    """The process's exit status: the interrupt's, else the verdict's."""
+    total = combine(runs)
+    if total.interrupt_status is not None:
+        return total.interrupt_status
+    return verdict(runs, expect).status
+
+
+def to_dict(runs: list[StressResult], expect: str | None = None,
+            repeat_asked: int | None = None) -> dict:
     res = combine(runs)
     cfg = res.config
-    status, line = verdict(runs, expect)
-    proto = protocols.get(cfg.protocol)
+    spec = res.spec
+    v = verdict(runs, expect)
     return {
         "schema": SCHEMA,
         "kmallocwd": __version__,
-        "protocol": cfg.protocol,
-        "writer": proto.writer,
-        "reader": proto.reader,
+        "protocol": spec.name,
+        "protocol_file": spec.path,
+        "writer": spec.writer_name,
+        "reader": spec.reader_name,
         "config": {
             "threads": cfg.threads, "slots": cfg.slots, "duration": cfg.duration,
             "iterations": cfg.iterations, "batch": cfg.batch, "pin": cfg.pin,
             "hold_ns": cfg.hold_ns, "alloc_ns": cfg.alloc_ns, "preempt": cfg.preempt,
-            "seed": cfg.seed, "until_torn": cfg.until_torn, "repeat": len(runs),
+            "seed": cfg.seed, "until_torn": cfg.until_torn, "min_overlaps": cfg.min_overlaps,
+            "repeat": repeat_asked if repeat_asked is not None else len(runs),
         },
+        "runs_done": len(runs),
         "machine": machine(),
         "elapsed_s": res.elapsed_s,
+        "startup_s": res.startup_s,
         "interrupted": res.interrupted,
         "stop_latency_s": res.stop_latency_s,
         "outcomes": {
             name: {"count": res.counts.get(name, 0),
-                   "expect": proto.outcome(name).expect.value}
+                   "expect": spec.outcome(name).expect}
             for name in protocols.OUTCOMES
         },
+        "torn": res.torn,
+        "accepted": res.accepted,
+        "attempts": res.attempts,
+        "overlaps": res.overlaps,
+        "tear_bound_95": None if res.torn else bound(res.overlaps),
         "retries": res.retries,
         "writer_ops": res.writer_ops,
         "reader_snapshots": res.snapshots,
@@ -103,89 +185,60 @@ def to_dict(runs: list[StressResult], expect: str | None = None) -> dict:
         "first_torn": None if res.first_torn is None else {
             "after_s": res.first_torn_after_s,
             "slot": res.first_torn_slot,
+            "kind": res.first_torn_kind,
             "snapshot": res.first_torn.to_dict(),
         },
         "repeat": repeat_summary(runs),
         "forbidden_seen": res.forbidden_seen(),
-        "conclusive": conclusive(res),
+        "model_broken_on": broken_models(spec),
         "expect": expect,
-        "verdict": line,
-        "exit_status": status,
+        "verdict": v.line,
+        "result": v.word,
+        "exit_status": status_of(runs, expect),
     }
 
 
 def render(runs: list[StressResult], expect: str | None = None) -> str:
     res = combine(runs)
     cfg = res.config
-    proto = protocols.get(cfg.protocol)
+    spec = res.spec
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
-    head = (f"kmallocwd stress: {cfg.protocol} ({proto.writer} + {proto.reader}), "
+    head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
             + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
     rows = [head, f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
     for name in protocols.OUTCOMES:
-        o = proto.outcome(name)
+        o = spec.outcome(name)
         n = res.counts.get(name, 0)
         if not n and o.reason.startswith("not an outcome"):
             continue
-        exp = o.expect.value
-        if n and o.expect is protocols.Expect.FORBIDDEN:
+        exp = o.expect
+        if n and o.expect == protocols.FORBIDDEN:
             exp = exp.upper()
         rows.append(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}")
-    rows.append(f"  retries {res.retries:,}  writer ops {res.writer_ops:,}  "
-                f"reader snapshots {res.snapshots:,}  scans {res.scans:,}  "
-                f"stopped in {res.stop_latency_s * 1e3:.1f} ms")
+    rows.append(f"  reads {res.attempts:,}  overlapping a section {res.overlaps:,}  "
+                f"retries {res.retries:,}  writer pairs {res.writer_ops:,}  "
+                f"scans {res.scans:,}  stopped in {res.stop_latency_s * 1e3:.1f} ms")
     if len(runs) > 1:
         rs = repeat_summary(runs)
         t = rs["first_torn_after_s"]
-        times = "" if t is None else (f"; first torn after median {t['median']:.4f} s, "
-                                      f"worst {t['max']:.4f} s")
+        times = "" if t is None else (
+            f"; first torn after median {_time(t['median'], t['median_censored'])}, "
+            f"worst {_time(t['max'], t['max_censored'])}"
+            + (f" ({rs['censored_runs']} run(s) without a tear)" if rs["censored_runs"] else ""))
         rows.append(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}")
     if res.first_torn is not None:
         s = res.first_torn
         rows.append(
-            f"  first torn after {res.first_torn_after_s:.6f} s, slot {res.first_torn_slot}: "
-            f"seq={s.sequence} valid={s.valid} start={s.start} order={s.order} "
-            f"gfp=0x{s.gfp:x} witness=0x{s.witness:016x} "
-            f"(these fields would give 0x{s.expected_witness():016x})")
-    rows.append(verdict(runs, expect)[1])
+            f"  first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
+            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
+            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
+            f"would give 0x{s.expected_witness():016x})")
+    rows.append(verdict(runs, expect).line)
     return "\n".join(rows) + "\n"
 
 
-def check_writable(path: str) -> None:
-    """Raise UsageError now, before a run, if ``--json PATH`` cannot be written."""
-    from kmallocwd.errors import UsageError
-
-    if path == "-":
-        return
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise UsageError(f"--json {path}: is a directory (accepted: a file path, or '-')")
-    if not parent.is_dir():
-        raise UsageError(f"--json {path}: no directory {parent} (accepted: a file path in an "
-                         "existing directory, or '-')")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise UsageError(f"--json {path}: not writable (accepted: a writable file path, or '-')")
-
-
-def write_json(path: str, runs: list[StressResult], expect: str | None) -> None:
-    """Write the report; a file is replaced whole (a temporary file beside it
-    is renamed), so a reader never sees half a report."""
-    text = json.dumps(to_dict(runs, expect), indent=2) + "\n"
-    if path == "-":
-        print(text, end="")
-        return
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                               prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def to_json(runs: list[StressResult], expect: str | None = None,
+            repeat_asked: int | None = None) -> str:
+    return json.dumps(to_dict(runs, expect, repeat_asked), indent=2) + "\n"

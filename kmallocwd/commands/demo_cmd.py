@@ -37,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
         first = "-" if r.first_torn_after_s is None else f"{r.first_torn_after_s:.4f} s"
         bad = r.forbidden_seen()
         verdict = f"FORBIDDEN {', '.join(bad)} seen" if bad else "ok"
-        accepted = r.counts["consistent"] + r.counts["torn"]
-        print(f"{r.config.protocol:<10} {accepted:>14,} {r.counts['torn']:>10,} {first:>11}  {verdict}")
+        print(f"{r.config.protocol:<10} {r.accepted:>14,} {r.torn:>10,} {first:>11}  {verdict}")
     print("v3 checks the sequence's parity, not that it stayed the same, so it accepts "
           "snapshots torn across two write sections; seqcount retries and accepts none.")
     return rows[-1].interrupt_status or 0

@@ -1,4 +1,5 @@
-"""``kmallocwd protocols``: print the protocol table."""
+"""``kmallocwd protocols``: the protocol table, read from the protocol files;
+``--c NAME`` prints a protocol's generated C."""
 
 from __future__ import annotations
 
@@ -7,38 +8,84 @@ import json
 import sys
 
 from kmallocwd import protocols
+from kmallocwd.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "protocols",
-        help="print the protocol table: outcomes, expectations and reasons",
-        description="Print every protocol variant with the outcomes its reader can produce, "
-        "the expectation of each (acceptable, interesting, forbidden), the reason, and which "
-        "machines can show it (x86-64 by timing alone, a weak machine, the compiler).",
+        help="print the protocol table: outcomes, expectations, reasons, model verdicts",
+        description="Print every built-in protocol (one file each in kmallocwd/protocols/) "
+        "with the outcomes its reader can produce, the expectation of each (acceptable, "
+        "interesting, forbidden), its one-line reason, and whether a torn snapshot is "
+        "possible under each memory model (sc, x86, weak).  With --c, print the C generated "
+        "from one protocol's file.",
     )
     p.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
+    p.add_argument("--c", metavar="NAME|FILE", default=None,
+                   help="print the C generated for a built-in protocol or a protocol file")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the README's protocol table (Markdown)")
     p.set_defaults(func=run)
+
+
+def verdicts(spec: protocols.Spec) -> dict[str, str]:
+    """Per model: 'never' or 'sometimes' (the checker's where it exists,
+    else the file's [expect] table, which the test suite holds to it)."""
+    try:
+        from kmallocwd.model import verdicts as check  # type: ignore[attr-defined]
+    except ImportError:
+        return dict(spec.expect)
+    return check(spec)
 
 
 def render() -> str:
     lines = []
     for p in protocols.PROTOCOLS:
-        verdict = "sound" if p.sound else "BROKEN"
-        lines.append(f"{p.name}  [{p.writer} + {p.reader}]  {p.stands_for}  ({verdict})")
+        v = verdicts(p)
+        broken = [m for m in protocols.MODELS if v[m] == "sometimes"]
+        state = f"tears on {', '.join(broken)}" if broken else "sound on sc, x86, weak"
+        lines.append(f"{p.name}  [{p.writer_name} + {p.reader_name}]  {p.stands_for}")
+        lines.append(f"    {state}   ({p.path})")
         for o in p.outcomes:
-            by = ", ".join(o.shown_by) if o.shown_by else "nobody"
-            extra = f"  (shown by: {by})" if o.name == protocols.TORN else ""
-            lines.append(f"    {o.name:<17} {o.expect.value:<12} {o.reason}{extra}")
+            lines.append(f"    {o.name:<17} {o.expect:<12} {o.reason}")
         lines.append(f"    note: {p.note}")
         lines.append("")
     return "\n".join(lines)
 
 
+def markdown() -> str:
+    rows = ["| protocol | writer + reader | stands for | torn under sc / x86 / weak |",
+            "|---|---|---|---|"]
+    for p in protocols.PROTOCOLS:
+        v = verdicts(p)
+        cells = " / ".join(v[m] for m in protocols.MODELS)
+        rows.append(f"| `{p.name}` | {p.writer_name} + {p.reader_name} | {p.stands_for} "
+                    f"| {cells} |")
+    return "\n".join(rows) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.c is not None:
+        from kmallocwd.protocols.cgen import one_protocol_c
+        try:
+            spec = (protocols.BY_NAME[args.c] if args.c in protocols.BY_NAME
+                    else protocols.load_path(args.c))
+        except protocols.SpecError as exc:
+            raise UsageError(f"--c {args.c}: {exc} (accepted: "
+                             f"{', '.join(protocols.NAMES)}, or a protocol file)") from None
+        sys.stdout.write(one_protocol_c(spec))
+        return 0
     if args.json:
-        json.dump([p.to_dict() for p in protocols.PROTOCOLS], sys.stdout, indent=2)
+        out = []
+        for p in protocols.PROTOCOLS:
+            d = p.to_dict()
+            d["verdicts"] = verdicts(p)
+            out.append(d)
+        json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    elif args.markdown:
+        sys.stdout.write(markdown())
     else:
         sys.stdout.write(render())
     return 0

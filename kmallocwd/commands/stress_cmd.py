@@ -1,17 +1,37 @@
 """``kmallocwd stress``: writers and the watchdog's reader on shared slots,
-and a jcstress-style histogram of what the reader saw."""
+and a jcstress-style histogram of what the reader saw, with the run's power."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from kmallocwd import protocols, stress_report
+from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
-from kmallocwd.slots import max_slots
-from kmallocwd.stress import StressConfig, StressResult, run_stress
+from kmallocwd.errors import UsageError
 
 MAX_THREADS = 1024
+MAX_ITERATIONS = 10**12  # pairs per writer: about 1 h at 3 ns a pair
+
+
+def add_protocol_options(p: argparse.ArgumentParser, default: str | None = "v3") -> None:
+    """-p NAME | --protocol-file F: shared by stress, check, litmus, replay, ablate."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--protocol", "-p", default=None, type=choice(protocols.NAMES, "protocol"),
+                   help=f"a built-in protocol{f' (default {default})' if default else ''}: "
+                   f"{', '.join(protocols.NAMES)}")
+    g.add_argument("--protocol-file", metavar="FILE", default=None,
+                   help="a protocol file of your own (format: docs/protocols.md); its C is "
+                   "generated and compiled on first use, then cached")
+
+
+def spec_from(args: argparse.Namespace, default: str | None = "v3") -> protocols.Spec:
+    try:
+        if args.protocol_file is not None:
+            return protocols.load_path(args.protocol_file)
+        return protocols.resolve(args.protocol or default)
+    except protocols.SpecError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,41 +41,51 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run writer threads (allocating tasks: start_memalloc_timer/"
         "stop_memalloc_timer in a C loop) against one reader thread (the watchdog's scan, "
         "is_stalling_task in a C loop), both with the GIL released, and print how many "
-        "snapshots were consistent, torn, or rejected.  Exit 0 if no outcome forbidden for "
-        "the protocol was seen, 1 if one was, 2 on bad usage, 130 on Ctrl-C.",
+        "snapshots were consistent, torn (by kind) or rejected, and how many reads a write "
+        "section overlapped (the run's power).  Exit 0: no forbidden outcome, with power; "
+        "1: a forbidden outcome seen; 2: bad usage; 3: inconclusive (no accepted snapshot, "
+        "or fewer overlaps than --min-overlaps); 4: the model says the protocol can tear, "
+        "not observed here; 74: the JSON could not be written; 130/143: interrupted.",
     )
-    p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.NAMES, "protocol"),
-                   help=f"protocol variant (default v3): {', '.join(protocols.NAMES)}")
+    add_protocol_options(p)
     p.add_argument("--threads", "-t", type=int_range(1, MAX_THREADS), default=1,
-                   help="writer threads, each owning slots i, i+T, ... (default 1)")
+                   help=f"writer threads, each owning slots i, i+T, ... (default 1, at most "
+                   f"{MAX_THREADS})")
     p.add_argument("--slots", "-s", type=int_range(1), default=1,
                    help="slots, one per emulated task (default 1)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--duration", "-d", type=float_range(0, 86400, lo_open=True), default=None,
-                   help="seconds to run (default 5)")
-    g.add_argument("--iterations", "-n", type=int_range(1), default=None,
-                   help="start/stop pairs per writer thread, instead of a duration")
+                   help="seconds to run, counted from when every thread runs (default 5)")
+    g.add_argument("--iterations", "-n", type=int_range(1, MAX_ITERATIONS), default=None,
+                   help=f"start/stop pairs per writer thread, instead of a duration (at most "
+                   f"{MAX_ITERATIONS:.0e})")
     p.add_argument("--batch", type=int_range(1, 1 << 30), default=65536,
                    help="start/stop pairs per call into the C loop (default 65536)")
     p.add_argument("--pin", action="store_true",
                    help="pin the reader and the writers to CPUs, round-robin")
     p.add_argument("--hold-ns", type=int_range(0, 10**9), default=0,
-                   help="nanoseconds spent inside each write section (default 0)")
+                   help="nanoseconds spent inside each write section, spinning on the TSC "
+                   "with no compiler barrier (default 0)")
     p.add_argument("--alloc-ns", type=int_range(0, 10**9), default=0,
                    help="nanoseconds each allocation lasts between start_memalloc_timer() and "
                    "stop_memalloc_timer(), so the reader finds valid records (default 0)")
     p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
-                   help="probability of sched_yield() inside a write section (default 0)")
+                   help="probability of sched_yield() inside a write section; a call, so a "
+                   "compiler barrier there (default 0)")
     p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
+    p.add_argument("--min-overlaps", type=int_range(0, 10**15), default=1,
+                   help="reads that a write section overlapped needed for a PASS; fewer is "
+                   "INCONCLUSIVE, exit 3 (default 1)")
     p.add_argument("--until-torn", action="store_true",
                    help="end each run at its first torn snapshot (time-to-detection runs)")
     p.add_argument("--repeat", "-r", type=int_range(1, 100000), default=1,
                    help="run N times and add the runs up; the report gives how many runs saw "
-                   "a torn snapshot and the median and worst time to the first (default 1)")
+                   "a torn snapshot and the median and worst time to the first, a run "
+                   "without one counting as censored at its duration (default 1)")
     p.add_argument("--expect", choices=[protocols.TORN], default=None,
-                   help="'torn': succeed only if a torn snapshot is seen (prove a known bug "
-                   "is still found)")
+                   help="'torn': succeed only if every run sees a torn snapshot (prove a known "
+                   "bug is still found)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the full report as JSON to PATH ('-': stdout, instead "
                    "of the table)")
@@ -63,8 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from(args: argparse.Namespace) -> StressConfig:
-    from kmallocwd.errors import UsageError
+def config_from(args: argparse.Namespace):
+    from kmallocwd.slots import max_slots
+    from kmallocwd.stress import StressConfig
 
     limit = max_slots()
     if args.slots > limit:
@@ -73,42 +104,53 @@ def config_from(args: argparse.Namespace) -> StressConfig:
     if args.threads > args.slots:
         raise UsageError(f"--threads {args.threads} is more than --slots {args.slots} "
                          f"(accepted: 1 to {args.slots}; each slot has one writer, its task)")
+    spec = spec_from(args)
     duration = args.duration
     if duration is None and args.iterations is None:
         duration = 5.0
-    return StressConfig(protocol=args.protocol, threads=args.threads, slots=args.slots,
-                        duration=duration, iterations=args.iterations, batch=args.batch,
-                        pin=args.pin, hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
-                        seed=args.seed, until_torn=args.until_torn)
+    return StressConfig(protocol=spec.name, protocol_file=args.protocol_file,
+                        threads=args.threads, slots=args.slots, duration=duration,
+                        iterations=args.iterations, batch=args.batch, pin=args.pin,
+                        hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
+                        seed=args.seed, until_torn=args.until_torn,
+                        min_overlaps=args.min_overlaps), spec
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.errors import UsageError
+    from kmallocwd import stress_report
+    from kmallocwd.errors import EXIT_WRITE_FAILED
+    from kmallocwd.outpath import check_output, write_text
+    from kmallocwd.protocols.backend import backend
+    from kmallocwd.stress import StressResult, run_stress
 
-    cfg = config_from(args)
-    if args.json:
-        stress_report.check_writable(args.json)
+    cfg, spec = config_from(args)
+    target = check_output(args.json, "--json") if args.json is not None else None
+    try:
+        be = backend(spec)
+    except protocols.SpecError as exc:
+        raise UsageError(str(exc)) from None
     runs: list[StressResult] = []
     for i in range(args.repeat):
         if not args.quiet:
             what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
             rep = f" (run {i + 1}/{args.repeat})" if args.repeat > 1 else ""
-            print(f"kmallocwd stress: {cfg.protocol}, {cfg.threads} writer(s), {cfg.slots} "
+            print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
                   f"slot(s), {what}{rep}...", file=sys.stderr)
         try:
-            runs.append(run_stress(cfg))
+            runs.append(run_stress(cfg, be))
         except MemoryError as exc:
-            raise UsageError(f"--slots {cfg.slots}: {exc}")
+            raise UsageError(f"--slots {cfg.slots}: {exc}") from None
         if runs[-1].interrupted:
             break
+    status = stress_report.status_of(runs, args.expect)
     if args.json != "-":
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
-    if args.json:
+    if target is not None:
+        from kmallocwd.errors import WriteFailed
         try:
-            stress_report.write_json(args.json, runs, args.expect)
-        except OSError as exc:
-            raise UsageError(f"--json {args.json}: cannot write it ({exc.strerror or exc})")
-    if runs[-1].interrupt_status is not None:
-        return runs[-1].interrupt_status
-    return stress_report.verdict(runs, args.expect)[0]
+            write_text(target, stress_report.to_json(runs, args.expect, args.repeat))
+        except WriteFailed as exc:
+            print(f"kmallocwd stress: error: {exc}", file=sys.stderr)
+            return EXIT_WRITE_FAILED
+    return status

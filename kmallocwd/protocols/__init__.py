@@ -46,3 +46,9 @@ def resolve(name: str | None = None, path: str | None = None) -> Spec:
 
 def builtin_path(name: str) -> Path:
     return Path(__file__).resolve().parent / f"{name}.toml"
+
+
+def cid(name: str) -> int:
+    """The main C extension's number for a built-in protocol (by name)."""
+    from kmallocwd.protocols.backend import cid as _cid
+    return _cid(name)

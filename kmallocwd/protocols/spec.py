@@ -384,7 +384,6 @@ class Spec:
             "snapshot": [op.text for op in self.snapshot],
             "outcomes": [{"name": o.name, "expect": o.expect, "reason": o.reason}
                          for o in self.outcomes],
-            "note_text": self.note,
         }
 
 

@@ -75,7 +75,7 @@ class Watchdog:
         self.torn = False
         if outcome == ACCEPT:
             st.accepted += 1
-            if lib.kmw_snapshot_torn(self.memalloc):
+            if lib.kmw_classify(self.memalloc, ffi.NULL, 0) != lib.KMW_O_CONSISTENT:
                 st.torn += 1
                 self.torn = True
         elif outcome == REJECT_ODD:

@@ -83,7 +83,7 @@ def measure(protocol: str, n: int, repeat: int, timeout: int = 10_000) -> ScanCo
     counts = [0] * (repeat + 1)
     stalling = 0
     for i in range(repeat + 1):
-        r = ffi.new("struct kmw_watchdog_scan *")
+        r = ffi.new("struct kmw_tally *")
         counts[i] = _time_ns(lambda: lib.kmw_watchdog_count(proto, slots.ptr, n, expire, r))
         stalling = int(r.stalling)
     return ScanCost(protocol, n, repeat, statistics.median(due[1:]) / 1e6,

@@ -1,0 +1,297 @@
+"""The C generator: a protocol file's operations as kernel-style C.
+
+For each protocol P it writes P_start_memalloc_timer(),
+P_stop_memalloc_timer() and P_read() (the seed's is_stalling_task() read),
+each barrier with the comment its file gives it, then P's loops (their
+bodies are csrc/loops.h's macros) and its row of the protocol table.
+
+``generate(specs)`` is one translation unit; the build writes the built-ins'
+(``kmallocwd protocols --c NAME`` prints one), and a user's file is
+generated and compiled at run time (kmallocwd/protocols/usermod.py).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from kmallocwd.protocols.spec import Op, Spec
+
+GENERATOR_VERSION = 1
+
+_VAR_TYPES = {"sequence": "unsigned int", "valid": "unsigned char", "dumped": "unsigned char",
+              "start": "unsigned long", "order": "unsigned int", "gfp": "unsigned int"}
+_VALUE_C = {"NOW": "now", "GFP": "gfp_mask", "ORDER": "order", "0": "0"}
+_LOAD = {"plain": "m->{f}", "once": "READ_ONCE(m->{f})", "acquire": "smp_load_acquire(&m->{f})"}
+_STORE = {"plain": "m->{f} = {v};", "once": "WRITE_ONCE(m->{f}, {v});",
+          "release": "smp_store_release(&m->{f}, {v});"}
+_COPY_FIELDS = ("valid", "dumped", "start", "order", "gfp")
+
+
+def _signature(head: str, args: Sequence[str]) -> str:
+    """``head(args...)``, wrapped at 80 columns with the arguments aligned."""
+    pad = " " * (len(head) + 1)
+    lines, cur = [], head + "("
+    for i, a in enumerate(args):
+        piece = a + (", " if i < len(args) - 1 else ")")
+        if len(cur) + len(piece.rstrip()) > 80 and not cur.endswith("("):
+            lines.append(cur.rstrip())
+            cur = pad
+        cur += piece
+    return "\n".join(lines + [cur])
+
+
+def _comment(op: Op) -> str:
+    return f" /* {op.comment} */" if op.comment else ""
+
+
+def _lock_c(op: Op, waiter: str) -> str:
+    """A lock operation; ``waiter`` is the read context ('NULL' for a caller)."""
+    word = "&m->rwlock" if op.lock == "slot" else (
+        "&kmw_global.spinlock" if op.lockop.startswith("spin") else "&kmw_global.rwlock")
+    fn = f"kmw_{op.lockop}"
+    if op.lockop.endswith("unlock"):
+        return f"{fn}({word});"
+    if waiter == "NULL":
+        return f"{fn}({word}, NULL);"
+    return f"if ({fn}({word}, {waiter}))\n\t\treturn KMW_ABORTED;"
+
+
+# ---- the writer --------------------------------------------------------------
+
+def _writer(spec: Spec) -> str:
+    P = spec.ident
+    sec = spec.section
+    incs = [i for i, op in enumerate(sec) if op.kind == "inc"]
+    marked = any(sec[i].access != "plain" for i in incs)
+    stores = [i for i, op in enumerate(sec) if op.kind == "store"]
+    first_store = stores[0] if stores else -1
+    witness_after = stores[-1] if stores else -1
+    total = len(incs)
+    body: list[str] = []
+    if marked:
+        body.append("unsigned int seq = READ_ONCE(m->sequence);")
+        body.append("")
+    done = 0
+    for i, op in enumerate(sec):
+        if op.kind == "inc":
+            done += 1
+            if marked:
+                fmt = _STORE["plain" if op.access == "plain" else op.access]
+                body.append(fmt.format(f="sequence", v=f"seq + {done}") + _comment(op))
+            else:
+                body.append("m->sequence++;" + _comment(op))
+        elif op.kind == "store":
+            body.append(_STORE[op.access].format(f=op.field, v=_VALUE_C[op.value]) + _comment(op))
+        elif op.kind == "fence":
+            body.append(f"{op.fence}();" + _comment(op))
+        elif op.kind == "lock":
+            body.append(_lock_c(op, "NULL") + _comment(op))
+        if i == first_store:
+            body.append("kmw_in_section(w, knobs);")
+        if i == witness_after:
+            end = f"seq + {total}" if marked else (
+                f"m->sequence + {total - done}" if total - done else "m->sequence")
+            body.append("if (emu)	/* the emulator's torn-read witness (memalloc.h) */")
+            body.append(f"\tm->witness = memalloc_witness({end}, now, order, gfp_mask);")
+    valid_test = "!READ_ONCE(m->valid)" if spec.valid_access == "once" else "!m->valid"
+    valid_inc = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) + 1);"
+                 if spec.valid_access == "once" else "m->valid++;")
+    valid_dec = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) - 1);"
+                 if spec.valid_access == "once" else "m->valid--;")
+    ind = "\n\t\t"
+    lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
+    return f"""/* {spec.writer_name}: start_memalloc_timer() of {spec.name}. */
+static inline __attribute__((always_inline)) void
+{_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "struct kmw_writer *w", "const int emu", "const int knobs"])}
+{{
+	/* We don't check for stalls for !__GFP_RECLAIM allocations. */
+	if (!(gfp_mask & __GFP_RECLAIM))
+		return;
+	/* We don't check for stalls for nested __GFP_RECLAIM allocations */
+	if ({valid_test}) {{{lines}
+	}}
+	{valid_inc}
+}}
+
+static inline __attribute__((always_inline)) void
+{P}_stop_memalloc_timer(struct memalloc_info *m, gfp_t gfp_mask)
+{{
+	if (gfp_mask & __GFP_RECLAIM)
+		{valid_dec}
+}}
+"""
+
+
+# ---- the reader --------------------------------------------------------------
+
+def _reader(spec: Spec) -> str:
+    P = spec.ident
+    vars_: dict[str, str] = {}
+    for op in spec.prologue + spec.snapshot:
+        if op.kind == "load":
+            vars_[op.var] = op.field
+    invalid_vars = {v for v, f in vars_.items() if f == "valid"} | {"snap.valid"}
+    loops = any(op.kind == "cond" and op.action == "retry" for op in spec.snapshot)
+
+    def cname(v: str) -> str:
+        return {"snap.valid": "snap->valid", "snap.sequence": "snap->sequence"}.get(v, v)
+
+    def emit(op: Op, out: list[str]) -> None:
+        c = _comment(op)
+        if op.kind == "load":
+            out.append(f"{op.var} = {_LOAD[op.access].format(f=op.field)};{c}")
+        elif op.kind == "fence":
+            out.append(f"{op.fence}();{c}")
+        elif op.kind == "lock":
+            out.append(_lock_c(op, "c") + c)
+        elif op.kind == "copy":
+            if op.with_sequence:
+                out.append(f"if (emu){c}")
+                out.append("\t*snap = *m;")
+                out.append("else	/* the seed's fields alone */")
+                out.append("\tKMW_COPY_SEQ(snap, m);")
+            else:
+                if spec.snapshot_sequence:
+                    out.append(f"snap->sequence = {spec.snapshot_sequence};")
+                mac = "KMW_COPY_ONCE" if op.access == "once" else "KMW_COPY"
+                out.append(f"{mac}(snap, m, emu);{c}")
+        elif op.kind == "cond":
+            cond = op.cond.render(cname)
+            if cond.startswith("(") and cond.endswith(")") and _balanced(cond[1:-1]):
+                cond = cond[1:-1]
+            out.append(f"if ({cond}){c}")
+            if op.action == "accept":
+                out.append("\treturn KMW_ACCEPT;")
+            elif op.action == "skip":
+                kind = ("KMW_REJECT_INVALID" if op.cond.vars() & invalid_vars
+                        else "KMW_REJECT_ODD")
+                out.append(f"\treturn {kind};")
+            else:
+                out.append("\tgoto retry;")
+
+    decl: dict[str, list[str]] = {}
+    for v, f in vars_.items():
+        decl.setdefault(_VAR_TYPES[f], []).append(v)
+    head = [f"{t} {', '.join(vs)};" for t, vs in decl.items()]
+    pro: list[str] = []
+    for op in spec.prologue:
+        emit(op, pro)
+    snap: list[str] = []
+    for op in spec.snapshot:
+        emit(op, snap)
+    snap.append("return KMW_ACCEPT;")
+    ind1, ind2 = "\n\t", "\n\t\t"
+    text = f"""/* {spec.reader_name}: the read of {spec.name}'s is_stalling_task(). */
+static inline __attribute__((always_inline)) int
+{_signature(P + "_read", ["struct memalloc_info *m", "struct memalloc_info *snap", "struct kmw_rctx *c", "const int emu"])}
+{{"""
+    if head:
+        text += ind1 + ind1.join(head) + "\n"
+    if not loops:
+        text += "\n\t(void)c;\n"
+    if pro:
+        text += ind1 + ind1.join(pro) + "\n"
+    if loops:
+        text += "\tfor (;;) {" + ind2 + ind2.join(s.replace("\n\t", "\n\t\t\t") for s in snap)
+        text += "\nretry:\n\t\tif (kmw_retry(c))\n\t\t\treturn KMW_ABORTED;\n\t}\n}\n"
+    else:
+        text += ind1 + ind1.join(snap) + "\n}\n"
+    return text.replace("\n\n\n", "\n\n").replace("{\n\n", "{\n")
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+# ---- the loops and the table -------------------------------------------------
+
+def _loops(spec: Spec) -> str:
+    P = spec.ident
+    return f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
+{{
+	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer);
+}}
+
+static void {P}_reader_scan(const struct kmw_sargs *a)
+{{
+	KMW_READER_SCAN(a, {P}_read);
+}}
+
+static uint64_t {P}_bench_reads(const struct kmw_sargs *a)
+{{
+	KMW_BENCH_READS(a, {P}_read);
+}}
+
+{_signature("static void " + P + "_start", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long jiffies"])}
+{{
+	{P}_start_memalloc_timer(m, gfp_mask, order, jiffies, NULL, 1, 0);
+}}
+
+static void {P}_stop(struct memalloc_info *m, gfp_t gfp_mask)
+{{
+	{P}_stop_memalloc_timer(m, gfp_mask);
+}}
+
+{_signature("static int " + P + "_read_one", ["struct memalloc_info *m", "struct memalloc_info *snap", "struct kmw_rctx *c"])}
+{{
+	return {P}_read(m, snap, c, 1);
+}}
+"""
+
+
+def protocol_c(spec: Spec) -> str:
+    """One protocol's C: its writer, its reader and its loops."""
+    rule = "-" * max(4, 66 - len(spec.name) - len(spec.path))
+    return (f"/* ---- {spec.name} ({spec.path}) {rule} */\n"
+            + "/*\n * " + _wrap(f"{spec.name}: {spec.stands_for}.") + "\n */\n\n"
+            + _writer(spec) + "\n" + _reader(spec) + "\n" + _loops(spec))
+
+
+def _wrap(text: str, width: int = 72) -> str:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}" if cur else w
+    if cur:
+        lines.append(cur)
+    return "\n * ".join(lines)
+
+
+def generate(specs: Sequence[Spec], origin: str = "the files in kmallocwd/protocols/") -> str:
+    """The translation unit for these protocols, with their table."""
+    parts = [f"""/*
+ * GENERATED by kmallocwd/protocols/cgen.py (version {GENERATOR_VERSION}) from
+ * {origin}: edit those files, not this one.
+ *
+ * Each protocol's start_memalloc_timer() / stop_memalloc_timer() and its
+ * is_stalling_task() read, as its file declares them, then its loops (the
+ * bodies are csrc/loops.h's), then the table api.c dispatches through.
+ */
+#include "loops.h"
+"""]
+    for s in specs:
+        parts.append(protocol_c(s))
+    rows = "\n".join(
+        f"\t{{ \"{s.name}\", {s.ident}_writer_run, {s.ident}_reader_scan, "
+        f"{s.ident}_bench_reads,\n\t  {s.ident}_start, {s.ident}_stop, {s.ident}_read_one }},"
+        for s in specs)
+    parts.append(f"""const struct kmw_protocol kmw_protocol_table[] = {{
+{rows}
+}};
+
+const int kmw_protocol_count = {len(specs)};
+""")
+    return "\n".join(parts)
+
+
+def one_protocol_c(spec: Spec) -> str:
+    """What ``kmallocwd protocols --c NAME`` prints: one protocol's C."""
+    return generate([spec], origin=spec.path or spec.name)
