@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Callable
+
+_PREFIXED = re.compile(r"[+-]?0[xXoObB]")
+
+
+def parse_int(text: str) -> int:
+    """A whole number: decimal (leading zeros allowed: ``010`` is 10), or
+    with a 0x / 0o / 0b prefix; ``_`` between digits as in Python.
+    ValueError otherwise."""
+    t = text.strip()
+    return int(t, 0) if _PREFIXED.match(t) else int(t, 10)
 
 
 def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -11,11 +22,12 @@ def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
 
     def check(text: str) -> int:
         try:
-            value = int(text, 0)
+            value = parse_int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (accepted: {span})")
+            raise argparse.ArgumentTypeError(
+                f"{_short(text)} is not a whole number (accepted: {span}; decimal, or 0x hex)")
         if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value} is out of range (accepted: {span})")
+            raise argparse.ArgumentTypeError(f"{_short(text)} is out of range (accepted: {span})")
         return value
 
     return check
@@ -29,9 +41,9 @@ def float_range(lo: float, hi: float | None = None, lo_open: bool = False) -> Ca
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number (accepted: {span})")
+            raise argparse.ArgumentTypeError(f"{_short(text)} is not a number (accepted: {span})")
         if value != value or value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value:g} is out of range (accepted: {span})")
+            raise argparse.ArgumentTypeError(f"{_short(text)} is out of range (accepted: {span})")
         return value
 
     return check
@@ -41,7 +53,13 @@ def choice(names: tuple[str, ...], what: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         if text not in names:
             raise argparse.ArgumentTypeError(
-                f"unknown {what} {text!r} (accepted: {', '.join(names)})")
+                f"unknown {what} {_short(text)} (accepted: {', '.join(names)})")
         return text
 
     return check
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """The value as given, quoted, and cut if it is long (one line)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"

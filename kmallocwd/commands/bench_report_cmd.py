@@ -44,19 +44,25 @@ def run(args: argparse.Namespace) -> int:
         report = bench_report.load(args.file)
     except bench_report.BenchReportError as exc:
         raise UsageError(str(exc)) from None
-    if args.png:
+    if args.png is not None:
+        from kmallocwd import outpath
+
+        if args.png != "" and not args.png.lower().endswith(".png"):
+            raise UsageError(f"--png {outpath.show(args.png)}: not a .png file name "
+                             "(accepted: a writable file path ending in .png)")
+        png = outpath.check_output(args.png, "--png", [args.file])
+        if png.stdout:
+            raise UsageError("--png -: a chart cannot go to stdout (accepted: a writable "
+                             "file path ending in .png)")
         try:
-            bench_report.plot(report, args.png, args.baseline)
+            outpath.write_file(png, lambda tmp: bench_report.plot(report, tmp, args.baseline))
         except bench_report.PlotUnavailable as exc:
             raise UsageError(str(exc)) from None
-        except OSError as exc:
-            raise UsageError(f"--png {args.png}: cannot write it "
-                             f"({exc.strerror or exc})") from None
     if args.json:
         json.dump(bench_report.to_dict(report, args.baseline), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(bench_report.render(report, args.baseline))
-        if args.png:
+        if args.png is not None:
             sys.stdout.write(f"chart written to {args.png}\n")
     return 0

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO
 
 from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
 from kmallocwd.watchdog.carith import ULONG_MAX
-from kmallocwd.watchdog.scenario import ScenarioError, resolve
+from kmallocwd.watchdog.scenario import ScenarioError, builtin_names, resolve
 
 DEFAULT_SCENARIO = "oom-livelock"
 
@@ -64,21 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _open_log(path: str | None) -> TextIO:
-    from kmallocwd.errors import UsageError
-
-    if path is None:
-        return sys.stdout
-    try:
-        return open(path, "w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--log {path}: cannot write it: {exc.strerror or exc} "
-                         "(accepted: a writable file path)") from None
-
-
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
-    from kmallocwd.interrupt import Terminated
+    from kmallocwd import interrupt, outpath
+    from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WRITE_FAILED, UsageError
     from kmallocwd.watchdog.run import Run, RunConfig
 
     try:
@@ -89,40 +76,49 @@ def run(args: argparse.Namespace) -> int:
                     duration_s=args.duration, seed=args.seed,
                     initial_jiffies=args.initial_jiffies, json=args.json,
                     dump_slots=args.dump_slots, time_scale=args.time_scale)
-    out = _open_log(args.log)
+    target = None
+    if args.log is not None:
+        inputs = [] if args.scenario in builtin_names() else [args.scenario]
+        target = outpath.check_output(args.log, "--log", inputs)
+    out = sys.stdout if target is None else outpath.open_stream(target)
+    run_ = Run(cfg, out)
+    if not args.quiet:
+        wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
+              if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
+        scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
+        until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
+        print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
+              f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
+              file=sys.stderr)
+    interrupted: str | None = None
     try:
-        run_ = Run(cfg, out)
-        if not args.quiet:
-            wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
-                  if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
-            scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
-            until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
-            print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
-                  f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
-                  file=sys.stderr)
         run_.boot()
-        interrupted: str | None = None
-        try:
-            run_.wait()
-        except Terminated:
-            interrupted = "SIGTERM"
-        except KeyboardInterrupt:
-            interrupted = "SIGINT"
-        summary = run_.finish(interrupted)
-        lines = summary.lines()
-        run_.log.text(lines)
-        if out is not sys.stdout:
-            sys.stdout.write("\n".join(lines) + "\n")
-        elif cfg.json and not args.quiet:
-            sys.stderr.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        run_.wait()
+        interrupt.defer()  # from here on a signal is recorded, not raised
+    except KeyboardInterrupt as exc:
+        interrupt.defer()
+        interrupted = "SIGTERM" if isinstance(exc, interrupt.Terminated) else "SIGINT"
+    # However many signals come now, the summary is written.
+    summary = run_.finish(interrupted, record=False)
+    if interrupted is None and interrupt.received() is not None:
+        interrupted = interrupt.signal_name(interrupt.received())
+        summary.interrupted = interrupted
+    status = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(interrupted or "", 0)
+    lines = summary.lines()
+    if out is not sys.stdout:
+        sys.stdout.write("\n".join(lines) + "\n")
+    elif cfg.json and not args.quiet:
+        sys.stderr.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    if outpath.stream_error(sys.stdout) is not None:
+        status = EXIT_WRITE_FAILED  # cli.main() says so on stderr
+    run_.log.text(lines)
+    record = summary.to_json()
+    record["exit_status"] = status
+    run_.log.record(record)
+    run_.log.flush()
+    if target is not None:
+        outpath.commit(target)  # WriteFailed: exit 74; the summary is on stdout
     if run_.errors:
         raise run_.errors[0]
-    if interrupted == "SIGTERM":
-        return EXIT_SIGTERM
-    if interrupted == "SIGINT":
-        return EXIT_SIGINT
-    return 0
+    return status

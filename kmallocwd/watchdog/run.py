@@ -109,8 +109,10 @@ class Run:
         self.t_end_ns = self.system.now_ns()
         self.log.flush()
 
-    def finish(self, interrupted: str | None = None) -> Summary:
-        """Halt, then the slot dump (--dump-slots) and the summary records."""
+    def finish(self, interrupted: str | None = None, record: bool = True) -> Summary:
+        """Halt, then the slot dump (--dump-slots) and the summary records
+        (``record=False``: the caller writes the summary record, with its
+        exit status)."""
         self.halt()
         cfg, sys_ = self.cfg, self.system
         now = sys_.jiffies()
@@ -129,7 +131,8 @@ class Run:
             reader=self.watchdog.stats if self.watchdog else None,
             scans=self.watchdog.scans if self.watchdog else 0,
         )
-        self.log.record(summary.to_json())
+        if record:
+            self.log.record(summary.to_json())
         return summary
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ TASK_COMM_LEN = 16  # include/linux/sched.h: comm is 15 characters and a NUL
 MAX_ORDER = 11  # orders 0..10, as on x86-64
 MAX_TASKS = 256  # worker threads per run
 PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit
+MAX_FILE_BYTES = 1 << 20  # a scenario file is at most 1 MiB
 
 # What a fate does to a task at its time.
 STALL = "stall"  # requests stop finishing: the one in progress, or one made now
@@ -161,6 +163,14 @@ class _Check:
             raise self.fail(key, "a non-empty string" if lo else "a string", v)
         return v
 
+    def name(self, key: str, v: Any) -> str:
+        """A name that is printed in the log: no control characters (a
+        newline would forge log lines), nothing that splits a line."""
+        v = self.string(key, v)
+        if any(unicodedata.category(ch) in _CONTROL for ch in v):
+            raise self.fail(key, "a name without control characters", v)
+        return v
+
     def integer(self, key: str, v: Any, lo: int, hi: int) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise self.fail(key, f"an integer {lo} to {hi}", v)
@@ -209,15 +219,25 @@ def _isnum(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _show(v: Any) -> str:
-    """A found value, as the error line shows it (TOML spelling for booleans)."""
+# Unicode categories refused in names: control (Cc: \n, \0, \x1b...), format
+# (Cf: bidi overrides), line and paragraph separators.
+_CONTROL = ("Cc", "Cf", "Zl", "Zp")
+
+
+def _show(v: Any, limit: int = 80) -> str:
+    """A found value, as the error line shows it (TOML spelling for booleans),
+    cut to ``limit`` characters."""
     if isinstance(v, dict):
         return "a table"
     if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
         return "an array of tables"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return repr(v)
+    try:
+        text = repr(v)
+    except RecursionError:
+        text = "a value nested too deeply"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _SCENARIO_KEYS = ("name", "description", "timeout")
@@ -230,8 +250,9 @@ _ZONE_KEYS = ("name", "present_kb", "min_kb", "free")
 
 
 def comm(name: str) -> str:
-    """The kernel keeps at most TASK_COMM_LEN - 1 characters of a name."""
-    return name[: TASK_COMM_LEN - 1]
+    """The kernel keeps at most TASK_COMM_LEN - 1 bytes of a name (UTF-8
+    here); a character the cut would split is dropped whole."""
+    return name.encode("utf-8")[: TASK_COMM_LEN - 1].decode("utf-8", "ignore")
 
 
 def parse(data: dict, file: str, default_name: str) -> Scenario:
@@ -240,7 +261,7 @@ def parse(data: dict, file: str, default_name: str) -> Scenario:
     c.keys("", data, _TOP_KEYS)
     head = c.table("scenario", data.get("scenario", {}))
     c.keys("scenario", head, _SCENARIO_KEYS)
-    name = c.string("scenario.name", head.get("name", default_name))
+    name = c.name("scenario.name", head.get("name", default_name))
     description = c.string("scenario.description", head.get("description", ""), lo=0)
     timeout = c.number("scenario.timeout", head.get("timeout", 10), 0, 86400, lo_open=True)
 
@@ -277,9 +298,11 @@ def parse(data: dict, file: str, default_name: str) -> Scenario:
 def _zone(c: _Check, key: str, z: Any) -> Zone:
     z = c.table(key, z)
     c.keys(key, z, _ZONE_KEYS)
-    name = c.string(f"{key}.name", z.get("name"))
+    name = c.name(f"{key}.name", z.get("name"))
     present = c.integer(f"{key}.present_kb", z.get("present_kb", 0), 0, 1 << 40)
     min_kb = c.integer(f"{key}.min_kb", z.get("min_kb", 0), 0, 1 << 40)
+    if min_kb > present:
+        raise c.fail(f"{key}.min_kb", f"at most present_kb ({present})", min_kb)
     free = z.get("free", [0] * MAX_ORDER)
     if not isinstance(free, list) or len(free) != MAX_ORDER:
         raise c.fail(f"{key}.free", f"{MAX_ORDER} block counts, one per order 0..10", free)
@@ -292,7 +315,7 @@ def _group(c: _Check, key: str, g: Any, next_pid: int) -> Group:
     c.keys(key, g, _GROUP_KEYS)
     if "name" not in g:
         raise c.fail(f"{key}.name", "the task's name (its comm)", "nothing")
-    name = comm(c.string(f"{key}.name", g["name"]))
+    name = comm(c.name(f"{key}.name", g["name"]))
     raw_pid = g.get("pid", next_pid)
     if isinstance(raw_pid, list):
         if "count" in g and g["count"] != len(raw_pid):
@@ -324,14 +347,21 @@ def _group(c: _Check, key: str, g: Any, next_pid: int) -> Group:
         if action not in ACTIONS:
             raise c.fail(f"{fk}.do", f"one of {', '.join(ACTIONS)}", action)
         fates.append(Fate(at, action))
+    request_s = c.seconds(f"{key}.request_s", g.get("request_s", 0.001))
+    interval_s = c.seconds(f"{key}.interval_s", g.get("interval_s", 0.1))
+    if request_s.hi == 0 and interval_s.hi == 0:
+        # The task would allocate in a loop that never sleeps, never yields
+        # and never sees the halt: refused rather than emulated.
+        raise c.fail(f"{key}.request_s", "more than 0 when interval_s is 0 (a task must "
+                     "wait somewhere)", g.get("request_s", 0.001))
     return Group(
         name=name,
         pids=pids,
         ppid=c.integer(f"{key}.ppid", g.get("ppid", 1), 0, PID_MAX),
         gfp=c.gfp(f"{key}.gfp", g.get("gfp", "GFP_KERNEL")),
         order=c.integer(f"{key}.order", g.get("order", 0), 0, MAX_ORDER - 1),
-        request_s=c.seconds(f"{key}.request_s", g.get("request_s", 0.001)),
-        interval_s=c.seconds(f"{key}.interval_s", g.get("interval_s", 0.1)),
+        request_s=request_s,
+        interval_s=interval_s,
         stall_probability=c.number(f"{key}.stall_probability", g.get("stall_probability", 0), 0, 1),
         nest_probability=c.number(f"{key}.nest_probability", g.get("nest_probability", 0), 0, 1),
         nest_gfp=c.gfp(f"{key}.nest_gfp", g.get("nest_gfp", "GFP_NOIO")),
@@ -347,18 +377,20 @@ def _group(c: _Check, key: str, g: Any, next_pid: int) -> Group:
 def loads(text: str, file: str = "<string>", default_name: str = "scenario") -> Scenario:
     try:
         data = tomllib.loads(text)
+        return parse(data, file, default_name)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"scenario {file}: not valid TOML: {exc}") from None
-    return parse(data, file, default_name)
+    except RecursionError:
+        raise ScenarioError(f"scenario {file}: not a scenario: nested too deeply") from None
 
 
-def load_file(path: str | Path) -> Scenario:
+def load_file(path: str | Path, option: str = "--scenario") -> Scenario:
+    """A scenario file, read with a bound (MAX_FILE_BYTES, regular files
+    only): UsageError (from kmallocwd.inputs) if it cannot be read."""
+    from kmallocwd.inputs import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ScenarioError(f"scenario {p}: cannot read it: {reason}") from None
+    text = read_text(str(path), option, MAX_FILE_BYTES)
     return loads(text, str(p), p.stem)
 
 
@@ -382,6 +414,6 @@ def resolve(spec: str) -> Scenario:
         return load_builtin(spec)
     p = Path(spec)
     if p.exists() or p.suffix == ".toml" or "/" in spec:
-        return load_file(p)
+        return load_file(spec)
     raise ScenarioError(f"scenario {spec}: no built-in scenario or file of that name "
                         f"(built-ins: {', '.join(builtin_names())})")

@@ -1,0 +1,366 @@
+"""Every output option (``--json PATH``, ``--log FILE``, ``--png PATH``, and
+any later one) goes through here, so that no output path can destroy
+anything.
+
+``check_output()`` is called *before* the run.  It refuses, with a
+``UsageError`` of one line naming the option and the path:
+
+- ``''``, a path ending in ``/``, a name or path too long, a NUL;
+- a path in a missing directory, or in one where no file can be created
+  (``/proc``, ``/sys``, a read-only mount): writability is proven by creating
+  the temporary file now, in the target's directory;
+- an existing path that is not a regular file: a device, FIFO, socket or
+  directory, or a symlink to one of those (or to nothing);
+- a path that is one of the command's input files.
+
+``-`` means stdout.  A symlink to a regular file is written *through*: its
+target is replaced (atomically), the link is kept.
+
+``write_text()`` writes the whole text into the temporary file, then
+renames it over the target: a reader sees the old file or the new one,
+never half of one.  A failure raises ``WriteFailed`` (exit 74); the old
+file is left as it was.  ``open_stream()`` / ``commit()`` do the same for an
+output written as the run goes (``run --log``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import io
+import os
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, TextIO
+
+from kmallocwd.errors import UsageError, WriteFailed
+
+ACCEPTED = "a writable regular file path, or '-' for stdout"
+
+# Temporary files created by check_output() and not yet committed or
+# discarded: removed at exit, whatever happens.
+_pending: set[str] = set()
+
+
+def show(path: str) -> str:
+    """A path as an error line shows it: as given, or quoted when it holds a
+    control character (so that the line stays one line)."""
+    return path if path and path.isprintable() else repr(path)
+
+
+def kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "not a regular file"
+
+
+@dataclass
+class OutputTarget:
+    """A checked output: stdout, or a regular file to be replaced."""
+
+    option: str
+    path: str  # as given
+    stdout: bool = False
+    real: str = ""  # the file that is replaced (a symlink's target)
+    tmp: str = ""  # the temporary file beside it, created by check_output()
+    mode: int = 0o644
+    owner: tuple[int, int] | None = None  # uid, gid of the file it replaces
+    stream: "GuardedStream | None" = field(default=None, repr=False)
+
+    def label(self) -> str:
+        return f"{self.option} {show(self.path)}"
+
+
+def _refuse(option: str, path: str, why: str, accepted: str = ACCEPTED) -> UsageError:
+    return UsageError(f"{option} {show(path)}: {why} (accepted: {accepted})")
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTarget:
+    """Check an output path before the run and create its temporary file;
+    UsageError (one line) if it cannot or must not be written."""
+    if path == "-":
+        return OutputTarget(option, path, stdout=True)
+    if path == "":
+        raise _refuse(option, path, "an empty path")
+    if "\0" in path:
+        raise _refuse(option, path, "a path with a NUL character")
+    if path.endswith("/"):
+        raise _refuse(option, path, "ends with '/', which names a directory")
+    try:
+        path_max = os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        path_max = 4096
+    if len(os.fsencode(path)) >= path_max:
+        raise _refuse(option, path, f"the path is longer than {path_max - 1} bytes")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _refuse(option, path, _reason(exc)) from None
+    real = path
+    mode = None
+    owner = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                tst = os.stat(path)
+            except OSError as exc:
+                why = ("a symlink to nothing" if exc.errno == errno.ENOENT
+                       else f"a symlink that cannot be followed: {_reason(exc)}")
+                raise _refuse(option, path, why) from None
+            if not stat.S_ISREG(tst.st_mode):
+                raise _refuse(option, path, f"a symlink to {kind(tst.st_mode)}, which "
+                              "would be destroyed")
+            real = os.path.realpath(path)
+            st = tst
+        elif not stat.S_ISREG(st.st_mode):
+            raise _refuse(option, path, f"{kind(st.st_mode)}, which would be destroyed")
+        if not os.access(real, os.W_OK):
+            raise _refuse(option, path, "the file is not writable")
+        mode = stat.S_IMODE(st.st_mode)
+        owner = (st.st_uid, st.st_gid)
+    directory, name = os.path.split(real)
+    directory = directory or "."
+    name_max = 255
+    try:
+        name_max = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        pass
+    if len(os.fsencode(name)) > name_max:
+        raise _refuse(option, path, f"the file name is longer than {name_max} bytes")
+    try:
+        dst = os.stat(directory)
+    except OSError as exc:
+        why = (f"no directory {show(directory)}" if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+               else f"directory {show(directory)}: {_reason(exc)}")
+        raise _refuse(option, path, why) from None
+    if not stat.S_ISDIR(dst.st_mode):
+        raise _refuse(option, path, f"{show(directory)} is not a directory")
+    for inp in inputs:
+        if inp in ("", "-"):
+            continue
+        try:
+            ist = os.stat(inp)
+        except (OSError, ValueError):
+            continue
+        if st is not None and _same_file(st, ist):
+            raise _refuse(option, path, f"this is the input file {show(inp)}",
+                          "a path other than the command's input files")
+    # Prove the directory takes a new file: create the temporary file now.
+    ext = os.path.splitext(name)[1][:16]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name[:64]}.", suffix=f".tmp{ext}")
+    except OSError as exc:
+        raise _refuse(option, path, f"cannot create a file in {show(directory)}: "
+                      f"{_reason(exc)}") from None
+    os.close(fd)
+    _pending.add(tmp)
+    if mode is None:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+    return OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def discard(target: OutputTarget) -> None:
+    """Give up an output: remove its temporary file, the target untouched."""
+    if target.tmp:
+        try:
+            os.unlink(target.tmp)
+        except OSError:
+            pass
+        _pending.discard(target.tmp)
+
+
+@atexit.register
+def discard_all() -> None:
+    """Remove every temporary file not committed (a refused or failed run)."""
+    for tmp in list(_pending):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _pending.discard(tmp)
+
+
+def _fail(target: OutputTarget, exc: BaseException) -> WriteFailed:
+    return WriteFailed(f"{target.label()}: cannot write it: {_reason(exc)}")
+
+
+def _install(target: OutputTarget) -> None:
+    """Rename the written temporary file over the target (still regular or
+    absent: checked again, so a device put there meanwhile survives)."""
+    try:
+        st = os.lstat(target.real)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _fail(target, exc) from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise WriteFailed(f"{target.label()}: became {kind(st.st_mode)} during the run; "
+                          "left as it is")
+    try:
+        os.chmod(target.tmp, target.mode)
+        if target.owner is not None and os.geteuid() == 0:
+            os.chown(target.tmp, *target.owner)
+        os.replace(target.tmp, target.real)
+    except OSError as exc:
+        raise _fail(target, exc) from None
+    _pending.discard(target.tmp)
+
+
+def write_text(target: OutputTarget, text: str) -> None:
+    """Write ``text`` to the target: stdout, or the file replaced whole
+    (temporary file, then rename).  WriteFailed on any error."""
+    if target.stdout:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError) as exc:
+            raise WriteFailed(f"{target.label()}: cannot write to stdout: {_reason(exc)}") from None
+        return
+    try:
+        try:
+            with open(target.tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except (OSError, ValueError) as exc:
+            raise _fail(target, exc) from None
+        _install(target)
+    except BaseException:
+        discard(target)
+        raise
+
+
+def write_file(target: OutputTarget, produce: Callable[[str], None]) -> None:
+    """Like write_text, for a writer that wants a path (a chart library):
+    ``produce(tmp_path)`` writes the temporary file (it keeps the target's
+    extension), which then replaces the target.  Exceptions of ``produce``
+    other than OSError propagate; the target is untouched."""
+    if target.stdout:
+        raise WriteFailed(f"{target.label()}: cannot write this output to stdout")
+    try:
+        try:
+            produce(target.tmp)
+        except OSError as exc:
+            raise _fail(target, exc) from None
+        _install(target)
+    except BaseException:
+        discard(target)
+        raise
+
+
+class GuardedStream(io.TextIOBase):
+    """A text stream whose write errors are kept, not raised: the run goes
+    on, and whoever owns the stream reports ``error`` at the end.  Used for
+    stdout (cli.main) and for streamed outputs (``run --log``)."""
+
+    def __init__(self, real: TextIO | None, closed_reason: str = "it is closed") -> None:
+        self.real = real
+        self.error: OSError | None = None
+        if real is None:
+            self.error = OSError(errno.EBADF, closed_reason)
+
+    def write(self, s: str) -> int:
+        if self.error is None:
+            try:
+                self.real.write(s)
+            except (OSError, ValueError) as exc:
+                self.error = exc if isinstance(exc, OSError) else OSError(errno.EBADF, str(exc))
+        return len(s)
+
+    def flush(self) -> None:
+        if self.error is None and self.real is not None:
+            try:
+                self.real.flush()
+            except (OSError, ValueError) as exc:
+                self.error = exc if isinstance(exc, OSError) else OSError(errno.EBADF, str(exc))
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        try:
+            return self.real is not None and self.real.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        if self.real is None:
+            raise io.UnsupportedOperation("stdout is closed")
+        return self.real.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.real, "encoding", None) or "utf-8"
+
+
+def stream_error(stream: object) -> OSError | None:
+    """The write error a GuardedStream kept, or None."""
+    return getattr(stream, "error", None) if isinstance(stream, GuardedStream) else None
+
+
+def open_stream(target: OutputTarget) -> TextIO:
+    """A text stream into the target's temporary file, for an output
+    written as the run goes; ``commit()`` puts it in place.  For ``-``,
+    sys.stdout itself."""
+    if target.stdout:
+        return sys.stdout
+    try:
+        real = open(target.tmp, "w", encoding="utf-8")
+    except OSError as exc:
+        discard(target)
+        raise _fail(target, exc) from None
+    target.stream = GuardedStream(real)
+    return target.stream  # type: ignore[return-value]
+
+
+def commit(target: OutputTarget) -> None:
+    """Close the stream of open_stream() and rename it over the target;
+    WriteFailed (the target untouched) if any write failed."""
+    if target.stdout:
+        return
+    s = target.stream
+    try:
+        if s is not None:
+            s.flush()
+            if s.error is None:
+                try:
+                    os.fsync(s.real.fileno())
+                except OSError as exc:
+                    s.error = exc
+            try:
+                s.real.close()
+            except OSError as exc:
+                s.error = s.error or exc
+            if s.error is not None:
+                raise _fail(target, s.error)
+        _install(target)
+    except BaseException:
+        discard(target)
+        raise
