@@ -8,28 +8,28 @@ import random
 import numpy as np
 import pytest
 
-from kmallocwd import gfp, protocols
+from kmallocwd import classify, gfp, protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.slots import SLOT_SIZE, SlotArray, Snapshot
+from kmallocwd.stress import C_OUTCOMES
 
 FIELDS = ("sequence", "start", "order", "gfp", "witness")
 
 
 def test_protocol_table_is_the_c_core_s():
-    assert lib.KMW_NR_PROTOCOLS == len(protocols.PROTOCOLS)
+    """The C table was generated from the files: same names, looked up by name."""
+    assert lib.kmw_nr_protocols() == len(protocols.PROTOCOLS)
     for name in protocols.NAMES:
         assert ffi.string(lib.kmw_protocol_name(protocols.cid(name))).decode() == name
+    assert lib.kmw_protocol_name(len(protocols.PROTOCOLS)) == ffi.NULL
 
 
 def test_every_protocol_forbids_torn_unless_it_is_the_control():
     for p in protocols.PROTOCOLS:
-        expect = p.outcome(protocols.TORN).expect
-        if p.name == "none":
-            assert expect is protocols.Expect.INTERESTING
-        else:
-            assert expect is protocols.Expect.FORBIDDEN
-        # a sound protocol cannot be shown to tear by anybody
-        assert (not p.outcome(protocols.TORN).shown_by) == p.sound
+        for kind in protocols.TORN_KINDS:
+            expect = p.outcome(kind).expect
+            assert expect == (protocols.INTERESTING if p.name == "none" else protocols.FORBIDDEN)
+        assert p.sound == all(v == "never" for v in p.expect.values())
 
 
 def test_slots_are_cache_line_aligned_and_zeroed():
@@ -38,7 +38,9 @@ def test_slots_are_cache_line_aligned_and_zeroed():
     assert int(ffi.cast("uintptr_t", s.ptr)) % 64 == 0
     v = s.view()
     assert v.shape == (1000,) and v.dtype.itemsize == 64
-    assert not v["sequence"].any() and not v["valid"].any()
+    assert not v["sequence"].any() and not v["valid"].any() and not v["start"].any()
+    # the initial contents are one (virtual) section's: the witness agrees
+    assert (v["witness"] == lib.kmw_witness(0, 0, 0, 0)).all()
     assert [f for f in v.dtype.names[:6]] == ["sequence", "valid", "dumped", "start", "order", "gfp"]
 
 
@@ -56,10 +58,10 @@ def test_a_million_slots():
     s = SlotArray(1_000_000)
     v = s.view()
     assert len(v) == 1_000_000
-    st = ffi.new("struct kmw_reader_stats *")
+    t = ffi.new("struct kmw_tally *")
     stop = ffi.new("int *")
-    lib.kmw_reader_scan(protocols.cid("seqcount"), s.ptr, len(s), 1, stop, st)
-    assert st.rejected_invalid == 1_000_000 and st.scans == 1
+    lib.kmw_reader_scan(protocols.cid("seqcount"), s.ptr, len(s), 1, ffi.NULL, 0, stop, t)
+    assert t.outcome[lib.KMW_O_REJECTED_INVALID] == 1_000_000 and t.scans == 1
 
 
 def test_bad_slot_counts_are_refused():
@@ -104,7 +106,7 @@ def test_no_false_positive_whatever_the_values(name):
         start = rng.choice(specials + [rng.getrandbits(64)])
         lib.kmw_start_memalloc_timer(p, m, g, order, start)
         assert lib.kmw_read_slot(p, m, snap, ffi.NULL, ffi.NULL) == 0  # accepted
-        assert not lib.kmw_snapshot_torn(snap)
+        assert lib.kmw_classify(snap, ffi.NULL, 0) == lib.KMW_O_CONSISTENT
         assert (snap.start, snap.order, snap.gfp) == (start, order, g)
         lib.kmw_stop_memalloc_timer(p, m, g)
 
@@ -114,6 +116,12 @@ def _section(seq_before: int, start: int, order: int, g: int) -> Snapshot:
     s.ptr[0].sequence = seq_before
     lib.kmw_start_memalloc_timer(protocols.cid("seqcount"), s.slot(0), g, order, start)
     return Snapshot.from_cdata(s.ptr[0])
+
+
+def _stress_section(k: int, q: int, seq_before: int) -> Snapshot:
+    """What a stress write section k making request q leaves in the slot."""
+    r = gfp.STRESS_SEQ[q]
+    return _section(seq_before, classify.stamp(k, q), r.order, r.gfp)
 
 
 def test_forged_torn_snapshots_are_caught():
@@ -133,11 +141,89 @@ def test_forged_torn_snapshots_are_caught():
                 assert forged.torn(), from_b
 
 
-def test_snapshot_taken_inside_a_section_is_torn():
-    a = _section(40, 100, 0, gfp.GFP_KERNEL)
-    mid = Snapshot(sequence=a.sequence + 1, valid=0, dumped=0, start=200, order=a.order,
-                   gfp=a.gfp, witness=a.witness)
-    assert mid.torn()
+def _c_outcome(s: Snapshot) -> str:
+    c = ffi.new("struct memalloc_info *")
+    for f in ("sequence", "valid", "dumped", "start", "order", "gfp", "witness"):
+        setattr(c, f, getattr(s, f))
+    reqs = ffi.new("struct kmw_request[]", len(gfp.STRESS_SEQ))
+    for i, r in enumerate(gfp.STRESS_SEQ):
+        reqs[i].gfp, reqs[i].order = r.gfp, r.order
+    return C_OUTCOMES[lib.kmw_classify(c, reqs, len(gfp.STRESS_SEQ))]
+
+
+@pytest.mark.parametrize("field", ["sequence", "start", "order", "gfp", "witness"])
+def test_a_tear_in_each_covered_field_is_caught_and_classified(field):
+    """Consecutive stress sections of a slot write different values in every
+    field; a snapshot with just one field from the other section is torn,
+    and of the kind the field says (C and Python classifiers agree)."""
+    a = _stress_section(7, 4, 40)
+    b = _stress_section(8, 5, 42)
+    assert all(getattr(a, f) != getattr(b, f) for f in ("sequence", "start", "order", "gfp"))
+    forged = Snapshot(**{**a.__dict__, field: getattr(b, field)})
+    kind = {"sequence": protocols.TORN_SEQ, "witness": protocols.TORN_SEQ}.get(
+        field, protocols.TORN_MIXED)
+    assert forged.outcome() == kind
+    assert _c_outcome(forged) == kind
+    assert a.outcome() == b.outcome() == _c_outcome(a) == protocols.CONSISTENT
+
+
+def test_stale_sequence_and_mixed_data_are_told_apart():
+    a = _stress_section(7, 4, 40)
+    b = _stress_section(8, 5, 42)
+    stale = Snapshot(**{**b.__dict__, "sequence": a.sequence, "witness": a.witness})
+    assert stale.outcome() == _c_outcome(stale) == protocols.TORN_SEQ
+    mixed = Snapshot(**{**a.__dict__, "start": b.start, "gfp": b.gfp})
+    assert mixed.outcome() == _c_outcome(mixed) == protocols.TORN_MIXED
+
+
+def test_snapshot_taken_inside_a_section():
+    """Odd sequence: torn-inside if a field is from before the section, but
+    consistent once every store of the section is in (the control's old
+    false positive: after the witness store, before the final increment)."""
+    a = _stress_section(7, 4, 40)
+    b = _stress_section(8, 5, 42)
+    early = Snapshot(**{**a.__dict__, "sequence": a.sequence + 1, "start": b.start})
+    assert early.outcome() == _c_outcome(early) == protocols.TORN_INSIDE
+    late = Snapshot(**{**b.__dict__, "sequence": b.sequence - 1})
+    assert late.outcome() == _c_outcome(late) == protocols.CONSISTENT
+
+
+def test_consecutive_sections_of_a_slot_write_new_values():
+    """The stress writer loop: on each slot, every section's start is new,
+    and gfp and order differ from the slot's previous section's; slots of
+    one round differ from each other."""
+    n = 8
+    s = SlotArray(n)
+    idx = np.arange(n, dtype=np.uint32)
+    reqs = ffi.new("struct kmw_request[]", len(gfp.STRESS_SEQ))
+    for i, r in enumerate(gfp.STRESS_SEQ):
+        reqs[i].gfp, reqs[i].order = r.gfp, r.order
+    w = ffi.new("struct kmw_writer *")
+    w.stamp = 1 << 40
+    stop = ffi.new("int *")
+    from kmallocwd.clock import make_clock
+    clock = make_clock()
+    v = s.view()
+    seen: set[int] = set()
+    last = [None] * n
+    for _ in range(60):
+        before = v.copy()
+        done = lib.kmw_writer_run(protocols.cid("seqcount"), lib.KMW_EMULATOR, s.ptr,
+                                  ffi.from_buffer("uint32_t[]", idx), n, reqs,
+                                  len(gfp.STRESS_SEQ), n, clock, w, stop, ffi.NULL)
+        assert done == n
+        for j in range(n):
+            if v["sequence"][j] == before["sequence"][j]:
+                continue  # the request had no reclaim bit: no section
+            cur = (int(v["start"][j]), int(v["gfp"][j]), int(v["order"][j]))
+            assert cur[0] not in seen
+            seen.add(cur[0])
+            if last[j] is not None:
+                assert cur[1] != last[j][1] and cur[2] != last[j][2]
+            last[j] = cur
+            assert Snapshot(**{f: int(v[f][j]) for f in ("sequence", "valid", "dumped",
+                            "start", "order", "gfp", "witness")}).outcome() == \
+                protocols.CONSISTENT
 
 
 def test_witness_sees_every_field():
