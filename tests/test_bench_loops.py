@@ -1,6 +1,6 @@
-"""The benchmarks' C read loop (csrc/bench.c): it reads what kmw_read_slot
-reads, pairs each protocol with the same reader as protocols.c, and counts
-every read it does."""
+"""The benchmarks' C read loop (protocol mode, csrc/loops.h): it reads what
+kmw_read_slot reads, and counts every read it does; and both do what the
+protocol's file says its reader does (protocols/interp.py runs the file)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.gfp import GFP_KERNEL
+from kmallocwd.protocols import interp
 from kmallocwd.slots import SlotArray
 
 ACCEPT, REJECT_ODD, REJECT_INVALID, ABORTED = (lib.KMW_ACCEPT, lib.KMW_REJECT_ODD,
@@ -36,7 +37,7 @@ def _in_thread(call):
 def _bench_one(proto: str, slots: SlotArray, expire: int = 0):
     """One read by kmw_bench_reads in a thread; a reader still spinning after
     0.2 s is stopped.  Returns (outcome, counts), outcome ABORTED if stopped."""
-    counts = ffi.new("struct kmw_bench_counts *")
+    counts = ffi.new("struct kmw_tally *")
     stop = ffi.new("int *")
     el = ffi.new("uint64_t *")
     done = []
@@ -51,7 +52,8 @@ def _bench_one(proto: str, slots: SlotArray, expire: int = 0):
         return ABORTED, counts
     assert done[0] == 1
     outcome = {(1, 0, 0): ACCEPT, (0, 1, 0): REJECT_ODD, (0, 0, 1): REJECT_INVALID}[
-        (counts.accepted, counts.rejected_odd, counts.rejected_invalid)]
+        (counts.outcome[lib.KMW_O_ACCEPTED], counts.outcome[lib.KMW_O_REJECTED_ODD],
+         counts.outcome[lib.KMW_O_REJECTED_INVALID])]
     return outcome, counts
 
 
@@ -78,7 +80,7 @@ def _odd(proto: str) -> SlotArray:
 
 def _locked(proto: str) -> SlotArray:
     s = _started(proto)
-    s.ptr.rwlock = -1  # the v2 writer holds the lock
+    s.ptr.rwlock = 0xFF  # a writer holds the slot's lock (locks.h, KMW_QW_LOCKED)
     return s
 
 
@@ -86,19 +88,28 @@ STATES = {"zeroed": lambda p: SlotArray(1), "started": _started, "odd": _odd,
           "write-locked": _locked}
 
 
-def _expected(proto: str, state: str) -> int:
-    """What protocols.md's reader does with a slot in this state."""
-    if state == "zeroed":
-        return REJECT_INVALID  # valid == 0
-    if state == "odd":  # a write section in progress
-        if proto in ("v3", "v4-parity"):
-            return REJECT_ODD  # the seed's "we can ignore it"
-        if proto in ("v2-rwlock", "none"):
-            return ACCEPT  # neither looks at the sequence
-        return ABORTED  # the seqcount family and c11 wait for it to end
-    if state == "write-locked":
-        return ABORTED if proto == "v2-rwlock" else ACCEPT  # only R-lock takes the lock
-    return ACCEPT
+def _expected(proto: str, state: str, slots: SlotArray) -> int:
+    """What the protocol's file says its reader does with this slot alone."""
+    m = slots.ptr
+    fields = {f: getattr(m, f) for f in ("sequence", "valid", "dumped", "start", "order", "gfp")}
+    held = frozenset({"slot"}) if state == "write-locked" else frozenset()
+    return {interp.ACCEPT: ACCEPT, protocols.REJECTED_ODD: REJECT_ODD,
+            protocols.REJECTED_INVALID: REJECT_INVALID, interp.SPINS: ABORTED}[
+        interp.read_alone(protocols.get(proto), fields, held)]
+
+
+def test_the_states_tell_the_readers_apart() -> None:
+    """The states below make different built-ins do different things, so the
+    test below compares something: v3 refuses an odd slot, seqcount spins
+    on it, none copies it; only slot-rwlock waits for the slot's lock."""
+    got = {(p, st): _expected(p, st, make(p)) for p in protocols.NAMES
+           for st, make in STATES.items()}
+    assert got[("v3", "odd")] == REJECT_ODD
+    assert got[("seqcount", "odd")] == ABORTED
+    assert got[("none", "odd")] == ACCEPT
+    assert got[("slot-rwlock", "write-locked")] == ABORTED
+    assert got[("v2-rwlock", "write-locked")] == ACCEPT
+    assert all(got[(p, "zeroed")] == REJECT_INVALID for p in protocols.NAMES)
 
 
 @pytest.mark.parametrize("proto", protocols.NAMES)
@@ -107,7 +118,7 @@ def test_bench_reader_is_the_protocols_reader(proto: str) -> None:
     # v3 and v4-parity refuse an odd sequence, the seqcount family spins on
     # it, R-none copies it anyway.
     for name, make in STATES.items():
-        expected = _expected(proto, name)
+        expected = _expected(proto, name, make(proto))
         assert _read_slot(proto, make(proto))[0] == expected, f"{proto}, {name} slot"
         assert _bench_one(proto, make(proto))[0] == expected, f"{proto}, {name} slot"
 
@@ -120,7 +131,7 @@ def test_accepted_snapshot_is_the_record(proto: str) -> None:
     out, counts = _bench_one(proto, s, expire=JIFFIES)
     assert out == ACCEPT
     assert counts.stalling == 1  # time_after_eq(expire, start), expire == start
-    folded = snap.start ^ snap.witness ^ (snap.gfp << 32 | snap.order) ^ snap.sequence
+    folded = snap.start ^ (snap.gfp << 32 | snap.order) ^ snap.sequence
     assert counts.sink == folded
     _, counts = _bench_one(proto, s, expire=JIFFIES - 1)
     assert counts.stalling == 0
@@ -130,28 +141,29 @@ def test_round_robin_counts_every_read() -> None:
     s = SlotArray(3)
     c = protocols.cid("seqcount")
     lib.kmw_start_memalloc_timer(c, s.ptr + 1, GFP_KERNEL, 0, JIFFIES)
-    counts = ffi.new("struct kmw_bench_counts *")
+    counts = ffi.new("struct kmw_tally *")
     stop = ffi.new("int *")
     el = ffi.new("uint64_t *")
     n = 3 * 2000 + 1  # past the stop poll at 1023, ending on slot 0
     assert lib.kmw_bench_reads(c, s.ptr, 3, n, 0, stop, counts, el) == n
-    assert (counts.accepted, counts.rejected_odd, counts.rejected_invalid) == (2000, 0, 4001)
+    assert (counts.outcome[lib.KMW_O_ACCEPTED], counts.outcome[lib.KMW_O_REJECTED_ODD],
+            counts.outcome[lib.KMW_O_REJECTED_INVALID]) == (2000, 0, 4001)
     assert counts.retries == 0
     assert el[0] > 0
 
 
 def test_stop_requested_before_reads_nothing() -> None:
     s = _started("v3")
-    counts = ffi.new("struct kmw_bench_counts *")
+    counts = ffi.new("struct kmw_tally *")
     stop = ffi.new("int *", 1)
     el = ffi.new("uint64_t *")
     assert lib.kmw_bench_reads(protocols.cid("v3"), s.ptr, 1, 100, 0, stop, counts, el) == 0
-    assert counts.accepted == 0
+    assert counts.outcome[lib.KMW_O_ACCEPTED] == 0
 
 
 def test_stop_ends_a_long_loop() -> None:
     s = _started("seqcount")
-    counts = ffi.new("struct kmw_bench_counts *")
+    counts = ffi.new("struct kmw_tally *")
     stop = ffi.new("int *")
     el = ffi.new("uint64_t *")
     done = []
@@ -161,4 +173,4 @@ def test_stop_ends_a_long_loop() -> None:
     lib.kmw_request_stop(stop)
     t.join(10)
     assert not t.is_alive()
-    assert 0 < done[0] == counts.accepted
+    assert 0 < done[0] == counts.outcome[lib.KMW_O_ACCEPTED]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kmallocwd.protocols.spec import Op, Spec
+from kmallocwd.protocols.spec import REJECTED_INVALID, Op, Spec
 
 GENERATOR_VERSION = 1
 
@@ -130,7 +130,6 @@ def _reader(spec: Spec) -> str:
     for op in spec.prologue + spec.snapshot:
         if op.kind == "load":
             vars_[op.var] = op.field
-    invalid_vars = {v for v, f in vars_.items() if f == "valid"} | {"snap.valid"}
     loops = any(op.kind == "cond" and op.action == "retry" for op in spec.snapshot)
 
     def cname(v: str) -> str:
@@ -163,7 +162,7 @@ def _reader(spec: Spec) -> str:
             if op.action == "accept":
                 out.append("\treturn KMW_ACCEPT;")
             elif op.action == "skip":
-                kind = ("KMW_REJECT_INVALID" if op.cond.vars() & invalid_vars
+                kind = ("KMW_REJECT_INVALID" if spec.skip_outcome(op) == REJECTED_INVALID
                         else "KMW_REJECT_ODD")
                 out.append(f"\treturn {kind};")
             else:

@@ -350,6 +350,14 @@ class Spec:
     def forbidden(self, counts: dict[str, int]) -> list[str]:
         return [n for n, c in counts.items() if c and self.outcome(n).expect == "forbidden"]
 
+    def skip_outcome(self, op: Op) -> str:
+        """What ``if (...) skip`` rejects as: rejected-invalid when the
+        condition looks at valid (a variable loaded from it, or snap.valid),
+        else rejected-odd (a section in progress)."""
+        invalid = {o.var for o in self.prologue + self.snapshot
+                   if o.kind == "load" and o.field == "valid"} | {"snap.valid"}
+        return REJECTED_INVALID if op.cond.vars() & invalid else REJECTED_ODD
+
     def ordering_ops(self) -> list[tuple[str, int, Op]]:
         """Every ordering annotation, as (list, index, op): what ablation drops."""
         out = []
