@@ -64,6 +64,6 @@ tsan: build/race-tsan
 	./build/race-tsan c11 200000
 	-./build/race-tsan seqcount 200000 2>&1 | grep -m1 -A3 'data race'
 
-build/race-tsan: csrc/tools/race.c $(CSRC)
+build/race-tsan: csrc/tools/race.c $(CSRC) $(EXT)
 	mkdir -p build
-	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -Icsrc csrc/tools/race.c csrc/protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@
+	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -Icsrc csrc/tools/race.c csrc/api.c build/gen/kmw_protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@

@@ -64,63 +64,90 @@ def test_protocols_json_is_the_table(capsys):
     table = json.loads(capsys.readouterr().out)
     assert [p["name"] for p in table] == list(protocols.NAMES)
     for p in table:
-        torn = [o for o in p["outcomes"] if o["name"] == "torn"][0]
-        assert torn["expect"] in ("forbidden", "interesting") and torn["reason"]
+        for kind in protocols.TORN_KINDS:
+            torn = [o for o in p["outcomes"] if o["name"] == kind][0]
+            assert torn["expect"] in ("forbidden", "interesting") and torn["reason"]
+        assert set(p["verdicts"]) == {"sc", "x86", "weak"}
+        assert p["path"].endswith(f"{p['name']}.toml")
 
 
-def test_exit_status_follows_the_protocol_table(tmp_path, capsys):
-    # v3 tears: forbidden outcome -> 1; with --expect torn -> 0
-    out = tmp_path / "v3.json"
-    # (--alloc-ns keeps records valid long enough for the reader to find them
-    # even on a loaded machine, where the bare loop can starve it of them)
-    code = main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100",
-                 "--json", str(out)])
-    doc = json.loads(out.read_text())
-    assert code == doc["exit_status"] == 1 and doc["forbidden_seen"] == ["torn"]
-    assert main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100",
-                 "--expect", "torn"]) == 0
-    # seqcount does not: 0; and --expect torn fails it
-    assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3"]) == 0
+V3_UNTIL_TORN = ["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100"]
+
+
+def _until(argv: list[str], done, tries: int = 20) -> tuple[int, dict]:
+    """Run the CLI with --json - until done(doc), at most ``tries`` times."""
+    for _ in range(tries):
+        import io
+        import contextlib
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main([*argv, "--json", "-"])
+        doc = json.loads(buf.getvalue())
+        if done(doc):
+            break
+    return code, doc
+
+
+def test_exit_status_follows_the_verdict(capsys):
+    # v3 tears: forbidden outcome -> 1 (retried until a run tears)
+    code, doc = _until(V3_UNTIL_TORN, lambda d: d["torn"] > 0)
+    assert code == doc["exit_status"] == 1 and doc["result"] == "FAIL"
+    assert set(doc["forbidden_seen"]) <= set(protocols.TORN_KINDS) and doc["forbidden_seen"]
+    # seqcount with power: 0; and --expect torn fails it
+    code, doc = _until(["stress", "-q", "-p", "seqcount", "-d", "0.5", "--alloc-ns", "100",
+                        "--hold-ns", "50"], lambda d: d["overlaps"] >= 1)
+    assert code == doc["exit_status"] == 0 and doc["result"] == "PASS"
+    assert doc["tear_bound_95"] == pytest.approx(3 / doc["overlaps"])
     assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3", "--expect", "torn"]) == 1
+    # seqcount with no accepted snapshot, or too little power: 3
+    assert main(["stress", "-q", "-p", "seqcount", "-n", "1"]) == 3
+    assert main(["stress", "-q", "-p", "seqcount", "-d", "0.2", "--alloc-ns", "100",
+                 "--min-overlaps", str(10**14)]) == 3
     text = capsys.readouterr().out
-    assert "FAIL: forbidden outcome seen for v3: torn" in text
-    assert "PASS: no outcome forbidden for seqcount was seen" in text
+    assert "INCONCLUSIVE" in text and "--min-overlaps" in text
 
 
 def test_json_report_has_the_documented_fields(tmp_path):
     out = tmp_path / "r.json"
-    assert main(["stress", "-q", "-p", "none", "-d", "0.5", "-t", "2", "-s", "4",
-                 "--json", str(out)]) == 0
+    code = main(["stress", "-q", "-p", "none", "-d", "0.5", "-t", "2", "-s", "4",
+                 "--alloc-ns", "100", "--json", str(out)])
     doc = json.loads(out.read_text())
-    for key in ("schema", "protocol", "writer", "reader", "config", "machine", "elapsed_s",
-                "interrupted", "stop_latency_s", "outcomes", "retries", "writer_ops", "reader_snapshots",
-                "scans", "first_torn", "repeat", "forbidden_seen", "conclusive", "expect", "verdict",
-                "exit_status"):
+    assert code == doc["exit_status"]
+    for key in ("schema", "protocol", "protocol_file", "writer", "reader", "config",
+                "runs_done", "machine", "elapsed_s", "startup_s", "interrupted",
+                "stop_latency_s", "outcomes", "torn", "accepted", "attempts", "overlaps",
+                "tear_bound_95", "retries", "writer_ops", "reader_snapshots", "scans",
+                "first_torn", "repeat", "forbidden_seen", "model_broken_on", "expect",
+                "verdict", "result", "exit_status"):
         assert key in doc, key
-    assert doc["schema"] == "kmallocwd.stress/1" and doc["protocol"] == "none"
+    assert doc["schema"] == "kmallocwd.stress/2" and doc["protocol"] == "none"
     assert set(doc["outcomes"]) == set(protocols.OUTCOMES)
-    assert doc["outcomes"]["torn"]["expect"] == "interesting"
+    assert doc["outcomes"]["torn-mixed"]["expect"] == "interesting"
     counts = {k: v["count"] for k, v in doc["outcomes"].items()}
     assert sum(counts.values()) == doc["reader_snapshots"] > 0
+    assert doc["torn"] == sum(counts[k] for k in protocols.TORN_KINDS)
     assert doc["config"]["threads"] == 2 and doc["config"]["slots"] == 4
     assert doc["writer_ops"] > 0
-    if counts["torn"]:
+    if doc["torn"]:
         ft = doc["first_torn"]
-        assert 0 <= ft["after_s"] <= doc["elapsed_s"]
+        assert 0 <= ft["after_s"] <= doc["elapsed_s"] and ft["kind"] in protocols.TORN_KINDS
         assert set(ft["snapshot"]) >= {"sequence", "valid", "start", "order", "gfp",
                                        "witness", "expected_witness"}
 
 
 def test_repeat_reports_each_run(tmp_path):
     out = tmp_path / "rep.json"
-    main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--repeat", "3", "--alloc-ns", "100",
-          "--json", str(out)])
-    rep = json.loads(out.read_text())["repeat"]
+    main([*V3_UNTIL_TORN, "--repeat", "3", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    rep = doc["repeat"]
+    assert doc["config"]["repeat"] == 3 and doc["runs_done"] == 3
     assert rep["runs"] == 3 and len(rep["per_run"]) == 3
     times = [r["first_torn_after_s"] for r in rep["per_run"] if r["first_torn_after_s"] is not None]
-    assert rep["torn_runs"] == len(times) >= 1
-    assert rep["first_torn_after_s"]["max"] == max(times)
-    assert rep["first_torn_after_s"]["min"] == min(times)
+    assert rep["torn_runs"] == len(times)
+    assert rep["censored_runs"] == 3 - len(times)
+    if times and len(times) == 3:
+        assert rep["first_torn_after_s"]["max"] == max(times)
+        assert rep["first_torn_after_s"]["min"] == min(times)
 
 
 @pytest.mark.parametrize("path", ["{tmp}", "{tmp}/no/such/dir/r.json"])
@@ -130,24 +157,23 @@ def test_unwritable_json_path_is_refused_before_the_run(tmp_path, capsys, path):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--json" in err
 
 
-def test_a_run_that_accepted_nothing_says_inconclusive(tmp_path):
-    """A run whose reader accepted no snapshot tested nothing, and its
-    report says so (the verdict and the JSON's "conclusive")."""
+def test_a_run_that_accepted_nothing_says_inconclusive():
+    """A run whose reader accepted no snapshot tested nothing: exit 3."""
     from kmallocwd import stress_report
-    from kmallocwd.stress import StressResult, StressConfig
+    from kmallocwd.stress import StressConfig, StressResult
 
     res = StressResult(config=StressConfig(protocol="seqcount"),
-                       counts={"consistent": 0, "torn": 0, "rejected-odd": 0,
-                               "rejected-invalid": 1000})
-    status, line = stress_report.verdict([res], None)
-    assert status == 0 and "INCONCLUSIVE" in line
-    assert stress_report.to_dict([res])["conclusive"] is False
+                       spec=protocols.get("seqcount"),
+                       counts={o: 0 for o in protocols.OUTCOMES} | {"rejected-invalid": 1000})
+    v = stress_report.verdict([res], None)
+    assert v.status == 3 and "INCONCLUSIVE" in v.line
+    assert stress_report.to_dict([res])["exit_status"] == 3
 
 
 def test_json_to_stdout(capsys):
-    assert main(["stress", "-q", "-p", "seqcount", "-d", "0.2", "--json", "-"]) == 0
+    code = main(["stress", "-q", "-p", "seqcount", "-d", "0.2", "--json", "-"])
     doc = json.loads(capsys.readouterr().out)
-    assert doc["protocol"] == "seqcount"
+    assert doc["protocol"] == "seqcount" and doc["exit_status"] == code
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -170,6 +196,7 @@ def test_interrupt_prints_and_writes_the_partial_report(tmp_path, sig, code):
     assert "INTERRUPTED: partial" in stdout and "Traceback" not in stderr
     doc = json.loads(out.read_text())
     assert doc["interrupted"] is True and doc["writer_ops"] > 0
+    assert doc["exit_status"] == code
     assert doc["reader_snapshots"] > 0 and doc["elapsed_s"] < 60
 
 

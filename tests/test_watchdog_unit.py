@@ -126,13 +126,16 @@ def test_c_count_pass_equals_is_stalling_task_per_slot(protocol):
             lib.kmw_start_memalloc_timer(proto, slots + i, PAGECACHE, i % 4,
                                          carith.ulong(now - rng.randint(0, 400)))
     expire = carith.ulong(now + 50 - 300)  # timeout 300, jiffies now + 50 (wrapped)
-    r = ffi.new("struct kmw_watchdog_scan *")
+    r = ffi.new("struct kmw_tally *")
     lib.kmw_watchdog_count(proto, slots, n, expire, r)
     snap, out = ffi.new("struct memalloc_info *"), ffi.new("int *")
     want = sum(lib.kmw_is_stalling_task(proto, slots + i, expire, snap, out) for i in range(n))
     valid = sum(1 for i in range(n) if slots[i].valid)
     assert 0 < r.stalling == want < valid
-    assert (r.accepted, r.rejected_invalid, r.torn) == (valid, n - valid, 0)
+    assert (r.outcome[lib.KMW_O_CONSISTENT], r.outcome[lib.KMW_O_REJECTED_INVALID]) == \
+        (valid, n - valid)
+    assert not any(r.outcome[o] for o in (lib.KMW_O_TORN_MIXED, lib.KMW_O_TORN_SEQ,
+                                          lib.KMW_O_TORN_INSIDE))
 
 
 # ---- one report, by hand ----

@@ -91,8 +91,10 @@ def _writer(spec: Spec) -> str:
         if i == witness_after:
             end = f"seq + {total}" if marked else (
                 f"m->sequence + {total - done}" if total - done else "m->sequence")
+            wit = f"memalloc_witness({end}, now, order, gfp_mask)"
             body.append("if (emu)	/* the emulator's torn-read witness (memalloc.h) */")
-            body.append(f"\tm->witness = memalloc_witness({end}, now, order, gfp_mask);")
+            body.append(f"\tm->witness = {wit};" if op.access == "plain"
+                        else f"\tWRITE_ONCE(m->witness, {wit});")
     valid_test = "!READ_ONCE(m->valid)" if spec.valid_access == "once" else "!m->valid"
     valid_inc = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) + 1);"
                  if spec.valid_access == "once" else "m->valid++;")
