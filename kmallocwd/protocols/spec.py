@@ -41,6 +41,11 @@ OUTCOMES = (CONSISTENT, TORN_MIXED, TORN_SEQ, TORN_INSIDE, REJECTED_ODD, REJECTE
 EXPECTS = ("acceptable", "interesting", "forbidden")
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# Names a reader's variable may not take: C's keywords and the generated
+# reader's own names (csrc/loops.h, cgen.py).
+RESERVED = frozenset("""auto break case char const continue default do double else enum extern
+float for goto if inline int long register restrict return short signed sizeof static struct
+switch typedef union unsigned void volatile while m c snap emu retry""".split())
 VAR_RE = re.compile(r"^[a-z_][a-z0-9_]{0,15}$")
 
 
@@ -275,7 +280,7 @@ def parse_op(text: str, side: str, line: int = 0) -> Op:
         return Op("cond", body, line, cond=parse_cond(m.group(1)), action=action, comment=comment)
     if m := _RE_LOAD.match(body):
         var = m.group(1)
-        if var in ("snap", "m") or var in FIELDS or not VAR_RE.match(var):
+        if var in RESERVED or var in FIELDS or not VAR_RE.match(var):
             raise ValueError(f"bad variable name {var!r} (accepted: a short lower-case name "
                              "other than a field's)")
         if m.group(2):
@@ -345,6 +350,9 @@ class Spec:
         for o in self.outcomes:
             if o.name == name:
                 return o
+        if name in (REJECTED_ODD, REJECTED_INVALID):
+            return Outcome(name, "acceptable", "the reader refused the slot (not listed in "
+                           "the file: a refusal is never wrong)")
         return Outcome(name, "forbidden", "not an outcome this protocol can produce")
 
     def forbidden(self, counts: dict[str, int]) -> list[str]:

@@ -1,0 +1,176 @@
+"""Protocols as data: the files are the one table; a user's file is
+validated, generated, compiled once (then cached) and stressed like a
+built-in; bad files get one line naming the file, the line and the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kmallocwd import protocols
+from kmallocwd.cli import main
+from kmallocwd.protocols import cgen, spec
+from kmallocwd.stress import StressConfig, run_stress
+
+from conftest import ROOT
+
+MINE = """\
+format = 1
+name = "my-seqcount"
+stands_for = "seqcount with smp_load_acquire() in place of the first smp_rmb()"
+
+[writer]
+section = [
+    "sequence++",
+    "smp_wmb()        # pairs with the reader's second smp_rmb()",
+    "start = NOW",
+    "gfp = GFP",
+    "order = ORDER",
+    "dumped = 0",
+    "smp_wmb()        # pairs with the reader's load-acquire",
+    "sequence++",
+]
+
+[reader]
+prologue = ["v = READ_ONCE(valid)", "if (!v) skip"]
+snapshot = [
+    "s0 = smp_load_acquire(sequence)",
+    "if (odd(s0)) retry",
+    "copy",
+    "smp_rmb()        # pairs with the writer's first smp_wmb()",
+    "s1 = READ_ONCE(sequence)",
+    "if (s1 != s0) retry",
+]
+snapshot_sequence = "s0"
+
+[expect]
+sc = "never"
+x86 = "never"
+weak = "never"
+
+[outcomes]
+consistent = { expect = "acceptable", reason = "one section" }
+torn-mixed = { expect = "forbidden", reason = "the sequence must not change" }
+"""
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("KMALLOCWD_CACHE", str(d))
+    return d
+
+
+def test_every_builtin_is_one_file_and_the_table_reads_them():
+    files = sorted(p.stem for p in (ROOT / "kmallocwd" / "protocols").glob("*.toml"))
+    assert sorted(protocols.NAMES) == files
+    for p in protocols.PROTOCOLS:
+        assert p.path == f"kmallocwd/protocols/{p.name}.toml"
+        for op in p.section + p.prologue + p.snapshot:
+            assert op.line > 0  # every operation knows its line
+
+
+def test_every_barrier_of_a_builtin_says_what_it_pairs_with():
+    for p in protocols.PROTOCOLS:
+        for op in p.section + p.snapshot:
+            if op.kind == "fence" or (op.kind == "lock" and p.name != "none"):
+                assert op.comment, f"{p.name}:{op.line} {op.text}"
+
+
+def test_the_readme_table_is_generated_from_the_files(capsys):
+    assert main(["protocols", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "README's protocol table is stale: paste `kmallocwd protocols --markdown`"
+
+
+def test_generated_c_reads_like_the_kernel():
+    c = cgen.one_protocol_c(protocols.get("seqcount"))
+    assert "seqcount_start_memalloc_timer(struct memalloc_info *m" in c
+    assert "smp_wmb(); /* block is_stalling_task(): pairs with its second smp_rmb() */" in c
+    assert "s1 = READ_ONCE(m->sequence);" in c
+    # ctags-visible definitions: every entry point is a function at column 0
+    for fn in ("seqcount_writer_run", "seqcount_reader_scan", "seqcount_bench_reads"):
+        assert f"\n{'static uint64_t ' if 'scan' not in fn else 'static void '}{fn}(" in c
+
+
+def test_the_build_uses_the_generated_c():
+    gen = (ROOT / "build" / "gen" / "kmw_protocols.c").read_text()
+    assert gen == cgen.generate(protocols.PROTOCOLS)
+
+
+def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
+    f = tmp_path / "my.toml"
+    f.write_text(MINE)
+    mine = protocols.load_path(f)
+    assert mine.name == "my-seqcount" and mine.outcome("rejected-invalid").expect == "acceptable"
+    res = run_stress(StressConfig(protocol_file=str(f), duration=0.5, alloc_ns=100))
+    assert res.spec.name == "my-seqcount" and res.accepted > 0 and res.torn == 0
+    built = list(cache.rglob("*.so"))
+    assert len(built) == 1
+    mtime = built[0].stat().st_mtime_ns
+    # a second process finds the cache and compiles nothing
+    r = subprocess.run([sys.executable, "-m", "kmallocwd", "stress", "-q", "--protocol-file",
+                        str(f), "-d", "0.2", "--alloc-ns", "100", "--json", "-"],
+                       cwd=ROOT, capture_output=True, text=True,
+                       env={"KMALLOCWD_CACHE": str(cache), "PATH": "/usr/bin:/bin"})
+    assert r.returncode in (0, 3), r.stderr
+    assert '"protocol": "my-seqcount"' in r.stdout
+    assert [p.stat().st_mtime_ns for p in cache.rglob("*.so")] == [mtime]
+
+
+def test_a_compile_error_is_one_line(tmp_path, cache, monkeypatch, capsys):
+    f = tmp_path / "my.toml"
+    f.write_text(MINE.replace("my-seqcount", "my-broken"))
+    from kmallocwd.protocols import usermod
+    monkeypatch.setattr(usermod, "one_protocol_c", lambda s: "int this is not C;\n")
+    code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "does not compile" in err and "error" in err
+
+
+BAD = [
+    ('name = "my-seqcount"', "name: must be a str", "name = 3"),
+    ('"sequence++",', "unknown writer operation 'sequence += 2'", '"sequence += 2",'),
+    ('"start = NOW",', "start = GFP: GFP goes in gfp", '"start = GFP",'),
+    ('"start = NOW",', "unknown writer operation 'flags = NOW'", '"flags = NOW",'),
+    ('"copy",', "0 copies", '"smp_mb()",'),
+    ('"if (s1 != s0) retry",', "s2 is not loaded before it", '"if (s2 != s0) retry",'),
+    ('sc = "never"', "'maybe' (accepted: never, sometimes)", 'sc = "maybe"'),
+    ('"if (odd(s0)) retry",', "unknown action 'explode'", '"if (odd(s0)) explode",'),
+    ('"s0 = smp_load_acquire(sequence)",', "bad variable name 'int'",
+     '"int = smp_load_acquire(sequence)",'),
+    ('torn-mixed = {', "unknown outcome", 'torn-blended = {'),
+    ("format = 1", "format: 2 (accepted: 1)", "format = 2"),
+]
+
+
+@pytest.mark.parametrize("old,message,new", BAD, ids=[b[1][:30] for b in BAD])
+def test_bad_file_is_one_line_naming_file_line_and_key(tmp_path, capsys, old, message, new):
+    assert old in MINE
+    text = MINE.replace(old, new, 1)
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    line = next(i + 1 for i, ln in enumerate(text.splitlines()) if new.strip() in ln)
+    code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"{f}:" in err and message in err, err
+    if "copies" not in message:
+        assert f"{f}:{line}:" in err, err
+
+
+def test_a_writer_that_never_touches_the_sequence_is_refused(tmp_path):
+    text = MINE.replace('    "sequence++",\n', "", 2)
+    with pytest.raises(spec.SpecError, match="increment the sequence"):
+        spec.load_text(text, "w.toml")
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/nonexistent.toml"])
+def test_unreadable_or_special_files_are_refused(path):
+    with pytest.raises(spec.SpecError):
+        protocols.load_path(path)
