@@ -138,13 +138,19 @@ extern const int kmw_protocol_count;
 	return i_;								\
 } while (0)
 
-/* The three builds of the writer loop a protocol has. */
+/*
+ * The four builds of the writer loop a protocol has: protocol mode; and in
+ * emulator mode, with --preempt (a call inside the section), with --hold-ns
+ * or --alloc-ns only (no call), and with no knob, the protocol as written.
+ */
 #define KMW_WRITER_LOOP(a, mode, START, STOP) do {				\
 	if ((mode) == KMW_PROTOCOL)						\
-		KMW_WRITER_PASS(a, START, STOP, 0, 0);				\
-	if ((a)->w->hold_cycles || (a)->w->preempt || (a)->w->alloc_ns)	\
-		KMW_WRITER_PASS(a, START, STOP, 1, 1);				\
-	KMW_WRITER_PASS(a, START, STOP, 1, 0);					\
+		KMW_WRITER_PASS(a, START, STOP, 0, KMW_NO_KNOBS);		\
+	if ((a)->w->preempt)							\
+		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_PREEMPT);		\
+	if ((a)->w->hold_cycles || (a)->w->alloc_ns)				\
+		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_INLINE);		\
+	KMW_WRITER_PASS(a, START, STOP, 1, KMW_NO_KNOBS);			\
 } while (0)
 
 /* The one outcome tally: what each read gave, and the first torn snapshot. */

@@ -125,9 +125,9 @@ static inline int kmw_outcome_torn(int o)
 
 /*
  * One writer thread's knobs and state.  The knobs widen the write section
- * (hold_cycles of TSC spin inside it, with no compiler barrier; sched_yield()
- * inside it with probability preempt / 2^32, which is a call, so a compiler
- * barrier) or make each allocation last alloc_ns between start and stop.
+ * (hold_cycles of TSC spin inside it; sched_yield() inside it with
+ * probability preempt / 2^32) or make each allocation last alloc_ns between
+ * start and stop.
  * The state carries the round-robin position and the next section's stamp
  * across calls into the loop.
  */
@@ -147,9 +147,10 @@ void kmw_preempt(struct kmw_writer *w);
 uint64_t kmw_tsc_per_us(void);
 
 /*
- * Spin for c TSC cycles with nothing the compiler must treat as a memory
- * access: an inline asm without a "memory" clobber, so the write section's
- * plain stores may still be moved or merged across it, as without it.
+ * Spin for c TSC cycles: inline asm without a "memory" clobber on x86-64
+ * (a call elsewhere).  GCC 12 still does not merge the section's stores
+ * across it (a volatile asm), so it restores no-wmb's odd window, as the
+ * --preempt call does: see the README ("The barriers").
  */
 static inline void kmw_hold_cycles(uint64_t c)
 {
@@ -165,9 +166,16 @@ static inline void kmw_hold_cycles(uint64_t c)
 		t = ((uint64_t)hi << 32) | lo;
 	} while (t - t0 < c);
 #else
-	kmw_spin_ns(c, NULL);	/* a call: a compiler barrier here */
+	kmw_spin_ns(c, NULL);
 #endif
 }
+
+/* Which knobs a writer loop build has (a compile-time constant). */
+enum {
+	KMW_NO_KNOBS = 0,
+	KMW_KNOBS_INLINE = 1,	/* --hold-ns, --alloc-ns: no call in the section */
+	KMW_KNOBS_PREEMPT = 2,	/* and --preempt: a call in the section */
+};
 
 /* The knobs, between a section's field stores; nothing when !knobs. */
 static inline __attribute__((always_inline)) void
@@ -177,7 +185,7 @@ kmw_in_section(struct kmw_writer *w, const int knobs)
 		return;
 	if (w->hold_cycles)
 		kmw_hold_cycles(w->hold_cycles);
-	if (w->preempt)
+	if (knobs == KMW_KNOBS_PREEMPT && w->preempt)
 		kmw_preempt(w);
 }
 
