@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd import protocols, stress_report
+from typing import TYPE_CHECKING
+
+from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
-from kmallocwd.slots import max_slots
-from kmallocwd.stress import StressConfig, StressResult, run_stress
+
+if TYPE_CHECKING:  # numpy and the C extension load when a run starts, not before
+    from kmallocwd.stress import StressConfig, StressResult
 
 MAX_THREADS = 1024
 # --iterations, like --duration (86,400 s), is capped: 10^12 pairs per writer
@@ -69,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from(args: argparse.Namespace) -> StressConfig:
     from kmallocwd.errors import UsageError
+    from kmallocwd.slots import max_slots
+    from kmallocwd.stress import StressConfig
 
     limit = max_slots()
     if args.slots > limit:
@@ -89,8 +94,9 @@ def config_from(args: argparse.Namespace) -> StressConfig:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from kmallocwd import outpath
+    from kmallocwd import outpath, stress_report
     from kmallocwd.errors import UsageError
+    from kmallocwd.stress import run_stress
 
     cfg = config_from(args)
     target = outpath.check_output(args.json, "--json") if args.json is not None else None
