@@ -165,9 +165,12 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
             raise _refuse(option, path, f"this is the input file {show(inp)}",
                           "a path other than the command's input files")
     # Prove the directory takes a new file: create the temporary file now.
-    ext = os.path.splitext(name)[1][:16]
+    # Its name: ".NAME.XXXXXXXX.tmpEXT", NAME cut to 40 bytes and EXT (the
+    # target's extension, for writers that go by it) to 16, so it fits.
+    ext = os.fsdecode(os.fsencode(os.path.splitext(name)[1])[:16])
+    short = os.fsdecode(os.fsencode(name)[:40])
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name[:64]}.", suffix=f".tmp{ext}")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{short}.", suffix=f".tmp{ext}")
     except OSError as exc:
         raise _refuse(option, path, f"cannot create a file in {show(directory)}: "
                       f"{_reason(exc)}") from None

@@ -38,22 +38,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmallocwd import outpath
     from kmallocwd.errors import UsageError
 
+    png = None
+    if args.png is not None:  # checked before the input is read
+        if args.png not in ("", "-") and not args.png.lower().endswith(".png"):
+            raise UsageError(f"--png {outpath.show(args.png)}: not a .png file name "
+                             "(accepted: a writable file path ending in .png)")
+        if args.png == "-":
+            raise UsageError("--png -: a chart cannot go to stdout (accepted: a writable "
+                             "file path ending in .png)")
+        png = outpath.check_output(args.png, "--png", [args.file])
     try:
         report = bench_report.load(args.file)
     except bench_report.BenchReportError as exc:
         raise UsageError(str(exc)) from None
-    if args.png is not None:
-        from kmallocwd import outpath
-
-        if args.png != "" and not args.png.lower().endswith(".png"):
-            raise UsageError(f"--png {outpath.show(args.png)}: not a .png file name "
-                             "(accepted: a writable file path ending in .png)")
-        png = outpath.check_output(args.png, "--png", [args.file])
-        if png.stdout:
-            raise UsageError("--png -: a chart cannot go to stdout (accepted: a writable "
-                             "file path ending in .png)")
+    if png is not None:
         try:
             outpath.write_file(png, lambda tmp: bench_report.plot(report, tmp, args.baseline))
         except bench_report.PlotUnavailable as exc:
@@ -63,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(bench_report.render(report, args.baseline))
-        if args.png is not None:
+        if png is not None:
             sys.stdout.write(f"chart written to {args.png}\n")
     return 0

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from kmallocwd.argtypes import float_range
-from kmallocwd.stress import StressConfig, run_stress
 
 DEMO = ("v3", "seqcount", "none")
 
@@ -25,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmallocwd.stress import StressConfig, run_stress
+
     rows = []
     for name in DEMO:
         print(f"stressing {name} for {args.duration:g} s...", file=sys.stderr)

@@ -66,20 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt, outpath
     from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WRITE_FAILED, UsageError
-    from kmallocwd.watchdog.run import Run, RunConfig
 
     try:
         scen = resolve(args.scenario)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
-    cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
-                    duration_s=args.duration, seed=args.seed,
-                    initial_jiffies=args.initial_jiffies, json=args.json,
-                    dump_slots=args.dump_slots, time_scale=args.time_scale)
     target = None
     if args.log is not None:
         inputs = [] if args.scenario in builtin_names() else [args.scenario]
         target = outpath.check_output(args.log, "--log", inputs)
+    from kmallocwd.watchdog.run import Run, RunConfig  # numpy, the C extension: after the checks
+
+    cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
+                    duration_s=args.duration, seed=args.seed,
+                    initial_jiffies=args.initial_jiffies, json=args.json,
+                    dump_slots=args.dump_slots, time_scale=args.time_scale)
     out = sys.stdout if target is None else outpath.open_stream(target)
     run_ = Run(cfg, out)
     if not args.quiet:
