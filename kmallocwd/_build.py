@@ -10,7 +10,7 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["clock.c", "slots.c", "protocols.c", "bench.c", "watchdog.c"]
+SOURCES = ["clock.c", "slots.c", "protocols.c", "bench.c", "watchdog.c", "reference.c"]
 
 CDEF = """
 typedef unsigned int gfp_t;
@@ -104,13 +104,21 @@ long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
                       unsigned long timeout, unsigned long jiffies);
 void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
                         unsigned long expire, struct kmw_watchdog_scan *r);
+
+/* reference.h: the benchmarks' yardsticks */
+uint64_t kmw_reference_run(struct memalloc_info *m, gfp_t gfp,
+                           unsigned int order, uint64_t n,
+                           const struct kmw_clock *clock, const int *stop,
+                           uint64_t *elapsed_ns);
+uint64_t kmw_copy_bandwidth(size_t bytes, uint64_t passes,
+                            uint64_t *elapsed_ns);
 """
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "kmallocwd._kmallocwd",
-    '#include "kmallocwd.h"',
+    '#include "kmallocwd.h"\n#include "reference.h"',
     sources=[str((CSRC / s).relative_to(ROOT)) for s in SOURCES],
     include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
