@@ -555,3 +555,22 @@ def test_reader_has_the_inputs_signature(tmp_path: Path) -> None:
     assert read_text(str(p), "--x", 100) == "héllo"
     with pytest.raises(UsageError, match=r"^--x .*t.txt: 6 bytes, over the 5 bytes limit"):
         read_text(str(p), "--x", 5)
+
+
+@pytest.mark.timeout(60)
+def test_a_chart_path_that_is_not_a_regular_file_is_left_alone(run_json: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    src = tmp_path / "run.json"
+    src.write_bytes(run_json.read_bytes())
+    fifo = tmp_path / "run-scan.png"
+    os.mkfifo(fifo)
+    # by default: a note, the tables, no chart at all (nothing half-written)
+    assert main(["bench-report", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "Key figures" in captured.out
+    assert "note: no charts: cannot write" in captured.err and "not a regular file" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-scan.png", "run.json"]
+    # asked for with --png: an error
+    err = _error([str(src), "--png", str(tmp_path / "run")], capsys)
+    assert "not a regular file" in err
+    assert fifo.is_fifo()

@@ -46,12 +46,29 @@ def chart_paths(base: str | Path) -> dict[str, Path]:
     return {c: Path(f"{b}-{c}.png") for c in CHARTS}
 
 
+def check_target(path: Path) -> None:
+    """Refuse to write over anything but a regular file (a FIFO would block,
+    a device or a symlink be replaced): OSError.  A minimal stand-in, to be
+    swapped for kmallocwd.outpath.check_output when that lands."""
+    import errno
+    import stat
+
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
+
+
 def plot_all(run: Run, base: str | Path, baseline: str = BASELINE) -> tuple[list[Path], list[str]]:
     """Write every chart the run has data for; (paths written, notes on the
     charts skipped or incomplete).  PlotUnavailable without matplotlib;
     OSError if a file cannot be written."""
     plt = _pyplot()
     paths = chart_paths(base)
+    for p in paths.values():
+        check_target(p)
     written, notes = [], []
     for name, fn in (("ns-per-op", _ns_per_op), ("threads", _threads), ("scan", _scan),
                      ("duty", _duty)):
