@@ -27,6 +27,9 @@ from kmallocwd.slots import SlotArray
 
 PROTOCOLS: tuple[str, ...] = protocols.NAMES
 SLOTS: tuple[int, ...] = (1, 64, 4096)
+# SLOT-IN (issue 12, item 3): thread scaling to 8 writers and the global-lock
+# protocols (v2-rwlock as one global rwlock, v1-spinlock) come as more
+# matrix cases; bench-report's thread-scaling table and chart read any.
 THREADS: tuple[int, ...] = (1, 2, 4)
 # Each slot has exactly one writer (its task), so T > S is skipped.
 SLOTS_THREADS: tuple[tuple[int, int], ...] = tuple(

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from . import analyse
 from .analyse import fmt
 from .model import (
-    BASELINE, EMULATOR, MATRIX, MATRIX_ROLES, PY_READER, PY_WRITER, PYTHON, PYTHON_ROLES,
+    BASELINE, MATRIX, MATRIX_ROLES, PY_READER, PY_WRITER, PYTHON, PYTHON_ROLES,
     READER_ALONE, ROLE_SHORT, ROLE_TITLES, SCAN, SCAN_ROLE, SCAN_SERIES, SCAN_TITLES, SIDE,
     SIDE_ROLES, WRITER_ALONE, WRITER_WITH_READER, Figure, Run,
 )
@@ -119,7 +119,7 @@ def reference_lines(run: Run) -> list[str]:
     lines += _grid("each protocol's writer pair alone (1 slot, 1 thread) and its ratio to the "
                    "reference (" + ", ".join(sorted(how)) + "; interleaved: median of the "
                    "round-by-round ratios)", rows, [f"{m} mode" for m in cols])
-    return lines or []
+    return lines
 
 
 def scan_limit_lines(run: Run, baseline: str) -> list[str]:
@@ -300,9 +300,3 @@ def python_lines(run: Run, baseline: str) -> list[str]:
                                                   1 if r == PY_WRITER else None)))
     return lines
 
-
-def aggregate_ns(f: Figure | None) -> float | None:
-    return None if f is None else f.aggregate
-
-
-__all__ = ["render", "ratio_table", "case_label", "EMULATOR"]

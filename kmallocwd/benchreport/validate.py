@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from kmallocwd import protocols
@@ -189,6 +189,10 @@ def figures_of(path: str, name: str, info: dict) -> tuple[list[Figure], list[Dro
 def _side_by_side(c: Checker, info: dict, role: str,
                   schema: int) -> tuple[list[Figure], list[Drop]]:
     w = "extra_info"
+    # the keys every protocol's figure shares, checked where they are
+    c.integer(info, "slots", w, lo=1, hi=MAX_SLOTS)
+    c.integer(info, "threads", w, lo=1, hi=MAX_THREADS, required=False)
+    c.word(info, "mode", w, required=False)
     protos = info.get("protocols")
     if not isinstance(protos, dict) or not protos:
         c.fail(f"{w}.protocols", protos, "an object of figures by protocol")
@@ -211,14 +215,9 @@ def _side_by_side(c: Checker, info: dict, role: str,
             continue
         f = _figure(c, f"{c.name}[{p}]", {**info, **d}, SIDE, role, p, schema, where)
         if ref_rounds:
-            f = _with(f, reference_rounds=ref_rounds)
+            f = replace(f, reference_rounds=ref_rounds)
         figs.append(f)
     return figs, drops
-
-
-def _with(f: Figure, **kw: Any) -> Figure:
-    from dataclasses import replace
-    return replace(f, **kw)
 
 
 def _figure(c: Checker, name: str, info: dict, kind: str, role: str, proto: str | None,
