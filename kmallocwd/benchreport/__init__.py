@@ -8,7 +8,8 @@ One job per module:
 - reader.py:   reading the file (size limit, regular files only)
 - validate.py: checking one benchmark's extra_info, one line per bad key
 - load.py:     file -> Run (parse, check, drop unknown figures with a warning)
-- analyse.py:  ratios, scan linearity and limit, reference, duty, scaling
+- analyse.py:  scan linearity and limit, reference, duty, scaling, overhead
+- keyfigures.py: the few headline numbers
 - tables.py:   the text report
 - jsonout.py:  the JSON report
 - plot.py:     the PNG charts
@@ -18,7 +19,8 @@ each benchmark, see bench/harness.py), not pytest-benchmark's own batch
 timings, which include the cffi call and the threads' start.
 """
 
-from .analyse import KeyFigure, key_figures, loglog_slope, scan_linearity
+from .analyse import loglog_slope, scan_linearity
+from .keyfigures import KeyFigure, key_figures
 from .jsonout import to_dict
 from .load import SIZE_LIMIT, load
 from .model import *  # noqa: F401,F403 (the names the suites record)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import analyse
+from . import analyse, keyfigures
 from .model import BASELINE, Run
 
 
@@ -41,7 +41,7 @@ def to_dict(run: Run, baseline: str = BASELINE) -> dict:
         "key_figures": [{"mode": mode, "key": k.key, "label": k.label, "value": k.value,
                          "unit": k.unit, "detail": k.detail}
                         for mode in run.modes()
-                        for k in analyse.key_figures(run, baseline, mode)],
+                        for k in keyfigures.key_figures(run, baseline, mode)],
         "figures": [figure_dict(run, f, baseline) for f in run.figures],
         "scan_linearity": analyse.scan_linearity(run),
         "scan_limit": analyse.scan_limit(run),

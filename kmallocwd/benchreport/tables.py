@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import analyse
+from . import analyse, keyfigures
 from .analyse import fmt
 from .model import (
     BASELINE, MATRIX, MATRIX_ROLES, PY_READER, PY_WRITER, PYTHON, PYTHON_ROLES,
@@ -83,7 +83,7 @@ def key_lines(run: Run, baseline: str) -> list[str]:
     lines = []
     for mode in run.modes():
         lines.append("Key figures" + _m(run, mode))
-        for k in analyse.key_figures(run, baseline, mode):
+        for k in keyfigures.key_figures(run, baseline, mode):
             val = "-" if k.value is None else (f"{k.value:.3f}" if k.unit == "x"
                                                else fmt(k.value))
             unit = "" if k.value is None or k.unit == "x" else f" {k.unit}"
