@@ -12,7 +12,7 @@ def figure_dict(run: Run, f, baseline: str) -> dict:
         "name": f.name, "kind": f.kind, "role": f.role, "protocol": f.protocol,
         "mode": f.mode, "slots": f.slots, "threads": f.threads, "ns_per_op": f.ns,
         "ns_per_op_min": f.ns_min, "ns_per_op_max": f.ns_max,
-        f"ratio_to_{baseline}": None if r is None else round(r, 4),
+        f"ratio_to_{baseline}": None if r is None else float(f"{r:.4g}"),  # 4 significant digits
         "rounds": f.rounds, "ops_per_round": f.ops,
     }
     for key, v in (("series", f.series), ("slot_state", f.state), ("level", f.level),

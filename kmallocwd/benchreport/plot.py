@@ -131,7 +131,17 @@ def _ns_per_op(plt, run: Run, baseline: str, notes: list[str]):
         ax.set_xticklabels(protos, rotation=30, ha="right", fontsize=8)
         ax.set_title(ROLE_TITLES[role], fontsize=10)
         ax.set_ylabel("ns per operation")
-        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.15)
+        vals = [f.ns for m in modes for p in protos if (f := fig_of(role, p, m)) and f.ns > 0]
+        if vals and max(vals) / min(vals) > 15:  # one outlier would flatten the rest
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.set_ylabel("ns per operation (log scale)")
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(lo, hi * 3)
+        else:
+            ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.15)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
