@@ -431,6 +431,10 @@ MALFORMED = [
      "'extra_info.slot_bytes' is 0"),
     ("schema-text", _bench(kmallocwd="2"), "schema '2'"),
     ("entry-not-object", "oops", "'benchmarks[0]' is 'oops'"),
+    ("newline-in-key", _bench(outcomes={"a\nMemAlloc: x": "y"}),
+     "'extra_info.outcomes.'a\\nMemAlloc: x'' is 'y'"),
+    ("newline-in-side-protocol", _bench(**{**SIDE_INFO, "protocols": {"v3\nx": 1}}),
+     "'extra_info.protocols.'v3\\nx'' is 1"),
     ("newline-in-name", _bench(name="evil\n[    1.0] MemAlloc-Info:", slots=-1),
      "benchmark evil?[    1.0] MemAlloc-Info:"),
 ]

@@ -106,7 +106,7 @@ class Checker:
             self.fail(full, v, "an object of numbers")
         for k, x in v.items():
             if not is_number(x) or x < 0:
-                self.fail(f"{full}.{k}", x, "a number >= 0")
+                self.fail(f"{full}.{keyname(k)}", x, "a number >= 0")
         return dict(v)
 
     def background(self, d: dict, where: str) -> dict:
@@ -124,7 +124,8 @@ class Checker:
             elif x is None or (is_number(x) and x >= 0):
                 out[k] = x
             else:
-                self.fail(f"{full}.{k}", x, "a number >= 0, null or an object of numbers")
+                self.fail(f"{full}.{keyname(k)}", x,
+                          "a number >= 0, null or an object of numbers")
         return out
 
     def rounds_list(self, d: dict, key: str, where: str) -> tuple[float, ...]:
@@ -138,6 +139,15 @@ class Checker:
             if not is_number(x) or x < 0:
                 self.fail(f"{full}[{i}]", x, "a number >= 0")
         return tuple(float(x) for x in v)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.%+-]{1,40}\Z")
+
+
+def keyname(k: Any) -> str:
+    """A JSON key for a message's key path: as is when plain, else its repr
+    (cut), so that a key with a newline cannot split the line."""
+    return k if isinstance(k, str) and _PLAIN_KEY.match(k) else show(k, 30)
 
 
 def is_number(x: Any) -> bool:
@@ -207,13 +217,13 @@ def _side_by_side(c: Checker, info: dict, role: str,
         ref_rounds = rf.per_round
         figs.append(rf)
     for p, d in protos.items():
-        where = f"{w}.protocols.{p}"
+        where = f"{w}.protocols.{keyname(p)}"
         if not isinstance(d, dict):
             c.fail(where, d, "an object (that protocol's figure)")
         if p not in protocols.NAMES:
             drops.append(Drop("protocol", p, c.name))
             continue
-        f = _figure(c, f"{c.name}[{p}]", {**info, **d}, SIDE, role, p, schema, where)
+        f = _figure(c, f"{c.name}[{keyname(p)}]", {**info, **d}, SIDE, role, p, schema, where)
         if ref_rounds:
             f = replace(f, reference_rounds=ref_rounds)
         figs.append(f)
