@@ -578,3 +578,13 @@ def test_a_chart_path_that_is_not_a_regular_file_is_left_alone(run_json: Path, t
     err = _error([str(src), "--png", str(tmp_path / "run")], capsys)
     assert "not a regular file" in err
     assert fifo.is_fifo()
+
+
+def test_without_the_default_baseline_ratios_go_to_the_first_protocol(tmp_path: Path,
+                                                                       capsys) -> None:
+    p = tmp_path / "v3only.json"
+    p.write_text(json.dumps(_doc(_bench(protocol="v3"), _bench(name="b2", protocol="c11"))))
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    captured = capsys.readouterr()
+    assert "note: " in captured.err and "has no seqcount figure; ratios are to v3" in captured.err
+    assert "ratio to v3" in captured.out

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as a plain C loop (the reference); the watchdog's scan by N slots against the "
         "copy-bandwidth limit; the reader against the writers' share of time in write "
         "sections; the Python-driven calls; and the key figures.  It also writes PNG charts "
-        "next to the JSON (FILE-ns-per-op.png, FILE-threads.png, FILE-scan.png, "
+        "next to the JSON (for FILE.json: FILE-ns-per-op.png, FILE-threads.png, FILE-scan.png, "
         "FILE-duty.png; a chart whose data the file lacks is skipped with a note on "
         "stderr).  A malformed file gets one line naming the key, exit 2; figures of an "
         "unknown kind, role or protocol are dropped with a warning naming them.  To "
