@@ -49,7 +49,13 @@ test: build
 BENCH_RESULTS := bench/results
 BENCH_ARGS    ?=
 
-bench: build
+BENCH_DEPS := $(VENV)/.bench-deps-stamp
+
+$(BENCH_DEPS): pyproject.toml | $(DEPS)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+	touch $@
+
+bench: build $(BENCH_DEPS)
 	$(PY) -m pytest bench --benchmark-only -q \
 		--benchmark-autosave --benchmark-storage=$(BENCH_RESULTS) \
 		--benchmark-json=$(BENCH_RESULTS)/latest.json \

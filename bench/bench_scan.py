@@ -61,7 +61,7 @@ def test_scan(benchmark, kmw: Settings, case) -> None:
     cid = protocols.cid(proto)
     passes = max(1, kmw.ops(READS) // n)
     rec = Recorder(benchmark, kmw, kind="scan", role="scan", protocol=proto, slots=n,
-                   threads=None, mode=mode, slot_state=state, op="slot read",
+                   threads=None, series=mode, slot_state=state, op="slot read",
                    passes=passes)
     stop = ffi.new("int *")
     if mode == READ:

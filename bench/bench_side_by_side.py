@@ -14,9 +14,13 @@ import statistics
 import pytest
 
 from harness import (
-    PROTOCOLS, READER_ALONE, READER_WITH_ALLOCATING, READER_WITH_WRITER, SCHEMA, WRITER_ALONE,
-    WRITER_WITH_READER, RoleCase, Settings, sig,
+    MODE, PROTOCOLS, READER_ALONE, READER_WITH_ALLOCATING, READER_WITH_WRITER, SCHEMA,
+    WRITER_ALONE, WRITER_WITH_READER, ReferenceCase, RoleCase, Settings, sig,
 )
+
+# The writer-alone rounds also run the seed's start/stop as a plain C loop
+# (csrc/reference.c) in turn with the protocols: extra_info["reference"].
+REF = "reference"
 
 # The matrix's four roles at 1 slot, 1 writer, and a reader against a writer
 # whose allocations last harness.ALLOC_NS (slots valid, sections now and then).
@@ -28,16 +32,18 @@ CASES = [(WRITER_ALONE, 1, 1), (WRITER_WITH_READER, 1, 1), (READER_ALONE, 1, Non
 def test_side_by_side(benchmark, kmw: Settings, case) -> None:
     role, nslots, threads = case
     benchmark.group = "side-by-side"
-    per: dict[str, list[float]] = {p: [] for p in PROTOCOLS}
+    entries = PROTOCOLS + ((REF,) if role == WRITER_ALONE else ())
+    per: dict[str, list[float]] = {p: [] for p in entries}
     info: dict[str, dict] = {}
     calls = [0]
 
     def one_round() -> None:
         k = calls[0]
         calls[0] += 1
-        order = PROTOCOLS[k % len(PROTOCOLS):] + PROTOCOLS[:k % len(PROTOCOLS)]
+        order = entries[k % len(entries):] + entries[:k % len(entries)]
         for p in order:
-            with RoleCase(p, role, nslots, threads, kmw) as c:
+            case = ReferenceCase(kmw) if p == REF else RoleCase(p, role, nslots, threads, kmw)
+            with case as c:
                 c.batch(max(16, c.n // 8))  # warm the slots, the caches, the other side
                 ops, ns, _ = c.batch()
                 if ops <= 0:
@@ -58,8 +64,15 @@ def test_side_by_side(benchmark, kmw: Settings, case) -> None:
             "ns_per_op_rounds": [sig(x) for x in v],
             **info[p],
         }
+    extra = {}
+    if REF in per:
+        v = per[REF][w:] or per[REF]
+        extra["reference"] = {"ns_per_op": sig(statistics.median(v)), "ns_per_op_min": sig(min(v)),
+                              "ns_per_op_max": sig(max(v)), "ns_per_op_rounds": [sig(x) for x in v],
+                              "ops_per_round": info[REF]["ops_per_round"]}
     benchmark.extra_info.update({
-        "kmallocwd": SCHEMA, "kind": "side-by-side", "role": role, "slots": nslots,
+        "kmallocwd": SCHEMA, "mode": MODE, **extra, "kind": "side-by-side", "role": role,
+        "slots": nslots,
         "threads": threads, "rounds": len(per[PROTOCOLS[0]][w:] or per[PROTOCOLS[0]]),
         "protocols": protos,
     })

@@ -21,6 +21,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="multiply every batch size by X (default 1; 0.01 for a smoke run)")
     g.addoption("--kmw-rounds", type=int, default=9, metavar="N",
                 help="measured rounds per benchmark, after one warm-up round (default 9)")
+    g.addoption("--kmw-copy-mib", type=int, default=0, metavar="MIB",
+                help="buffer size of the copy-bandwidth benchmark (default: twice the "
+                "last-level cache, at least 64 MiB)")
     g.addoption("--kmw-no-pin", action="store_true",
                 help="do not pin the threads of multi-threaded cases to CPUs (by default "
                 "they are pinned round-robin, the reader first)")
@@ -40,8 +43,11 @@ def kmw(pytestconfig: pytest.Config) -> harness.Settings:
         raise pytest.UsageError(f"--kmw-scale must be positive, got {scale}")
     if rounds < 1:
         raise pytest.UsageError(f"--kmw-rounds must be at least 1, got {rounds}")
+    copy_mib = pytestconfig.getoption("--kmw-copy-mib")
+    if copy_mib < 0:
+        raise pytest.UsageError(f"--kmw-copy-mib must be positive, got {copy_mib}")
     return harness.Settings(scale=scale, rounds=rounds,
-                            pin=not pytestconfig.getoption("--kmw-no-pin"))
+                            pin=not pytestconfig.getoption("--kmw-no-pin"), copy_mib=copy_mib)
 
 
 def _cpu_model() -> str:

@@ -27,6 +27,9 @@ from kmallocwd.slots import SlotArray
 
 PROTOCOLS: tuple[str, ...] = protocols.NAMES
 SLOTS: tuple[int, ...] = (1, 64, 4096)
+# SLOT-IN (issue 12, item 3): thread scaling to 8 writers and the global-lock
+# protocols (v2-rwlock as one global rwlock, v1-spinlock) come as more
+# matrix cases; bench-report's thread-scaling table and chart read any.
 THREADS: tuple[int, ...] = (1, 2, 4)
 # Each slot has exactly one writer (its task), so T > S is skipped.
 SLOTS_THREADS: tuple[tuple[int, int], ...] = tuple(
@@ -35,16 +38,24 @@ SLOTS_THREADS: tuple[tuple[int, int], ...] = tuple(
 SCAN_SLOTS: tuple[int, ...] = (10**3, 10**4, 10**5, 10**6)
 
 # The role names are the report's: one spelling for the suites and the reader.
-from kmallocwd.bench_report import (  # noqa: E402
+from kmallocwd.benchreport.model import (  # noqa: E402
+    EMULATOR,
     PY_READER,
     PY_WRITER,
-    SCHEMA,  # extra_info["kmallocwd"]: the layout bench_report.py reads
+    SCHEMA,  # extra_info["kmallocwd"]: the layout kmallocwd/benchreport reads
     READER_ALONE,
     READER_WITH_ALLOCATING,
     READER_WITH_WRITER,
     WRITER_ALONE,
     WRITER_WITH_READER,
 )
+
+# What was built into the timed loops: every benchmark records it as
+# extra_info["mode"].  SLOT-IN (issue 12, item 1): the protocol-mode build of
+# the loops (no witness, no knobs) runs the same suites with MODE =
+# "protocol" (kmallocwd.benchreport.model.PROTOCOL), or parametrizes them
+# over both; the report pairs the two modes case by case.
+MODE = EMULATOR
 
 ROLES = (WRITER_ALONE, WRITER_WITH_READER, READER_ALONE, READER_WITH_WRITER)
 # Side-by-side only: the writer's allocations last ALLOC_NS (the core's
@@ -66,6 +77,7 @@ class Settings:
     rounds: int = 9
     warmup: int = 1
     pin: bool = True
+    copy_mib: int = 0  # the bandwidth benchmark's buffer (0: from the LLC's size)
 
     def ops(self, base: int) -> int:
         return max(16, int(base * self.scale))
@@ -154,13 +166,16 @@ class Writers:
     order-0 request."""
 
     def __init__(self, proto: str, slots: SlotArray, threads: int, clock,
-                 where: list[int | None] | None = None, alloc_ns: int = 0) -> None:
+                 where: list[int | None] | None = None, alloc_ns: int = 0,
+                 hold_ns: int = 0) -> None:
         self.proto = protocols.cid(proto)
         self.alloc_ns = alloc_ns
+        self.hold_ns = hold_ns
         self.knobs = ffi.NULL
-        if alloc_ns:  # each allocation lasts alloc_ns (the core's knob)
+        if alloc_ns or hold_ns:  # each allocation lasts alloc_ns, each section hold_ns
             self.knobs = ffi.new("struct kmw_knobs *")
             self.knobs.alloc_ns = alloc_ns
+            self.knobs.hold_ns = hold_ns
         self.slots = slots
         self.idx = split(len(slots), threads)
         self.reqs = one_request()
@@ -331,6 +346,34 @@ class RoleCase:
         return out
 
 
+class ReferenceCase:
+    """The seed's start/stop as a plain C loop on one slot, GFP_KERNEL order 0
+    (kmw_reference_run, csrc/reference.c): the yardstick of the writer pair.
+    Same interface as RoleCase for a 1-slot, 1-thread writer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.slots = SlotArray(1)
+        self.clock = new_clock()
+        self.stop = ffi.new("int *")
+        self.elapsed = ffi.new("uint64_t *")
+        self.n = settings.ops(BATCH[WRITER_ALONE])
+
+    def __enter__(self) -> "ReferenceCase":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def batch(self, n: int | None = None) -> tuple[int, int, None]:
+        done = lib.kmw_reference_run(self.slots.ptr, GFP_KERNEL, 0, n or self.n, self.clock,
+                                     self.stop, self.elapsed)
+        return int(done), int(self.elapsed[0]), None
+
+    def info(self) -> dict:
+        return {"op": "start/stop pair", "slot": {"sequence": int(self.slots.ptr.sequence),
+                                                  "valid": int(self.slots.ptr.valid)}}
+
+
 def reader_counts_dict(c) -> dict:
     """What the measured reader saw, as fractions of its reads."""
     reads = max(c.accepted + c.rejected_odd + c.rejected_invalid, 1)
@@ -366,7 +409,7 @@ class Recorder:
     def __init__(self, benchmark, settings: Settings, **info: object) -> None:
         self.benchmark = benchmark
         self.settings = settings
-        self.info = {"kmallocwd": SCHEMA, **info}
+        self.info = {"kmallocwd": SCHEMA, "mode": MODE, **info}
         self.per_op: list[float] = []
         self.aggregate: list[float] = []
         self.ops = 0

@@ -18,7 +18,7 @@ CSRC = ROOT / "csrc"
 GEN = ROOT / "build" / "gen"
 # The C files every protocol module holds, besides its generated protocols.
 COMMON_SOURCES = ["clock.c", "slots.c", "api.c"]
-SOURCES = COMMON_SOURCES + ["watchdog.c"]
+SOURCES = COMMON_SOURCES + ["watchdog.c", "reference.c"]
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"]
 
 CDEF = """
@@ -109,6 +109,14 @@ long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
                       unsigned long timeout, unsigned long jiffies);
 void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
                         unsigned long expire, struct kmw_tally *t);
+
+/* reference.h: the benchmarks' yardsticks */
+uint64_t kmw_reference_run(struct memalloc_info *m, gfp_t gfp,
+                           unsigned int order, uint64_t n,
+                           const struct kmw_clock *clock, const int *stop,
+                           uint64_t *elapsed_ns);
+uint64_t kmw_copy_bandwidth(size_t bytes, uint64_t passes,
+                            uint64_t *elapsed_ns);
 """
 
 
@@ -133,7 +141,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF + CDEF_WATCHDOG)
 ffibuilder.set_source(
     "kmallocwd._kmallocwd",
-    '#include "kmallocwd.h"',
+    '#include "kmallocwd.h"\n#include "reference.h"',
     sources=[str((CSRC / s).relative_to(ROOT)) for s in SOURCES]
     + [str(generate_builtins().relative_to(ROOT))],
     include_dirs=[str(CSRC.relative_to(ROOT))],

@@ -174,3 +174,46 @@ def test_stop_ends_a_long_loop() -> None:
     t.join(10)
     assert not t.is_alive()
     assert 0 < done[0] == counts.outcome[lib.KMW_O_ACCEPTED]
+
+
+# ---- csrc/reference.c: the benchmarks' yardsticks ----
+
+def test_reference_loop_is_the_seeds_start_and_stop() -> None:
+    from kmallocwd.clock import make_clock
+
+    s = SlotArray(1)
+    stop = ffi.new("int *")
+    el = ffi.new("uint64_t *")
+    clock = make_clock(1000)
+    n = 1000  # past the stop poll and clock tick at 256
+    assert lib.kmw_reference_run(s.ptr, GFP_KERNEL, 3, n, clock, stop, el) == n
+    m = s.ptr
+    assert (m.sequence, m.valid, m.dumped) == (2 * n, 0, 0)  # one section per pair
+    assert (m.gfp, m.order) == (GFP_KERNEL, 3)
+    assert m.start == lib.kmw_jiffies(clock) or m.start + 1 == lib.kmw_jiffies(clock)
+    assert m.witness == lib.kmw_witness(0, 0, 0, 0)  # no emulator field is touched
+    assert el[0] > 0
+    # nested: valid stays up, no section; no __GFP_RECLAIM: nothing at all
+    m.valid = 1
+    assert lib.kmw_reference_run(s.ptr, GFP_KERNEL, 0, 10, clock, stop, el) == 10
+    assert (m.sequence, m.valid) == (2 * n, 1)
+    m.valid = 0
+    assert lib.kmw_reference_run(s.ptr, 0x10, 0, 10, clock, stop, el) == 10
+    assert (m.sequence, m.valid) == (2 * n, 0)
+
+
+def test_reference_loop_stops() -> None:
+    from kmallocwd.clock import make_clock
+
+    s = SlotArray(1)
+    stop = ffi.new("int *", 1)
+    el = ffi.new("uint64_t *")
+    done = lib.kmw_reference_run(s.ptr, GFP_KERNEL, 0, 1 << 40, make_clock(1000), stop, el)
+    assert done == 256  # the first poll
+
+
+def test_copy_bandwidth() -> None:
+    el = ffi.new("uint64_t *")
+    assert lib.kmw_copy_bandwidth(1 << 20, 3, el) == 3 << 20
+    assert el[0] > 0
+    assert lib.kmw_copy_bandwidth(0, 3, el) == 0 and el[0] == 0

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kmallocwd import bench_report, protocols
-from kmallocwd.bench_report import BenchReportError, load
+from kmallocwd import benchreport, protocols
+from kmallocwd.benchreport import BenchReportError, load
+from kmallocwd.benchreport.analyse import fmt
 from kmallocwd.cli import main
 
 from conftest import ROOT, run_cli
@@ -23,7 +24,8 @@ from conftest import ROOT, run_cli
 # Python-driven cases and the side-by-side runs (every protocol): a real run,
 # small enough for a few seconds.
 SELECT = ("((v2-rwlock or v3 or seqcount) and not acquire and "
-          "(S1 or S64-T2 or N1000- or N10000- or test_py)) or test_side_by_side")
+          "(S1 or S64-T1 or S64-T2 or N1000- or N10000- or test_py or test_reader_vs_duty)) "
+          "or test_side_by_side or test_reference or test_bandwidth")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,8 @@ def run_json(tmp_path_factory) -> Path:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "-q", "-p",
-         "no:cacheprovider", "--kmw-scale", "0.002", "--kmw-rounds", "2", "-k", SELECT,
+         "no:cacheprovider", "--kmw-scale", "0.002", "--kmw-rounds", "2", "--kmw-copy-mib", "8",
+         "-k", SELECT,
          f"--benchmark-json={out}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -46,45 +49,56 @@ def raw(run_json: Path) -> dict:
 
 def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
     run = load(run_json)
+    assert run.warnings == []
     side = [b for b in raw["benchmarks"] if b["extra_info"]["kind"] == "side-by-side"]
-    assert len(side) == len(bench_report.SIDE_ROLES)
-    assert len(run.figures) == len(raw["benchmarks"]) - len(side) + 9 * len(side)
+    assert len(side) == len(benchreport.SIDE_ROLES)
+    # one figure per protocol of a side-by-side benchmark, and the writer's
+    # interleaved reference loop
+    assert len(run.figures) == len(raw["benchmarks"]) - len(side) + 9 * len(side) + 1
     by_name = {b["name"]: b["extra_info"] for b in raw["benchmarks"]}
     for b in side:
         for p, d in b["extra_info"]["protocols"].items():
             by_name[f"{b['name']}[{p}]"] = d
+        if "reference" in b["extra_info"]:
+            by_name[f"{b['name']}[reference]"] = b["extra_info"]["reference"]
     for f in run.figures:
         assert f.ns == by_name[f.name]["ns_per_op"]
         assert f.ns_min <= f.ns <= f.ns_max
         assert f.ns > 0
+        assert f.mode == "emulator"
     kinds = {(f.kind, f.role) for f in run.figures}
-    assert {("matrix", r) for r in bench_report.MATRIX_ROLES} <= kinds
-    assert {("side-by-side", r) for r in bench_report.SIDE_ROLES} <= kinds
-    assert {("python", r) for r in bench_report.PYTHON_ROLES} <= kinds
-    assert ("scan", "scan") in kinds
+    assert {("matrix", r) for r in benchreport.MATRIX_ROLES} <= kinds
+    assert {("side-by-side", r) for r in benchreport.SIDE_ROLES} <= kinds
+    assert {("python", r) for r in benchreport.PYTHON_ROLES} <= kinds
+    assert {("scan", "scan"), ("reference", "reference-pair"), ("bandwidth", "memcpy"),
+            ("duty", "reader-vs-duty")} <= kinds
     assert run.protocols() == list(protocols.NAMES)
     assert run.machine["cpus"] == os.cpu_count()
+
+
+def _same_case(g: dict, fig: dict) -> bool:
+    keys = ("kind", "role", "slots", "threads", "mode", "series", "slot_state", "level")
+    return all(g.get(k) == fig.get(k) for k in keys)
 
 
 def test_ratios_are_to_the_baseline_in_the_same_case(run_json: Path) -> None:
     run = load(run_json)
     for f in run.figures:
+        if f.protocol is None:  # the yardsticks: reference loop, bandwidth
+            assert f.kind in ("reference", "bandwidth")
+            continue
         base = run.peer(f, "seqcount")
         assert base is not None, f.name
         if f.protocol == "seqcount":
             assert run.ratio(f) == 1
         if f.kind != "side-by-side":  # those: round by round, tested below
             assert run.ratio(f) == pytest.approx(f.ns / base.ns)
-    d = bench_report.to_dict(run)
+    d = benchreport.to_dict(run)
     json.dumps(d)
     for fig in d["figures"]:
-        if fig["kind"] == "side-by-side":
+        if fig["kind"] == "side-by-side" or fig["protocol"] is None:
             continue
-        same = [g for g in d["figures"] if g["protocol"] == "seqcount"
-                and (g["kind"], g["role"], g["slots"], g["threads"], g.get("mode"),
-                     g.get("slot_state")) == (fig["kind"], fig["role"], fig["slots"],
-                                              fig["threads"], fig.get("mode"),
-                                              fig.get("slot_state"))]
+        same = [g for g in d["figures"] if g["protocol"] == "seqcount" and _same_case(g, fig)]
         assert len(same) == 1
         assert fig["ratio_to_seqcount"] == pytest.approx(fig["ns_per_op"] / same[0]["ns_per_op"],
                                                          rel=1e-3)
@@ -103,20 +117,27 @@ def test_side_by_side_ratios_are_taken_round_by_round(run_json: Path) -> None:
 
 def test_key_figures_come_from_the_run(run_json: Path) -> None:
     run = load(run_json)
-    keys = {k.key: k for k in bench_report.key_figures(run)}
-    seq = run.get("side-by-side", bench_report.WRITER_ALONE, "seqcount", 1, 1)
-    rw = run.get("side-by-side", bench_report.WRITER_ALONE, "v2-rwlock", 1, 1)
+    keys = {k.key: k for k in benchreport.key_figures(run)}
+    seq = run.get("side-by-side", benchreport.WRITER_ALONE, "seqcount", 1, 1)
+    rw = run.get("side-by-side", benchreport.WRITER_ALONE, "v2-rwlock", 1, 1)
     assert keys["writer_pair"].value == seq.ns
     assert keys["writer_pair_ratio_v2-rwlock_alone"].value == pytest.approx(
         statistics.median(x / y for x, y in zip(seq.per_round, rw.per_round)))
-    assert keys["python_pair"].value == run.get("python", bench_report.PY_WRITER,
+    assert keys["python_pair"].value == run.get("python", benchreport.PY_WRITER,
                                                 "seqcount", 1, 1).ns
     assert keys["scan_per_slot"].value == run.get("scan", "scan", "seqcount", 10000, None,
                                                   "read", "valid").ns
+    bw = run.of("bandwidth")[0]
+    assert keys["scan_per_slot_ratio_limit"].value == pytest.approx(
+        keys["scan_per_slot"].value / bw.ns)
+    ref = run.get("reference", "reference-pair", None, 1, 1, "interleaved")
+    assert keys["reference_pair"].value == ref.ns
+    assert keys["writer_pair_ratio_reference"].value == pytest.approx(
+        statistics.median(x / y for x, y in zip(seq.per_round, seq.reference_rounds)))
     assert "scan of 10,000 valid slots" in keys["scan_per_slot"].label
-    a = run.get("side-by-side", bench_report.READER_WITH_WRITER, "seqcount", 1, 1)
+    a = run.get("side-by-side", benchreport.READER_WITH_WRITER, "seqcount", 1, 1)
     assert keys["reader_with_writer_ratio_v3"].value == run.ratio(a, "v3")
-    a = run.get("side-by-side", bench_report.READER_WITH_ALLOCATING, "seqcount", 1, 1)
+    a = run.get("side-by-side", benchreport.READER_WITH_ALLOCATING, "seqcount", 1, 1)
     assert keys["reader_with_allocating_writer_ratio_v3"].value == run.ratio(a, "v3")
     assert a.background["writer_alloc_ns"] > 0
     assert a.outcomes["accepted"] + a.outcomes["rejected_odd"] + \
@@ -124,24 +145,29 @@ def test_key_figures_come_from_the_run(run_json: Path) -> None:
 
 
 def test_report_prints_figures_beside_their_ratio(run_json: Path, capsys) -> None:
-    assert main(["bench-report", str(run_json)]) == 0
+    assert main(["bench-report", str(run_json), "--no-png"]) == 0
     out = capsys.readouterr().out
     run = load(run_json)
     for title in ("Key figures", "side by side", "writer alone: ns per start/stop pair",
                   "writer with a concurrent reader", "reader alone (slots valid)",
                   "reader with concurrent writers", "scan of N valid slots",
-                  "scan linearity", "Python-driven"):
+                  "scan linearity", "Python-driven", "scan against the physical limit",
+                  "as a plain C loop (csrc/reference.c)", "thread scaling, writer alone",
+                  "reader against one writer that spends a share of its time"):
         assert title in out
-    seq = run.get("matrix", bench_report.WRITER_ALONE, "seqcount", 1, 1)
-    rw = run.get("matrix", bench_report.WRITER_ALONE, "v2-rwlock", 1, 1)
+    seq = run.get("matrix", benchreport.WRITER_ALONE, "seqcount", 1, 1)
+    rw = run.get("matrix", benchreport.WRITER_ALONE, "v2-rwlock", 1, 1)
     table = out.split("writer alone: ns per start/stop pair", 1)[1].split("\n\n", 1)[0]
     rows = {line.split()[0]: line for line in table.splitlines()[2:]}
-    assert f"{bench_report._fmt(seq.ns)} (1.00)" in rows["seqcount"]
-    assert f"{bench_report._fmt(rw.ns)} ({rw.ns / seq.ns:.2f})" in rows["v2-rwlock"]
+    assert f"{fmt(seq.ns)} (1.00)" in rows["seqcount"]
+    assert f"{fmt(rw.ns)} ({rw.ns / seq.ns:.2f})" in rows["v2-rwlock"]
+    duty = out.split("reader against one writer", 1)[1].split("\n\n", 1)[0]
+    assert "idle" in duty and "100% in sections" in duty and "(measured)" in duty
+    assert "chart written" not in out
 
 
 def test_baseline_option(run_json: Path, capsys) -> None:
-    assert main(["bench-report", str(run_json), "--baseline", "v3", "--json"]) == 0
+    assert main(["bench-report", str(run_json), "--baseline", "v3", "--json", "--no-png"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["baseline"] == "v3"
     for fig in d["figures"]:
@@ -149,27 +175,73 @@ def test_baseline_option(run_json: Path, capsys) -> None:
             assert fig["ratio_to_v3"] == 1
 
 
+def test_baseline_must_be_a_protocol_of_the_file(run_json: Path, capsys) -> None:
+    err = _error([str(run_json), "--baseline", "v9", "--no-png"], capsys)
+    assert "'v9'" in err and "seqcount" in err
+
+
 def test_json_output(run_json: Path, capsys) -> None:
-    assert main(["bench-report", str(run_json), "--json"]) == 0
+    assert main(["bench-report", str(run_json), "--json", "--no-png"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["file"] == str(run_json)
+    assert d["modes"] == ["emulator"]
     assert {k["key"] for k in d["key_figures"]} >= {"writer_pair", "python_pair",
-                                                     "scan_per_slot"}
+                                                     "scan_per_slot", "reference_pair"}
     lin = [x for x in d["scan_linearity"] if x["protocol"] == "seqcount"
-           and x["mode"] == "read" and x["slot_state"] == "valid"]
+           and x["series"] == "read" and x["slot_state"] == "valid"]
     assert set(lin[0]["ns_per_slot"]) == {"1000", "10000"}
+    assert d["scan_limit"]["slot_bytes"] == 64
+    assert d["scan_limit"]["buffer_bytes"] == 8 << 20
+    row = [r for r in d["scan_limit"]["rows"] if r["protocol"] == "seqcount"
+           and r["series"] == "read" and r["slot_state"] == "valid"][0]
+    for p in row["points"]:
+        assert p["ratio"] == pytest.approx(p["ns_per_slot"] / d["scan_limit"]["limit_ns_per_slot"])
+    assert {r["protocol"] for r in d["reference"]["rows"]} == set(protocols.NAMES)
+    duty = {r["protocol"]: r["levels"] for r in d["reader_vs_duty"]}
+    assert set(duty) == {"v2-rwlock", "v3", "seqcount"}
+    assert list(duty["seqcount"]) == ["idle", "1%", "10%", "100%"]
+    assert duty["seqcount"]["idle"]["accepted"] == 1  # a valid, quiet slot
+    assert duty["seqcount"]["100%"]["duty"] == 1
+    assert d["thread_scaling"] and d["instrumentation_overhead"] == []
 
 
-def test_png(run_json: Path, tmp_path: Path, capsys) -> None:
-    pytest.importorskip("matplotlib")
-    png = tmp_path / "chart.png"
-    assert main(["bench-report", str(run_json), "--png", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"chart written to {png}" in capsys.readouterr().out
+def test_charts_are_written_next_to_the_json(run_json: Path, tmp_path: Path, capsys) -> None:
+    src = tmp_path / "run.json"
+    src.write_bytes(run_json.read_bytes())
+    assert main(["bench-report", str(src)]) == 0
+    out = capsys.readouterr().out
+    for chart in ("ns-per-op", "threads", "scan", "duty"):
+        png = tmp_path / f"run-{chart}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", chart
+        assert f"chart written to {png}" in out
 
 
-def test_png_without_matplotlib(run_json: Path, tmp_path: Path, capsys,
-                                monkeypatch) -> None:
+def test_png_base_option(run_json: Path, tmp_path: Path, capsys) -> None:
+    assert main(["bench-report", str(run_json), "--png", str(tmp_path / "b.png")]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "b-duty.png", "b-ns-per-op.png", "b-scan.png", "b-threads.png"]
+    assert f"chart written to {tmp_path / 'b-scan.png'}" in out
+
+
+def test_png_that_cannot_be_written(run_json: Path, tmp_path: Path, capsys) -> None:
+    err = _error([str(run_json), "--png", str(tmp_path / "no-such-dir" / "b")], capsys)
+    assert "--png" in err and "cannot write" in err
+
+
+def test_chart_without_its_data_is_skipped_with_a_note(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "one.json"
+    p.write_text(json.dumps(_doc()))
+    assert main(["bench-report", str(p)]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "one-ns-per-op.png").exists()
+    assert not (tmp_path / "one-scan.png").exists()
+    for chart in ("threads", "scan", "duty"):
+        assert f"note: chart {chart} skipped: " in captured.err
+    assert "no reference-loop figure" in captured.err
+
+
+def test_no_matplotlib(run_json: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     real = builtins.__import__
 
     def no_matplotlib(name, *a, **kw):
@@ -178,13 +250,18 @@ def test_png_without_matplotlib(run_json: Path, tmp_path: Path, capsys,
         return real(name, *a, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    png = tmp_path / "chart.png"
-    assert main(["bench-report", str(run_json), "--png", str(png)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("kmallocwd bench-report: error: --png needs matplotlib")
-    assert "[plot]" in err
-    assert not png.exists()
+    # asked for: an error, before any output
+    err = _error([str(run_json), "--png", str(tmp_path / "chart")], capsys)
+    assert "--png: charts need matplotlib" in err and "[plot]" in err
+    assert not list(tmp_path.iterdir())
+    # by default: a note, and the tables
+    src = tmp_path / "run.json"
+    src.write_bytes(run_json.read_bytes())
+    assert main(["bench-report", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "Key figures" in captured.out
+    assert captured.err.count("\n") == 1 and "note: no charts: charts need matplotlib" in captured.err
+    assert list(tmp_path.iterdir()) == [src]
 
 
 def _error(args: list[str], capsys) -> str:
@@ -207,7 +284,7 @@ BAD_FILES = [
     ("bad-entry.json",
      '{"benchmarks": [{"name": "test_x", "extra_info": {"kmallocwd": 1, "kind": "matrix", '
      '"role": "writer-alone", "protocol": "v3", "slots": 1, "threads": 1}}]}',
-     "no number 'ns_per_op'"),
+     "no 'extra_info.ns_per_op' in it"),
 ]
 
 
@@ -220,7 +297,7 @@ def test_bad_file_is_one_line_naming_it(name: str, content: str | None, what: st
     err = _error([str(path)], capsys)
     assert str(path) in err
     assert what in err
-    if what != "no number 'ns_per_op'":
+    if what != "no 'extra_info.ns_per_op' in it":
         assert "make bench" in err
 
 
@@ -244,16 +321,16 @@ def test_error_from_the_real_command_has_no_traceback(tmp_path: Path) -> None:
 def test_help_documents_every_option() -> None:
     proc = run_cli("bench-report", "--help")
     assert proc.returncode == 0
-    for opt in ("FILE.json", "--baseline", "--json", "--png"):
+    for opt in ("FILE.json", "--baseline", "--json", "--png", "--no-png"):
         assert opt in proc.stdout
 
 
 def test_loglog_slope() -> None:
     flat = [(10**k, 2.0) for k in range(3, 7)]
-    assert bench_report.loglog_slope(flat) == pytest.approx(1.0)
+    assert benchreport.loglog_slope(flat) == pytest.approx(1.0)
     doubling = [(10**k, 2.0 ** k) for k in range(3, 7)]
-    assert bench_report.loglog_slope(doubling) == pytest.approx(1 + 0.30103, rel=1e-4)
-    assert bench_report.loglog_slope([(1000, 1.0)]) is None
+    assert benchreport.loglog_slope(doubling) == pytest.approx(1 + 0.30103, rel=1e-4)
+    assert benchreport.loglog_slope([(1000, 1.0)]) is None
 
 
 def test_load_rejects_other_schema(tmp_path: Path) -> None:
@@ -261,3 +338,253 @@ def test_load_rejects_other_schema(tmp_path: Path) -> None:
     p.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {"kmallocwd": 99}}]}))
     with pytest.raises(BenchReportError, match="schema 99"):
         load(p)
+
+
+# ---- malformed files (issue 7, items 3 and 4) ----
+
+def _bench(name: str = "test_writer_alone[seqcount-S1-T1]", **info) -> dict:
+    """One kmallocwd benchmark as bench/ writes it, with info's keys changed
+    (a value None: the key removed)."""
+    base = {"kmallocwd": 2, "mode": "emulator", "kind": "matrix", "role": "writer-alone",
+            "protocol": "seqcount", "slots": 1, "threads": 1, "ns_per_op": 4.0,
+            "ns_per_op_min": 3.5, "ns_per_op_max": 5.0, "rounds": 3, "ops_per_round": 1000}
+    base.update(info)
+    return {"name": name, "extra_info": {k: v for k, v in base.items() if v is not None}}
+
+
+SCAN_INFO = dict(kind="scan", role="scan", slots=1000, threads=None, series="read",
+                 slot_state="valid", outcomes={"accepted": 1.0})
+SIDE_INFO = dict(kind="side-by-side", role="writer-alone", protocol=None,
+                 protocols={"seqcount": {"ns_per_op": 4, "ns_per_op_min": 4, "ns_per_op_max": 4},
+                            "v3": {"ns_per_op": 4, "ns_per_op_min": 4, "ns_per_op_max": 4}})
+DUTY_INFO = dict(kind="duty", role="reader-vs-duty", threads=None, level="10%", hold_ns=1000,
+                 alloc_ns=9000, duty=0.1)
+BW_INFO = dict(kind="bandwidth", role="memcpy", protocol=None, threads=None,
+               buffer_bytes=1 << 26, slot_bytes=64, llc_bytes=1 << 25)
+
+
+def _doc(*benches: dict) -> dict:
+    return {"machine_info": {"machine": "x86_64"}, "datetime": "2026-11-28T07:00:00",
+            "benchmarks": list(benches) or [_bench()]}
+
+
+def test_a_well_formed_file_of_every_kind_is_read(tmp_path: Path) -> None:
+    p = tmp_path / "ok.json"
+    p.write_text(json.dumps(_doc(_bench(), _bench(**SCAN_INFO), _bench(**SIDE_INFO),
+                                 _bench(**DUTY_INFO), _bench(**BW_INFO))))
+    run = load(p)
+    assert run.warnings == []
+    assert sorted(f.kind for f in run.figures) == sorted(
+        ["matrix", "scan", "side-by-side", "side-by-side", "duty", "bandwidth"])
+
+
+# (case, the benchmark(s) or document, the key the one line must name)
+MALFORMED = [
+    ("outcomes-list", _bench(outcomes=[1, 2]), "'extra_info.outcomes' is [1, 2]"),
+    ("retries-per-read-text", _bench(outcomes={"accepted": 0.5, "retries_per_read": "lots"}),
+     "'extra_info.outcomes.retries_per_read' is 'lots'"),
+    ("outcome-negative", _bench(outcomes={"accepted": -1}), "'extra_info.outcomes.accepted'"),
+    ("background-text", _bench(background="oops"), "'extra_info.background' is 'oops'"),
+    ("background-nested-text", _bench(background={"reader": {"torn": "x"}}),
+     "'extra_info.background.reader.torn'"),
+    ("background-list", _bench(background={"cpus": [0, 1]}), "'extra_info.background.cpus'"),
+    ("scan-slots-negative", _bench(**{**SCAN_INFO, "slots": -1000}), "'extra_info.slots' is -1000"),
+    ("slots-zero", _bench(slots=0), "'extra_info.slots' is 0"),
+    ("slots-true", _bench(slots=True), "'extra_info.slots' is True"),
+    ("slots-1e30", _bench(slots=1e30), "'extra_info.slots' is 1e+30"),
+    ("slots-huge-int", _bench(slots=10**30), "'extra_info.slots' is 1000000000000000000000000000000"),
+    ("slots-text", _bench(slots="64"), "'extra_info.slots' is '64'"),
+    ("slots-missing", _bench(slots=None), "no 'extra_info.slots'"),
+    ("threads-zero", _bench(threads=0), "'extra_info.threads' is 0"),
+    ("threads-float", _bench(threads=2.5), "'extra_info.threads' is 2.5"),
+    ("min-above-max", _bench(ns_per_op_min=9.0), "'extra_info.ns_per_op_min' is 9.0"),
+    ("ns-outside-min-max", _bench(ns_per_op=7.0), "'extra_info.ns_per_op' is 7.0"),
+    ("ns-text", _bench(ns_per_op="fast"), "'extra_info.ns_per_op' is 'fast'"),
+    ("ns-negative", _bench(ns_per_op=-1, ns_per_op_min=-2), "'extra_info.ns_per_op'"),
+    ("ns-bool", _bench(ns_per_op=True), "'extra_info.ns_per_op' is True"),
+    ("ns-huge-int", _bench(ns_per_op=10**400), "'extra_info.ns_per_op' is 1000"),
+    ("ns-missing", _bench(ns_per_op=None), "no 'extra_info.ns_per_op'"),
+    ("aggregate-text", _bench(aggregate_ns_per_op="x"), "'extra_info.aggregate_ns_per_op'"),
+    ("rounds-negative", _bench(rounds=-1), "'extra_info.rounds' is -1"),
+    ("ops-float", _bench(ops_per_round=1.5), "'extra_info.ops_per_round' is 1.5"),
+    ("per-round-text", _bench(ns_per_op_rounds="many"), "'extra_info.ns_per_op_rounds'"),
+    ("per-round-negative", _bench(ns_per_op_rounds=[1, -2]),
+     "'extra_info.ns_per_op_rounds[1]' is -2"),
+    ("kind-number", _bench(kind=5), "'extra_info.kind' is 5"),
+    ("kind-missing", _bench(kind=None), "no 'extra_info.kind'"),
+    ("role-null", _bench(role=[]), "'extra_info.role' is []"),
+    ("protocol-number", _bench(protocol=7), "'extra_info.protocol' is 7"),
+    ("mode-odd", _bench(mode="Emulator Mode!"), "'extra_info.mode' is 'Emulator Mode!'"),
+    ("scan-series", _bench(**{**SCAN_INFO, "series": "sideways"}), "'extra_info.series'"),
+    ("scan-series-missing", _bench(**{**SCAN_INFO, "series": None}), "no 'extra_info.series'"),
+    ("scan-state", _bench(**{**SCAN_INFO, "slot_state": "lukewarm"}),
+     "'extra_info.slot_state' is 'lukewarm'"),
+    ("side-protocols-list", _bench(**{**SIDE_INFO, "protocols": []}),
+     "'extra_info.protocols' is []"),
+    ("side-protocol-text", _bench(**{**SIDE_INFO, "protocols": {"v3": "x"}}),
+     "'extra_info.protocols.v3' is 'x'"),
+    ("side-reference-text", _bench(**{**SIDE_INFO, "reference": 3}), "'extra_info.reference'"),
+    ("duty-hold-negative", _bench(**{**DUTY_INFO, "hold_ns": -5}), "'extra_info.hold_ns' is -5"),
+    ("duty-above-1", _bench(**{**DUTY_INFO, "duty": 2}), "'extra_info.duty' is 2"),
+    ("duty-level-missing", _bench(**{**DUTY_INFO, "level": None}), "no 'extra_info.level'"),
+    ("bandwidth-slot-bytes", _bench(**{**BW_INFO, "slot_bytes": 0}),
+     "'extra_info.slot_bytes' is 0"),
+    ("schema-text", _bench(kmallocwd="2"), "schema '2'"),
+    ("entry-not-object", "oops", "'benchmarks[0]' is 'oops'"),
+    ("newline-in-key", _bench(outcomes={"a\nMemAlloc: x": "y"}),
+     "'extra_info.outcomes.'a\\nMemAlloc: x'' is 'y'"),
+    ("newline-in-side-protocol", _bench(**{**SIDE_INFO, "protocols": {"v3\nx": 1}}),
+     "'extra_info.protocols.'v3\\nx'' is 1"),
+    ("newline-in-name", _bench(name="evil\n[    1.0] MemAlloc-Info:", slots=-1),
+     "benchmark evil?[    1.0] MemAlloc-Info:"),
+]
+
+
+@pytest.mark.parametrize("case,bench,key", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_bench_json_is_one_line_naming_the_key(case: str, bench, key: str,
+                                                         tmp_path: Path, capsys) -> None:
+    p = tmp_path / f"{case}.json"
+    p.write_text(json.dumps(_doc(bench)))
+    err = _error([str(p), "--no-png"], capsys)
+    assert key in err, err
+    assert str(p) in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("text,what", [
+    ('{"benchmarks": [{"name": "x", "extra_info": {"kmallocwd": 2, "kind": "matrix", '
+     '"role": "writer-alone", "protocol": "v3", "slots": 1, "threads": 1, '
+     '"ns_per_op": NaN, "ns_per_op_min": 1, "ns_per_op_max": 2}}]}',
+     "'extra_info.ns_per_op' is nan"),
+    ('{"benchmarks": [{"name": "x", "extra_info": {"kmallocwd": 2, "kind": "matrix", '
+     '"role": "writer-alone", "protocol": "v3", "slots": 1, "threads": 1, '
+     '"ns_per_op": Infinity, "ns_per_op_min": 1, "ns_per_op_max": 2}}]}',
+     "'extra_info.ns_per_op' is inf"),
+], ids=["nan", "infinity"])
+def test_non_finite_numbers_are_refused(text: str, what: str, tmp_path: Path, capsys) -> None:
+    p = tmp_path / "nonfinite.json"
+    p.write_text(text)
+    assert what in _error([str(p), "--no-png"], capsys)
+
+
+DROPPED = [
+    ("unknown-role", [_bench(), _bench(name="b2", role="writer-sideways")],
+     "dropped 1 figure of unknown matrix role 'writer-sideways'", 1),
+    ("unknown-protocol", [_bench(), _bench(name="b2", protocol="v9"),
+                          _bench(name="b3", protocol="v9", slots=64)],
+     "dropped 2 figures of unknown protocol 'v9' (this report does not know it): b2, b3", 1),
+    ("unknown-kind", [_bench(), _bench(name="b2", kind="quantum")],
+     "dropped 1 figure of unknown kind 'quantum'", 1),
+    ("unknown-side-protocol",
+     [_bench(**{**SIDE_INFO, "protocols": {**SIDE_INFO["protocols"], "v9": {}}})],
+     "dropped 1 figure of unknown protocol 'v9'", 2),
+    ("foreign-benchmark", [_bench(), {"name": "test_other", "extra_info": {}}],
+     "ignored 1 benchmark without kmallocwd extra_info", 1),
+]
+
+
+@pytest.mark.parametrize("case,benches,warning,kept", DROPPED, ids=[d[0] for d in DROPPED])
+def test_unknown_figures_are_dropped_with_a_warning_naming_them(
+        case: str, benches: list, warning: str, kept: int, tmp_path: Path, capsys) -> None:
+    p = tmp_path / f"{case}.json"
+    p.write_text(json.dumps(_doc(*benches)))
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kmallocwd bench-report: warning: ")
+    assert warning in lines[0]
+    assert len(load(p).figures) == kept
+
+
+def test_a_file_of_unknown_figures_only_is_refused(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "unknown.json"
+    p.write_text(json.dumps(_doc(_bench(protocol="v9"))))
+    err = _error([str(p), "--no-png"], capsys)
+    assert "unknown protocol 'v9'" in err and "no figure left" in err
+
+
+def test_nesting_200k_deep_is_one_line(tmp_path: Path) -> None:
+    p = tmp_path / "deep.json"
+    p.write_text('{"benchmarks": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    proc = run_cli("bench-report", str(p), "--no-png")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "nested too deeply" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(30)
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    p = tmp_path / "fifo.json"
+    os.mkfifo(p)
+    proc = run_cli("bench-report", str(p), "--no-png", timeout=25)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "is a FIFO" in proc.stderr
+
+
+def test_device_is_refused_before_reading(capsys) -> None:
+    err = _error(["/dev/zero", "--no-png"], capsys)
+    assert "/dev/zero: is a character device; only a regular file is read" in err
+
+
+def test_file_over_the_size_limit_is_refused(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "big.json"
+    with open(p, "wb") as f:
+        f.truncate(benchreport.SIZE_LIMIT + 1)  # sparse: no disk used
+    err = _error([str(p), "--no-png"], capsys)
+    assert "over the 32 MiB limit" in err
+
+
+def test_symlink_to_a_regular_file_is_read(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "real.json"
+    p.write_text(json.dumps(_doc()))
+    link = tmp_path / "link.json"
+    link.symlink_to(p)
+    assert main(["bench-report", str(link), "--no-png"]) == 0
+
+
+def test_schema_1_files_are_read_as_emulator_mode(tmp_path: Path) -> None:
+    old = _bench(**{**SCAN_INFO, "kmallocwd": 1, "mode": "checked", "series": None})
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(_doc(old)))
+    (f,) = load(p).figures
+    assert (f.mode, f.series, f.state) == ("emulator", "checked", "valid")
+
+
+def test_reader_has_the_inputs_signature(tmp_path: Path) -> None:
+    from kmallocwd.benchreport.reader import read_text
+    from kmallocwd.errors import UsageError
+
+    p = tmp_path / "t.txt"
+    p.write_text("héllo")
+    assert read_text(str(p), "--x", 100) == "héllo"
+    with pytest.raises(UsageError, match=r"^--x .*t.txt: 6 bytes, over the 5 bytes limit"):
+        read_text(str(p), "--x", 5)
+
+
+@pytest.mark.timeout(60)
+def test_a_chart_path_that_is_not_a_regular_file_is_left_alone(run_json: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    src = tmp_path / "run.json"
+    src.write_bytes(run_json.read_bytes())
+    fifo = tmp_path / "run-scan.png"
+    os.mkfifo(fifo)
+    # by default: a note, the tables, no chart at all (nothing half-written)
+    assert main(["bench-report", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "Key figures" in captured.out
+    assert "note: no charts: cannot write" in captured.err and "not a regular file" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-scan.png", "run.json"]
+    # asked for with --png: an error
+    err = _error([str(src), "--png", str(tmp_path / "run")], capsys)
+    assert "not a regular file" in err
+    assert fifo.is_fifo()
+
+
+def test_without_the_default_baseline_ratios_go_to_the_first_protocol(tmp_path: Path,
+                                                                       capsys) -> None:
+    p = tmp_path / "v3only.json"
+    p.write_text(json.dumps(_doc(_bench(protocol="v3"), _bench(name="b2", protocol="c11"))))
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    captured = capsys.readouterr()
+    assert "note: " in captured.err and "has no seqcount figure; ratios are to v3" in captured.err
+    assert "ratio to v3" in captured.out
