@@ -54,7 +54,7 @@ def test_reader_vs_duty(benchmark, kmw: Settings, case) -> None:
     rec = Recorder(benchmark, kmw, kind=DUTY, role=DUTY_READER, protocol=proto, slots=1,
                    threads=None if hold is None else 1, level=level, hold_ns=hold or 0,
                    alloc_ns=alloc or 0, duty=duty, op="snapshot of one slot")
-    counts = ffi.new("struct kmw_bench_counts *")
+    counts = ffi.new("struct kmw_tally *")
     el = ffi.new("uint64_t *")
     stop = ffi.new("int *")
     exp = harness.expire(clock)

@@ -1,5 +1,6 @@
-"""The matrix: every protocol x role x slots (1, 64, 4096) x writer threads
-(1, 2, 4; T > S skipped, since each slot has exactly one writer).
+"""The matrix: every protocol x role x (slots, writer threads) in (1, 1),
+(64, 2), (4096, 2) x mode (protocol: the protocol's own operations;
+emulator: with the witness, the stamps, the classification).
 
 Roles, each timed inside C:
 
@@ -34,22 +35,24 @@ from harness import (
 
 # Every protocol of one (slots, threads) case runs back to back, so that the
 # ratios between protocols are measured side by side.
-WRITER_CASES = [(p, s, t) for s, t in SLOTS_THREADS for p in PROTOCOLS]
-READER_ALONE_CASES = [(p, s) for s in SLOTS for p in PROTOCOLS]
+WRITER_CASES = [(p, s, t, m) for m in harness.MODES for s, t in SLOTS_THREADS
+                for p in PROTOCOLS]
+READER_ALONE_CASES = [(p, s, m) for m in harness.MODES for s in SLOTS for p in PROTOCOLS]
 OPS = {WRITER_ALONE: "start/stop pair", WRITER_WITH_READER: "start/stop pair",
        READER_ALONE: "slot read", READER_WITH_WRITER: "slot read"}
 
 
 def _ids(case: tuple) -> str:
-    return harness.case_id(*case)
+    return harness.case_id(*case[:-1]) + f"-{case[-1]}"
 
 
 def _run(benchmark, kmw: Settings, role: str, proto: str, nslots: int,
-         threads: int | None) -> None:
-    benchmark.group = f"{role} slots={nslots}" + (f" threads={threads}" if threads else "")
+         threads: int | None, mode: str) -> None:
+    benchmark.group = (f"{role} {mode} slots={nslots}"
+                       + (f" threads={threads}" if threads else ""))
     rec = Recorder(benchmark, kmw, kind="matrix", role=role, protocol=proto, slots=nslots,
-                   threads=threads, op=OPS[role])
-    with RoleCase(proto, role, nslots, threads, kmw) as case:
+                   threads=threads, op=OPS[role], mode=mode)
+    with RoleCase(proto, role, nslots, threads, kmw, mode) as case:
         rec.pedantic(lambda: rec.add(*case.batch()))
         benchmark.extra_info.update(case.info())
 
@@ -66,8 +69,8 @@ def test_writer_with_reader(benchmark, kmw: Settings, case) -> None:
 
 @pytest.mark.parametrize("case", READER_ALONE_CASES, ids=_ids)
 def test_reader_alone(benchmark, kmw: Settings, case) -> None:
-    proto, nslots = case
-    _run(benchmark, kmw, READER_ALONE, proto, nslots, None)
+    proto, nslots, mode = case
+    _run(benchmark, kmw, READER_ALONE, proto, nslots, None, mode)
 
 
 @pytest.mark.parametrize("case", WRITER_CASES, ids=_ids)

@@ -65,7 +65,7 @@ def test_scan(benchmark, kmw: Settings, case) -> None:
                    passes=passes)
     stop = ffi.new("int *")
     if mode == READ:
-        counts = ffi.new("struct kmw_bench_counts *")
+        counts = ffi.new("struct kmw_tally *")
         el = ffi.new("uint64_t *")
         exp = harness.expire(clock)
 
@@ -76,11 +76,12 @@ def test_scan(benchmark, kmw: Settings, case) -> None:
         rec.pedantic(target)
         benchmark.extra_info["outcomes"] = harness.reader_counts_dict(counts)
     else:
-        st = ffi.new("struct kmw_reader_stats *")
+        st = ffi.new("struct kmw_tally *")
+        reqs = harness.one_request()
 
         def target() -> None:
             before = st.elapsed_ns
-            lib.kmw_reader_scan(cid, slots.ptr, n, passes, stop, st)
+            lib.kmw_reader_scan(cid, slots.ptr, n, passes, reqs, 1, stop, st)
             rec.add(n * passes, st.elapsed_ns - before)
 
         rec.pedantic(target)

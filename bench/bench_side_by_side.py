@@ -13,6 +13,8 @@ import statistics
 
 import pytest
 
+import harness
+
 from harness import (
     MODE, PROTOCOLS, READER_ALONE, READER_WITH_ALLOCATING, READER_WITH_WRITER, SCHEMA,
     WRITER_ALONE, WRITER_WITH_READER, ReferenceCase, RoleCase, Settings, sig,
@@ -28,10 +30,11 @@ CASES = [(WRITER_ALONE, 1, 1), (WRITER_WITH_READER, 1, 1), (READER_ALONE, 1, Non
          (READER_WITH_WRITER, 1, 1), (READER_WITH_ALLOCATING, 1, 1)]
 
 
+@pytest.mark.parametrize("mode", harness.MODES)
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_side_by_side(benchmark, kmw: Settings, case) -> None:
+def test_side_by_side(benchmark, kmw: Settings, case, mode: str) -> None:
     role, nslots, threads = case
-    benchmark.group = "side-by-side"
+    benchmark.group = f"side-by-side {mode}"
     entries = PROTOCOLS + ((REF,) if role == WRITER_ALONE else ())
     per: dict[str, list[float]] = {p: [] for p in entries}
     info: dict[str, dict] = {}
@@ -42,7 +45,8 @@ def test_side_by_side(benchmark, kmw: Settings, case) -> None:
         calls[0] += 1
         order = entries[k % len(entries):] + entries[:k % len(entries)]
         for p in order:
-            case = ReferenceCase(kmw) if p == REF else RoleCase(p, role, nslots, threads, kmw)
+            case = (ReferenceCase(kmw) if p == REF
+                    else RoleCase(p, role, nslots, threads, kmw, mode))
             with case as c:
                 c.batch(max(16, c.n // 8))  # warm the slots, the caches, the other side
                 ops, ns, _ = c.batch()
@@ -71,7 +75,7 @@ def test_side_by_side(benchmark, kmw: Settings, case) -> None:
                               "ns_per_op_max": sig(max(v)), "ns_per_op_rounds": [sig(x) for x in v],
                               "ops_per_round": info[REF]["ops_per_round"]}
     benchmark.extra_info.update({
-        "kmallocwd": SCHEMA, "mode": MODE, **extra, "kind": "side-by-side", "role": role,
+        "kmallocwd": SCHEMA, "mode": mode, **extra, "kind": "side-by-side", "role": role,
         "slots": nslots,
         "threads": threads, "rounds": len(per[PROTOCOLS[0]][w:] or per[PROTOCOLS[0]]),
         "protocols": protos,

@@ -27,14 +27,9 @@ from kmallocwd.slots import SlotArray
 
 PROTOCOLS: tuple[str, ...] = protocols.NAMES
 SLOTS: tuple[int, ...] = (1, 64, 4096)
-# SLOT-IN (issue 12, item 3): thread scaling to 8 writers and the global-lock
-# protocols (v2-rwlock as one global rwlock, v1-spinlock) come as more
-# matrix cases; bench-report's thread-scaling table and chart read any.
-THREADS: tuple[int, ...] = (1, 2, 4)
-# Each slot has exactly one writer (its task), so T > S is skipped.
-SLOTS_THREADS: tuple[tuple[int, int], ...] = tuple(
-    (s, t) for s in SLOTS for t in THREADS if t <= s
-)
+# The matrix's (slots, writer threads) cases; each slot has exactly one
+# writer (its task).  Thread scaling (1 to 8 writers) is bench_scaling.py's.
+SLOTS_THREADS: tuple[tuple[int, int], ...] = ((1, 1), (64, 2), (4096, 2))
 SCAN_SLOTS: tuple[int, ...] = (10**3, 10**4, 10**5, 10**6)
 
 # The role names are the report's: one spelling for the suites and the reader.
@@ -50,12 +45,19 @@ from kmallocwd.benchreport.model import (  # noqa: E402
     WRITER_WITH_READER,
 )
 
-# What was built into the timed loops: every benchmark records it as
-# extra_info["mode"].  SLOT-IN (issue 12, item 1): the protocol-mode build of
-# the loops (no witness, no knobs) runs the same suites with MODE =
-# "protocol" (kmallocwd.benchreport.model.PROTOCOL), or parametrizes them
-# over both; the report pairs the two modes case by case.
-MODE = EMULATOR
+from kmallocwd.benchreport.model import PROTOCOL  # noqa: E402
+
+# What was built into the timed loops, recorded as extra_info["mode"]:
+# "protocol", the protocol's own operations (start = jiffies, no witness, no
+# knobs, the reader's read and the seed's time check); "emulator", with the
+# instrumentation (a unique stamp and the witness in every section, every
+# snapshot classified and its overlap counted).  The report pairs them.
+MODES: tuple[str, ...] = (PROTOCOL, EMULATOR)
+MODE = EMULATOR  # the default of a Recorder
+
+
+def c_mode(mode: str) -> int:
+    return lib.KMW_PROTOCOL if mode == PROTOCOL else lib.KMW_EMULATOR
 
 ROLES = (WRITER_ALONE, WRITER_WITH_READER, READER_ALONE, READER_WITH_WRITER)
 # Side-by-side only: the writer's allocations last ALLOC_NS (the core's
@@ -161,21 +163,24 @@ def run_threads(bodies: list[Callable[[], object]],
 
 
 class Writers:
-    """T writer threads on their own slots, each running kmw_writer_run()
-    (knobs NULL: the fast path, unless alloc_ns) on a fixed GFP_KERNEL
-    order-0 request."""
+    """T writer threads on their own slots, each running kmw_writer_run() on a
+    fixed GFP_KERNEL order-0 request, in protocol or emulator mode."""
 
     def __init__(self, proto: str, slots: SlotArray, threads: int, clock,
                  where: list[int | None] | None = None, alloc_ns: int = 0,
-                 hold_ns: int = 0) -> None:
+                 hold_ns: int = 0, mode: str = EMULATOR) -> None:
         self.proto = protocols.cid(proto)
+        self.mode = c_mode(mode)
         self.alloc_ns = alloc_ns
         self.hold_ns = hold_ns
-        self.knobs = ffi.NULL
-        if alloc_ns or hold_ns:  # each allocation lasts alloc_ns, each section hold_ns
-            self.knobs = ffi.new("struct kmw_knobs *")
-            self.knobs.alloc_ns = alloc_ns
-            self.knobs.hold_ns = hold_ns
+        tsc = int(lib.kmw_tsc_per_us()) if hold_ns else 0
+        self.state = []
+        for w in range(threads):
+            st = ffi.new("struct kmw_writer *")
+            st.alloc_ns = alloc_ns
+            st.hold_cycles = (hold_ns * tsc + 999) // 1000 if tsc else hold_ns
+            st.stamp = (w + 1) << 40
+            self.state.append(st)
         self.slots = slots
         self.idx = split(len(slots), threads)
         self.reqs = one_request()
@@ -186,14 +191,42 @@ class Writers:
     def body(self, w: int, n: int, stop) -> Callable[[], tuple[int, int]]:
         def run() -> tuple[int, int]:
             idx, el = self.idx[w], self.elapsed[w]
-            done = lib.kmw_writer_run(self.proto, self.slots.ptr, idx, len(idx), self.reqs, 1,
-                                      n, self.clock, self.knobs, stop, el)
+            done = lib.kmw_writer_run(self.proto, self.mode, self.slots.ptr, idx, len(idx),
+                                      self.reqs, 1, n, self.clock, self.state[w], stop, el)
             return int(done), int(el[0])
         return run
 
     def round(self, n: int, stop) -> list[tuple[int, int]]:
         """One measured batch: n pairs per thread; (pairs, ns) per thread."""
         return run_threads([self.body(w, n, stop) for w in range(len(self.idx))], self.where)
+
+
+class Reader:
+    """The watchdog's reads of every slot in turn: in protocol mode the
+    benchmarks' loop (kmw_bench_reads), in emulator mode the stress scan
+    (kmw_reader_scan: the witness checked, the overlaps counted)."""
+
+    def __init__(self, proto: str, slots: SlotArray, clock, mode: str) -> None:
+        self.cid = protocols.cid(proto)
+        self.slots = slots
+        self.mode = mode
+        self.tally = ffi.new("struct kmw_tally *")
+        self.elapsed = ffi.new("uint64_t *")
+        self.expire = expire(clock)
+        self.reqs = one_request()
+
+    def read(self, n: int, stop) -> tuple[int, int]:
+        """About n reads; (reads done, ns)."""
+        nslots = len(self.slots)
+        if self.mode == PROTOCOL:
+            done = lib.kmw_bench_reads(self.cid, self.slots.ptr, nslots, n, self.expire,
+                                       stop, self.tally, self.elapsed)
+            return int(done), int(self.elapsed[0])
+        passes = max(1, n // nslots)
+        before_ns, before = self.tally.elapsed_ns, self.tally.attempts
+        lib.kmw_reader_scan(self.cid, self.slots.ptr, nslots, passes, self.reqs, 1, stop,
+                            self.tally)
+        return int(self.tally.attempts - before), int(self.tally.elapsed_ns - before_ns)
 
 
 class Background:
@@ -260,20 +293,19 @@ READERS = (READER_ALONE, READER_WITH_WRITER, READER_WITH_ALLOCATING)
 
 
 class RoleCase:
-    """One (protocol, role, slots, threads) set-up.  Entering starts the
+    """One (protocol, role, slots, threads, mode) set-up.  Entering starts the
     other side (if the role has one); batch() runs one measured C batch and
     returns (operations, ns summed over the measured threads, ns of the
     slowest writer or None for a reader); info() says what the other side
     and the reader saw."""
 
     def __init__(self, proto: str, role: str, nslots: int, threads: int | None,
-                 settings: Settings) -> None:
+                 settings: Settings, mode: str = EMULATOR) -> None:
         if role not in BATCH:
             raise ValueError(role)
-        self.proto, self.role, self.nslots = proto, role, nslots
+        self.proto, self.role, self.nslots, self.mode = proto, role, nslots, mode
         self.threads = threads or 0
         self.n = settings.ops(BATCH[role])
-        self.cid = protocols.cid(proto)
         self.clock = new_clock()
         self.stop = ffi.new("int *")  # the measured side's: never set
         reader = role != WRITER_ALONE
@@ -286,22 +318,15 @@ class RoleCase:
             self.slots = SlotArray(nslots)
         if role in (WRITER_ALONE, WRITER_WITH_READER):
             mine = self.where if role == WRITER_ALONE else self.where[1:]
-            self.writers = Writers(proto, self.slots, self.threads, self.clock, mine)
+            self.writers = Writers(proto, self.slots, self.threads, self.clock, mine, mode=mode)
         if role == WRITER_WITH_READER:
-            self.scan_stats = ffi.new("struct kmw_reader_stats *")
-            passes = max(1, BACKGROUND_BATCH // nslots)
-            st = self.scan_stats
-
-            def scan(stop) -> None:
-                lib.kmw_reader_scan(self.cid, self.slots.ptr, nslots, passes, stop, st)
-
-            self.bg = Background([scan], self.where[:1])
+            self.watchdog = Reader(proto, self.slots, self.clock, mode)
+            self.bg = Background([lambda stop: self.watchdog.read(BACKGROUND_BATCH, stop)],
+                                 self.where[:1])
         if role in READERS:
-            self.counts = ffi.new("struct kmw_bench_counts *")
-            self.elapsed = ffi.new("uint64_t *")
-            self.expire = expire(self.clock)
+            self.reader = Reader(proto, self.slots, self.clock, mode)
         if role in (READER_WITH_WRITER, READER_WITH_ALLOCATING):
-            self.writers = Writers(proto, self.slots, self.threads, self.clock,
+            self.writers = Writers(proto, self.slots, self.threads, self.clock, mode=mode,
                                    alloc_ns=ALLOC_NS if role == READER_WITH_ALLOCATING else 0)
             self.pairs = [0] * self.threads
 
@@ -326,19 +351,18 @@ class RoleCase:
             res = self.writers.round(n, self.stop)
             return sum(d for d, _ in res), sum(e for _, e in res), max(e for _, e in res)
 
-        def read() -> tuple[int, int, int]:
-            done = lib.kmw_bench_reads(self.cid, self.slots.ptr, self.nslots, n, self.expire,
-                                       self.stop, self.counts, self.elapsed)
-            return int(done), int(self.elapsed[0]), None
+        def read() -> tuple[int, int, None]:
+            done, ns = self.reader.read(n, self.stop)
+            return done, ns, None
 
         return run_threads([read], self.where[:1])[0]
 
     def info(self) -> dict:
-        out: dict = {"cpus": self.where}
+        out: dict = {"cpus": self.where, "mode": self.mode}
         if self.role == WRITER_WITH_READER:
-            out["background"] = {"reader": scan_stats_dict(self.scan_stats)}
+            out["background"] = {"reader": scan_stats_dict(self.watchdog.tally)}
         if self.role in READERS:
-            out["outcomes"] = reader_counts_dict(self.counts)
+            out["outcomes"] = reader_counts_dict(self.reader.tally)
             out["slot_state"] = "valid" if self.role == READER_ALONE else "written"
         if self.role in (READER_WITH_WRITER, READER_WITH_ALLOCATING):
             out["background"] = {"writer_pairs": sum(self.pairs),
@@ -374,26 +398,37 @@ class ReferenceCase:
                                                   "valid": int(self.slots.ptr.valid)}}
 
 
-def reader_counts_dict(c) -> dict:
-    """What the measured reader saw, as fractions of its reads."""
-    reads = max(c.accepted + c.rejected_odd + c.rejected_invalid, 1)
+def _accepted(t) -> int:
+    return int(sum(t.outcome[o] for o in (lib.KMW_O_ACCEPTED, lib.KMW_O_CONSISTENT,
+                                          lib.KMW_O_TORN_MIXED, lib.KMW_O_TORN_SEQ,
+                                          lib.KMW_O_TORN_INSIDE)))
+
+
+def reader_counts_dict(t) -> dict:
+    """What the measured reader saw (a struct kmw_tally), as fractions of its reads."""
+    odd, inval = int(t.outcome[lib.KMW_O_REJECTED_ODD]), int(t.outcome[lib.KMW_O_REJECTED_INVALID])
+    acc = _accepted(t)
+    reads = max(acc + odd + inval, 1)
     return {
-        "accepted": round(c.accepted / reads, 6),
-        "rejected_odd": round(c.rejected_odd / reads, 6),
-        "rejected_invalid": round(c.rejected_invalid / reads, 6),
-        "retries_per_read": round(c.retries / reads, 6),
+        "accepted": round(acc / reads, 6),
+        "rejected_odd": round(odd / reads, 6),
+        "rejected_invalid": round(inval / reads, 6),
+        "retries_per_read": round(int(t.retries) / reads, 6),
     }
 
 
-def scan_stats_dict(st) -> dict:
-    """What a background watchdog scan (kmw_reader_scan) saw, in total."""
+def scan_stats_dict(t) -> dict:
+    """What a background watchdog (a struct kmw_tally) saw, in total."""
+    torn = sum(int(t.outcome[o]) for o in (lib.KMW_O_TORN_MIXED, lib.KMW_O_TORN_SEQ,
+                                           lib.KMW_O_TORN_INSIDE))
     return {
-        "consistent": int(st.consistent),
-        "torn": int(st.torn),
-        "rejected_odd": int(st.rejected_odd),
-        "rejected_invalid": int(st.rejected_invalid),
-        "retries": int(st.retries),
-        "scans": int(st.scans),
+        "consistent": _accepted(t) - torn,
+        "torn": torn,
+        "rejected_odd": int(t.outcome[lib.KMW_O_REJECTED_ODD]),
+        "rejected_invalid": int(t.outcome[lib.KMW_O_REJECTED_INVALID]),
+        "retries": int(t.retries),
+        "overlaps": int(t.overlaps),
+        "scans": int(t.scans),
     }
 
 
@@ -409,7 +444,7 @@ class Recorder:
     def __init__(self, benchmark, settings: Settings, **info: object) -> None:
         self.benchmark = benchmark
         self.settings = settings
-        self.info = {"kmallocwd": SCHEMA, "mode": MODE, **info}
+        self.info = {"kmallocwd": SCHEMA, "mode": MODE, **info}  # info may set the mode
         self.per_op: list[float] = []
         self.aggregate: list[float] = []
         self.ops = 0

@@ -24,8 +24,9 @@ from conftest import ROOT, run_cli
 # Python-driven cases and the side-by-side runs (every protocol): a real run,
 # small enough for a few seconds.
 SELECT = ("((v2-rwlock or v3 or seqcount) and not acquire and "
-          "(S1 or S64-T1 or S64-T2 or N1000- or N10000- or test_py or test_reader_vs_duty)) "
-          "or test_side_by_side or test_reference or test_bandwidth")
+          "(S1 or S64-T2 or N1000- or N10000- or test_py or test_reader_vs_duty)) "
+          "or test_side_by_side or test_reference or test_bandwidth "
+          "or (test_scaling and (T1- or T2-) and (seqcount or v2-rwlock))")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,11 @@ def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
     run = load(run_json)
     assert run.warnings == []
     side = [b for b in raw["benchmarks"] if b["extra_info"]["kind"] == "side-by-side"]
-    assert len(side) == len(benchreport.SIDE_ROLES)
+    assert len(side) == 2 * len(benchreport.SIDE_ROLES)  # both modes
     # one figure per protocol of a side-by-side benchmark, and the writer's
     # interleaved reference loop
-    assert len(run.figures) == len(raw["benchmarks"]) - len(side) + 9 * len(side) + 1
+    assert len(run.figures) == (len(raw["benchmarks"]) - len(side)
+                                + len(protocols.NAMES) * len(side) + 2)
     by_name = {b["name"]: b["extra_info"] for b in raw["benchmarks"]}
     for b in side:
         for p, d in b["extra_info"]["protocols"].items():
@@ -65,7 +67,7 @@ def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
         assert f.ns == by_name[f.name]["ns_per_op"]
         assert f.ns_min <= f.ns <= f.ns_max
         assert f.ns > 0
-        assert f.mode == "emulator"
+        assert f.mode in ("emulator", "protocol")
     kinds = {(f.kind, f.role) for f in run.figures}
     assert {("matrix", r) for r in benchreport.MATRIX_ROLES} <= kinds
     assert {("side-by-side", r) for r in benchreport.SIDE_ROLES} <= kinds
@@ -184,7 +186,7 @@ def test_json_output(run_json: Path, capsys) -> None:
     assert main(["bench-report", str(run_json), "--json", "--no-png"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["file"] == str(run_json)
-    assert d["modes"] == ["emulator"]
+    assert d["modes"] == ["emulator", "protocol"]
     assert {k["key"] for k in d["key_figures"]} >= {"writer_pair", "python_pair",
                                                      "scan_per_slot", "reference_pair"}
     lin = [x for x in d["scan_linearity"] if x["protocol"] == "seqcount"
@@ -202,7 +204,11 @@ def test_json_output(run_json: Path, capsys) -> None:
     assert list(duty["seqcount"]) == ["idle", "1%", "10%", "100%"]
     assert duty["seqcount"]["idle"]["accepted"] == 1  # a valid, quiet slot
     assert duty["seqcount"]["100%"]["duty"] == 1
-    assert d["thread_scaling"] and d["instrumentation_overhead"] == []
+    assert d["thread_scaling"] and d["instrumentation_overhead"]
+    for row in d["instrumentation_overhead"]:  # each emulator figure over its protocol twin
+        if row["kind"] != "side-by-side":  # those: round by round
+            assert row["overhead"] == pytest.approx(row["emulator_ns"] / row["protocol_ns"],
+                                                    rel=1e-3)
 
 
 def test_charts_are_written_next_to_the_json(run_json: Path, tmp_path: Path, capsys) -> None:
