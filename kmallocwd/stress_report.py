@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kmallocwd import __version__, protocols
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
-from kmallocwd.stress import StressResult, combine
+from kmallocwd.stressrun import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
 
@@ -208,10 +208,11 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
             + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
     rows = [head, f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
+    listed = {o.name for o in spec.outcomes}
     for name in protocols.OUTCOMES:
         o = spec.outcome(name)
         n = res.counts.get(name, 0)
-        if not n and o.reason.startswith("not an outcome"):
+        if not n and name not in listed:
             continue
         exp = o.expect
         if n and o.expect == protocols.FORBIDDEN:
@@ -242,3 +243,54 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
 def to_json(runs: list[StressResult], expect: str | None = None,
             repeat_asked: int | None = None) -> str:
     return json.dumps(to_dict(runs, expect, repeat_asked), indent=2) + "\n"
+
+
+def annotations(runs: list[StressResult], expect: str | None = None) -> list[tuple[str, int, str]]:
+    """GitHub annotations for a run that is not a PASS: each forbidden
+    outcome seen, at its line in the protocol file's outcome table, and the
+    reader's snapshot list (where the decision to accept is taken)."""
+    v = verdict(runs, expect)
+    if v.status == EXIT_OK:
+        return []
+    total = combine(runs)
+    spec = total.spec
+    out = []
+    for name in total.forbidden_seen():
+        o = spec.outcome(name)
+        out.append((spec.path, o.line, f"{total.counts[name]:,} {name} snapshot(s) accepted: "
+                    f"{o.reason}"))
+    if not out:
+        first = spec.snapshot[0].line if spec.snapshot else 0
+        out.append((spec.path, first, v.line))
+    return out
+
+
+def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
+    """One testcase per run; a failure for a forbidden outcome seen (or a
+    tear missing under --expect torn), skipped when the run had no power,
+    a failure too when the model says the protocol can tear and it was not
+    seen (UNOBSERVED)."""
+    from kmallocwd import junit
+
+    cases = []
+    total = combine(runs)
+    spec = total.spec
+    for i, r in enumerate(runs):
+        v = verdict([r], expect)
+        props = {"seed": r.config.seed, "threads": r.config.threads, "slots": r.config.slots,
+                 "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
+                 **{f"count.{k}": c for k, c in r.counts.items()}}
+        if r.first_torn is not None:
+            props["first_torn"] = f"{r.first_torn_kind} {r.first_torn.to_dict()}"
+        c = junit.Case(name=f"{spec.name} run {i + 1}", classname=f"kmallocwd.stress.{spec.name}",
+                       time_s=r.elapsed_s, properties=props, details=render([r], expect))
+        if v.status == EXIT_INCONCLUSIVE:
+            c.skipped = v.line
+        elif v.status != EXIT_OK:
+            c.failure = v.line
+            c.failure_type = v.word.lower()
+        cases.append(c)
+    m = machine()
+    return junit.to_xml(f"kmallocwd stress {spec.name}", cases, {
+        "protocol": spec.name, "protocol_file": spec.path, "cpu": m["cpu"], "arch": m["arch"],
+        "cpus": m["cpus"], "verdict": verdict(runs, expect).line})

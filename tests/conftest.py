@@ -22,3 +22,6 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
 @pytest.fixture
 def cli():
     return run_cli
+
+
+pytest_plugins = ["pytester"]

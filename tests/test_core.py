@@ -11,7 +11,7 @@ import pytest
 from kmallocwd import classify, gfp, protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.slots import SLOT_SIZE, SlotArray, Snapshot
-from kmallocwd.stress import C_OUTCOMES
+from kmallocwd.stressrun import C_OUTCOMES
 
 FIELDS = ("sequence", "start", "order", "gfp", "witness")
 

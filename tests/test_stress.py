@@ -10,7 +10,7 @@ import pytest
 
 from kmallocwd import protocols
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED
-from kmallocwd.stress import StressConfig, StressResult, StressRun, combine, run_stress
+from kmallocwd.stressrun import StressConfig, StressResult, StressRun, combine, run_stress
 from kmallocwd.stress_report import repeat_summary, verdict
 
 SOUND = [p.name for p in protocols.PROTOCOLS if p.sound]

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.stress import StressConfig, run_stress
+    from kmallocwd.stressrun import StressConfig, run_stress
 
     rows = []
     for name in DEMO:

@@ -89,13 +89,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the full report as JSON to PATH ('-': stdout, instead "
                    "of the table)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--junit", metavar="PATH", default=None,
+                   help="also write a JUnit XML report to PATH: one testcase per run, a "
+                   "failure for a forbidden outcome, skipped when inconclusive")
+    p.add_argument("--annotate", choices=("github", "none"), default=None,
+                   help="print GitHub Actions ::error lines pointing at the protocol file "
+                   "(default: on when GITHUB_ACTIONS=true)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress on stderr (a bar with --repeat when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
 def config_from(args: argparse.Namespace):
     from kmallocwd.slots import max_slots
-    from kmallocwd.stress import StressConfig
+    from kmallocwd.stressrun import StressConfig
 
     limit = max_slots()
     if args.slots > limit:
@@ -118,39 +125,53 @@ def config_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import stress_report
-    from kmallocwd.errors import EXIT_WRITE_FAILED
+    from kmallocwd.errors import EXIT_WRITE_FAILED, WriteFailed
     from kmallocwd.outpath import check_output, write_text
+    from kmallocwd.progress import Progress
     from kmallocwd.protocols.backend import backend
-    from kmallocwd.stress import StressResult, run_stress
+    from kmallocwd.stressrun import StressResult, run_stress
 
     cfg, spec = config_from(args)
-    target = check_output(args.json, "--json") if args.json is not None else None
+    inputs = [args.protocol_file] if args.protocol_file else []
+    target = check_output(args.json, "--json", inputs) if args.json is not None else None
+    junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
+    if target is not None and junit is not None and args.json == args.junit != "-":
+        raise UsageError(f"--junit {args.junit}: the same file as --json (accepted: "
+                         "another path)")
     try:
         be = backend(spec)
     except protocols.SpecError as exc:
         raise UsageError(str(exc)) from None
     runs: list[StressResult] = []
-    for i in range(args.repeat):
-        if not args.quiet:
-            what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
-            rep = f" (run {i + 1}/{args.repeat})" if args.repeat > 1 else ""
-            print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
-                  f"slot(s), {what}{rep}...", file=sys.stderr)
-        try:
-            runs.append(run_stress(cfg, be))
-        except MemoryError as exc:
-            raise UsageError(f"--slots {cfg.slots}: {exc}") from None
-        if runs[-1].interrupted:
-            break
+    what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
+    if not args.quiet:
+        print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
+              f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
+              + "...", file=sys.stderr)
+    with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
+        for _ in range(args.repeat):
+            try:
+                runs.append(run_stress(cfg, be))
+            except MemoryError as exc:
+                raise UsageError(f"--slots {cfg.slots}: {exc}") from None
+            bar.update(1, torn=sum(1 for r in runs if r.torn))
+            if runs[-1].interrupted:
+                break
     status = stress_report.status_of(runs, args.expect)
     if args.json != "-":
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
-    if target is not None:
-        from kmallocwd.errors import WriteFailed
+    from kmallocwd import annotate
+    if annotate.wanted(args.annotate):
+        annotate.emit(stress_report.annotations(runs, args.expect))
+    failed = False
+    for out, text in ((target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
+                      (junit, lambda: stress_report.to_junit(runs, args.expect))):
+        if out is None:
+            continue
         try:
-            write_text(target, stress_report.to_json(runs, args.expect, args.repeat))
+            write_text(out, text())
         except WriteFailed as exc:
             print(f"kmallocwd stress: error: {exc}", file=sys.stderr)
-            return EXIT_WRITE_FAILED
-    return status
+            failed = True
+    return EXIT_WRITE_FAILED if failed else status

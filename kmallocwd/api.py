@@ -1,0 +1,164 @@
+"""The Python API: what the CLI does, as calls that return reports.
+
+    import kmallocwd
+    report = kmallocwd.stress("seqcount", duration=5, alloc_ns=100)
+    report.assert_no_forbidden()          # raises with the histogram and the first tear
+    print(report.to_json())
+
+``protocol`` is a built-in name or the path of a protocol file.  Every report
+is a dataclass whose fields are the keys of the command's JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from kmallocwd import protocols
+from kmallocwd.errors import EXIT_OK
+
+
+class ProtocolFailure(AssertionError):
+    """A report that is not a clean PASS: the message says why, with the
+    evidence (histogram, first torn snapshot, the model's counterexample)."""
+
+
+def resolve_spec(protocol: str | protocols.Spec) -> protocols.Spec:
+    """A built-in name, a protocol file's path, or a Spec (SpecError if bad)."""
+    if isinstance(protocol, protocols.Spec):
+        return protocol
+    if protocol in protocols.BY_NAME:
+        return protocols.BY_NAME[protocol]
+    if protocol.endswith(".toml") or Path(protocol).exists():
+        return protocols.load_path(protocol)
+    raise protocols.SpecError(f"unknown protocol {protocol!r} (accepted: "
+                              f"{', '.join(protocols.NAMES)}, or a protocol file)")
+
+
+@dataclass
+class StressReport:
+    """``kmallocwd stress``'s JSON document, as a dataclass (README, "Stress
+    report JSON"); ``runs`` keeps the raw results (not in the JSON)."""
+
+    schema: str
+    kmallocwd: str
+    protocol: str
+    protocol_file: str
+    writer: str
+    reader: str
+    config: dict
+    runs_done: int
+    machine: dict
+    elapsed_s: float
+    startup_s: float
+    interrupted: bool
+    stop_latency_s: float
+    outcomes: dict
+    torn: int
+    accepted: int
+    attempts: int
+    overlaps: int
+    tear_bound_95: float | None
+    retries: int
+    writer_ops: int
+    reader_snapshots: int
+    scans: int
+    first_torn: dict | None
+    repeat: dict
+    forbidden_seen: list
+    model_broken_on: list
+    expect: str | None
+    verdict: str
+    result: str
+    exit_status: int
+    runs: list = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict, runs: list | None = None) -> "StressReport":
+        names = {f.name for f in fields(cls)} - {"runs"}
+        return cls(**{k: d[k] for k in names}, runs=runs or [])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("runs")
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def histogram(self) -> str:
+        rows = [f"  {name:<17} {o['count']:>14,}  {o['expect']}"
+                for name, o in self.outcomes.items()]
+        rows.append(f"  reads overlapping a write section: {self.overlaps:,}")
+        return "\n".join(rows)
+
+    def explain(self) -> str:
+        """The verdict with its evidence, as a failure message shows it."""
+        parts = [self.verdict, self.histogram()]
+        if self.first_torn:
+            ft = self.first_torn
+            s = ft["snapshot"]
+            parts.append(f"first torn snapshot ({ft['kind']}) after {ft['after_s']:.6f} s, "
+                         f"slot {ft['slot']}: " + ", ".join(f"{k}={v}" for k, v in s.items()))
+        trace = counterexample_text(self.protocol_file or self.protocol, self.model_broken_on)
+        if trace:
+            parts.append(trace)
+        return "\n".join(parts)
+
+    def assert_no_forbidden(self) -> None:
+        """Raise ProtocolFailure unless the verdict is a PASS: a forbidden
+        outcome was seen (FAIL), the run had no power (INCONCLUSIVE), or the
+        model says the protocol can tear and this run did not see it."""
+        if self.exit_status != EXIT_OK:
+            raise ProtocolFailure(self.explain())
+
+
+def counterexample_text(protocol: str, models: list[str]) -> str:
+    """The model checker's shortest counterexample for the first of these
+    models, as a numbered trace ('' when the checker has none)."""
+    if not models:
+        return ""
+    try:
+        from kmallocwd.model import counterexample_trace  # type: ignore[attr-defined]
+    except ImportError:
+        return ""
+    try:
+        return counterexample_trace(resolve_spec(protocol), models[0])
+    except protocols.SpecError:
+        return ""
+
+
+def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.0,
+           threads: int = 1, slots: int = 1, iterations: int | None = None,
+           batch: int = 65536, pin: bool = False, hold_ns: int = 0, alloc_ns: int = 0,
+           preempt: float = 0.0, seed: int = 1, until_torn: bool = False, repeat: int = 1,
+           min_overlaps: int = 1, expect: str | None = None,
+           on_run: Callable[[int, Any], None] | None = None) -> StressReport:
+    """Run ``kmallocwd stress`` and return its report.  ``on_run(i, result)``
+    is called after each of the ``repeat`` runs (a progress hook).  Ctrl-C
+    stops the runs; the report then holds the partial result."""
+    from kmallocwd import stress_report
+    from kmallocwd.protocols.backend import backend
+    from kmallocwd.stressrun import StressConfig, run_stress
+
+    spec = resolve_spec(protocol)
+    if iterations is not None:
+        duration = None
+    cfg = StressConfig(protocol=spec.name,
+                       protocol_file=None if protocols.BY_NAME.get(spec.name) is spec
+                       else spec.path,
+                       threads=threads, slots=slots, duration=duration, iterations=iterations,
+                       batch=batch, pin=pin, hold_ns=hold_ns, alloc_ns=alloc_ns,
+                       preempt=preempt, seed=seed, until_torn=until_torn,
+                       min_overlaps=min_overlaps)
+    be = backend(spec)
+    runs = []
+    for i in range(repeat):
+        runs.append(run_stress(cfg, be))
+        if on_run is not None:
+            on_run(i, runs[-1])
+        if runs[-1].interrupted:
+            break
+    return StressReport.from_dict(stress_report.to_dict(runs, expect, repeat), runs)
