@@ -72,3 +72,39 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
     }
+
+
+class _Bar:
+    """A tqdm bar on stderr over the benchmarks, when stderr is a terminal
+    (kmallocwd/progress.py); none in CI logs or with -q -q."""
+
+    progress = None
+
+    @classmethod
+    def start(cls, total: int, quiet: bool) -> None:
+        from kmallocwd.progress import Progress
+
+        cls.progress = Progress(total, "bench", quiet=quiet, desc="make bench")
+
+    @classmethod
+    def step(cls) -> None:
+        if cls.progress is not None:
+            cls.progress.update(1)
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.progress is not None:
+            cls.progress.__exit__(None, None, None)
+            cls.progress = None
+
+
+def pytest_collection_finish(session) -> None:
+    _Bar.start(len(session.items), quiet=session.config.getoption("verbose") < -1)
+
+
+def pytest_runtest_logfinish(nodeid, location) -> None:
+    _Bar.step()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _Bar.stop()
