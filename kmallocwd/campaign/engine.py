@@ -4,8 +4,9 @@ a worker, results merged as they come.
 Dask does the scheduling, and reruns the cell of a worker that was lost (up to
 its ``distributed.scheduler.allowed-failures``).  The engine adds: one retry of a
 failed cell, preferably on another worker; a checkpoint callback (the results
-file) as cells finish; a progress bar; and on Ctrl-C, stopping the cells and
-leaving the partial results to the caller."""
+file) as cells finish; a progress bar; and on Ctrl-C, cancelling the futures,
+killing the running cells' subprocesses on every worker (``Client.run`` of
+``worker.stop_cells``) and leaving the partial results to the caller."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable
 
 from kmallocwd.campaign.plan import Cell
 from kmallocwd.campaign.results import Campaign
-from kmallocwd.campaign.worker import run_cell
+from kmallocwd.campaign.worker import run_cell, stop_cells
 from kmallocwd.errors import UsageError
 
 INSTALL_HINT = ("kmallocwd campaign needs Dask distributed, which is not installed: "
@@ -42,7 +43,7 @@ class Options:
     progress: bool = False              # a progress bar on stderr
     checkpoint: Callable[[Campaign], None] | None = None   # called as cells finish
     checkpoint_every_s: float = 1.0
-    connect_timeout_s: float = 30.0
+    connect_timeout_s: float = 20.0
     log: Callable[[str], None] | None = None
     python: str | None = None           # the workers' Python (default: theirs, sys.executable)
 
@@ -59,6 +60,12 @@ class _Progress:
                 self.bar = None
         self.bad = 0
         self.failed = 0
+
+    def write(self, msg: str, log: Callable[[str], None]) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            log(msg)
 
     def update(self, rec: dict) -> None:
         if self.bar is None:
@@ -95,7 +102,8 @@ def _connect(opts: Options):
                              ) from None
     n = opts.workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.ERROR,
+                           preload=["kmallocwd.campaign.worker"])
     try:
         return cluster, Client(cluster, set_as_default=False)
     except BaseException:
@@ -113,13 +121,13 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
     if not todo:
         return campaign
     require_dask()
-    from distributed import Event, as_completed
+    from distributed import as_completed
 
     log = opts.log or (lambda msg: None)
     cluster = client = None
     pending: dict = {}
-    stop_name = f"kmallocwd-campaign-stop-{uuid.uuid4().hex}"
-    progress = _Progress(len(todo), opts.progress)
+    token = f"kmallocwd-campaign-{uuid.uuid4().hex}"
+    progress = _Progress(0, False)
     last_checkpoint = 0.0
     try:
         cluster, client = _connect(opts)
@@ -127,6 +135,7 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
         campaign.workers = len(client.scheduler_info().get("workers", {}))
         log(f"kmallocwd campaign: {len(todo)} cells to run ({len(campaign.resumed)} done "
             f"before), {campaign.workers} worker(s) at {campaign.scheduler}")
+        progress = _Progress(len(todo), opts.progress)
         ac = as_completed(loop=client.loop)
 
         def submit(cell: Cell, attempts: list[dict], avoid: str | None = None) -> None:
@@ -135,7 +144,7 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
                 others = [w for w in client.scheduler_info().get("workers", {}) if w != avoid]
                 if others:
                     kw = {"workers": others, "allow_other_workers": True}
-            fut = client.submit(run_cell, cell.to_wire(), stop_name, opts.python,
+            fut = client.submit(run_cell, cell.to_wire(), token, opts.python,
                                 key=f"kmallocwd-cell-{uuid.uuid4().hex}", pure=False,
                                 retries=0, **kw)
             pending[fut] = (cell, attempts)
@@ -151,14 +160,14 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
                 res = _lost(cell, exc)
             attempts.append(res)
             if res.get("status") != "done" and len(attempts) <= opts.retries:
-                log(f"kmallocwd campaign: {cell.id} failed ({res.get('error')}); "
-                    "retrying it on another worker")
+                progress.write(f"kmallocwd campaign: {cell.id} failed ({res.get('error')}); "
+                               "retrying it on another worker", log)
                 submit(cell, attempts, avoid=(res.get("worker") or {}).get("address"))
                 continue
             rec = campaign.add(cell, attempts)
             progress.update(rec)
-            if rec["status"] != "done" and not opts.progress:
-                log(f"kmallocwd campaign: {cell.id} failed: {rec['error']}")
+            if rec["status"] != "done":
+                progress.write(f"kmallocwd campaign: {cell.id} failed: {rec['error']}", log)
             now = time.monotonic()
             if opts.checkpoint and now - last_checkpoint >= opts.checkpoint_every_s:
                 opts.checkpoint(campaign)
@@ -167,11 +176,11 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
         campaign.interrupted = True
         if client is not None:
             try:
-                Event(stop_name, client=client).set()
+                client.cancel(list(pending), force=True)
             except Exception:
                 pass
-            try:
-                client.cancel(list(pending), force=True)
+            try:   # kill the cells' subprocesses, wherever they run
+                client.run(stop_cells, token, on_error="ignore")
             except Exception:
                 pass
         raise

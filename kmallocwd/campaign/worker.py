@@ -4,8 +4,8 @@ to import on any worker.
 
 A crash or hang in C kills only the subprocess: its exit status, signal or
 timeout becomes the cell's error.  The subprocess dies with its worker
-(PR_SET_PDEATHSIG on Linux) and is killed when the campaign is stopped (a Dask
-Event the client sets on Ctrl-C)."""
+(PR_SET_PDEATHSIG on Linux) and is killed when the campaign is stopped: on
+Ctrl-C the client calls ``stop_cells(token)`` on every worker (``Client.run``)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # exit statuses that carry a verdict (the others are a failed cell)
 VERDICTS = {0: "pass", 1: "forbidden", 3: "inconclusive", 4: "unobserved"}
-POLL_S = 1.0          # how often a running cell looks at the stop event
 STDERR_TAIL = 2000
 
 
@@ -52,6 +52,14 @@ def machine_info() -> dict:
             "kmallocwd": version}
 
 
+def dask_setup(worker=None) -> None:
+    """Preload of the embedded LocalCluster's workers: Ctrl-C at the terminal reaches
+    the whole process group, but only the campaign's own process acts on it (it stops
+    the cells and closes the cluster); the workers ignore it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _worker_identity() -> dict:
     address = None
     try:
@@ -71,14 +79,22 @@ def _die_with_parent() -> None:  # runs in the child, before exec
         pass
 
 
-def _stop_requested(stop_name: str | None) -> bool:
-    if not stop_name:
-        return False
-    try:
-        from distributed import Event
-        return bool(Event(stop_name).is_set())
-    except Exception:
-        return False
+# the cells running in this worker process, by campaign token, so that a stopped
+# campaign can kill them; and the tokens stopped (a cell starting later aborts)
+_LOCK = threading.Lock()
+_RUNNING: dict[str, set] = {}
+_STOPPED: set[str] = set()
+
+
+def stop_cells(token: str) -> int:
+    """Kill the subprocesses of the campaign ``token`` running here; returns how many.
+    Runs on each worker through ``Client.run`` when the campaign is interrupted."""
+    with _LOCK:
+        _STOPPED.add(token)
+        procs = list(_RUNNING.get(token, ()))
+    for proc in procs:
+        _kill(proc)
+    return len(procs)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -96,7 +112,7 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_cell(cell: dict, stop_name: str | None = None, python: str | None = None) -> dict:
+def run_cell(cell: dict, token: str | None = None, python: str | None = None) -> dict:
     """Run one cell; never raises for the cell's own failures (they are in the result).
 
     ``cell`` is ``Cell.to_wire()``: ``id``, ``argv`` (after ``kmallocwd``), ``timeout_s``,
@@ -116,31 +132,32 @@ def run_cell(cell: dict, stop_name: str | None = None, python: str | None = None
                 a = path
             argv.append(a)
         cmd = [python or sys.executable, "-m", "kmallocwd", *argv, "--json", "-"]
-        try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True,
-                                    preexec_fn=_die_with_parent, cwd=tmp)
-        except OSError as exc:
-            result["error"] = f"cannot start {cmd[0]}: {exc.strerror or exc}"
-            result["elapsed_s"] = time.monotonic() - t0
-            return result
-        deadline = t0 + float(cell["timeout_s"])
-        stopped = timed_out = False
-        while True:
-            remaining = deadline - time.monotonic()
+        with _LOCK:
+            if token in _STOPPED:
+                result["error"] = "stopped: the campaign was interrupted"
+                result["elapsed_s"] = time.monotonic() - t0
+                return result
             try:
-                out, err = proc.communicate(timeout=max(0.01, min(POLL_S, remaining)))
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                elif _stop_requested(stop_name):
-                    stopped = True
-                else:
-                    continue
-                _kill(proc)
-                out, err = proc.communicate()
-                break
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True,
+                                        preexec_fn=_die_with_parent, cwd=tmp)
+            except OSError as exc:
+                result["error"] = f"cannot start {cmd[0]}: {exc.strerror or exc}"
+                result["elapsed_s"] = time.monotonic() - t0
+                return result
+            _RUNNING.setdefault(token, set()).add(proc)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=max(0.01, t0 + float(cell["timeout_s"])
+                                                    - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill(proc)
+            out, err = proc.communicate()
+        finally:
+            with _LOCK:
+                _RUNNING.get(token, set()).discard(proc)
+                stopped = token in _STOPPED
     result["elapsed_s"] = round(time.monotonic() - t0, 6)
     rc = proc.returncode
     result["exit_status"] = rc
@@ -152,7 +169,7 @@ def run_cell(cell: dict, stop_name: str | None = None, python: str | None = None
     result["report"] = report
     if timed_out:
         result["error"] = f"timed out after {cell['timeout_s']:g} s (killed)"
-    elif stopped:
+    elif stopped and rc not in VERDICTS:
         result["error"] = "stopped: the campaign was interrupted"
     elif rc is not None and rc < 0:
         sig = -rc
