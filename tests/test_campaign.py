@@ -161,6 +161,23 @@ def test_output_paths_are_checked_before_the_run(tmp_path, capsys, what):
     assert os.path.exists(out)
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["--json", ""], "--json ''"),
+    (["--junit", "SAME", "--json", "SAME"], "--junit"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
+    (["--workers", "0"], "accepted: 1 to 1024"),
+])
+def test_bad_options_are_one_line_exit_2(tmp_path, capsys, argv, needle):
+    plan = _write(tmp_path, "[[stress]]\nprotocols = ['v3']\n")
+    argv = [str(tmp_path / "same.json") if a == "SAME" else a for a in argv]
+    try:
+        code = main(["campaign", str(plan), *argv, "--dry-run"])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
 # ---------------------------------------------------------------- JUnit on its own
 
 def _fake_doc():

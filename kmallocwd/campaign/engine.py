@@ -42,7 +42,7 @@ class Options:
     retries: int = 1                    # a failed cell runs again this many times
     progress: bool = False              # a progress bar on stderr
     checkpoint: Callable[[Campaign], None] | None = None   # called as cells finish
-    checkpoint_every_s: float = 1.0
+    checkpoint_share: float = 0.1       # at most this share of the time spent checkpointing
     connect_timeout_s: float = 20.0
     log: Callable[[str], None] | None = None
     python: str | None = None           # the workers' Python (default: theirs, sys.executable)
@@ -128,7 +128,7 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
     pending: dict = {}
     token = f"kmallocwd-campaign-{uuid.uuid4().hex}"
     progress = _Progress(0, False)
-    last_checkpoint = 0.0
+    next_checkpoint = 0.0
     try:
         cluster, client = _connect(opts)
         campaign.scheduler = client.scheduler.address
@@ -168,10 +168,13 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
             progress.update(rec)
             if rec["status"] != "done":
                 progress.write(f"kmallocwd campaign: {cell.id} failed: {rec['error']}", log)
-            now = time.monotonic()
-            if opts.checkpoint and now - last_checkpoint >= opts.checkpoint_every_s:
+            # after every cell, unless writing the results costs more than
+            # checkpoint_share of the time (a large file and quick cells)
+            if opts.checkpoint and time.monotonic() >= next_checkpoint:
+                t0 = time.monotonic()
                 opts.checkpoint(campaign)
-                last_checkpoint = now
+                cost = time.monotonic() - t0
+                next_checkpoint = t0 + cost + cost / opts.checkpoint_share
     except KeyboardInterrupt:
         campaign.interrupted = True
         if client is not None:

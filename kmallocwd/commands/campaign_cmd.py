@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "results of the same plan, its finished cells are not run again ('-': "
                    "the JSON on stdout at the end, instead of the table)")
     p.add_argument("--junit", metavar="OUT", default=None,
-                   help="also write JUnit XML: one testcase per cell")
+                   help="also write JUnit XML: one testcase per cell ('-': on stdout at the "
+                   "end, instead of the table)")
     p.add_argument("--fresh", action="store_true",
                    help="start over: ignore (and replace) the results in --json OUT")
     p.add_argument("--retries", type=int_range(0, 10), default=1,
@@ -77,13 +78,17 @@ def run(args: argparse.Namespace) -> int:
                          "address, e.g. tcp://host:8786)")
     plan = load_plan(args.plan)
     # the output paths are checked before anything runs
-    json_t = outpath.check_output(args.json, "--json", inputs=(args.plan,)) if args.json else None
+    json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
+              if args.json is not None else None)
     junit_t = None
-    if args.junit:
+    if args.junit is not None:
         if args.junit == "-" and args.json == "-":
             raise UsageError("--junit -: stdout already takes --json - (accepted: a file path)")
         junit_t = outpath.check_output(args.junit, "--junit",
                                        inputs=(args.plan,) + ((args.json,) if args.json else ()))
+        if json_t is not None and junit_t.real is not None and junit_t.real == json_t.real:
+            raise UsageError(f"--junit {args.junit}: is the --json results file (accepted: "
+                             "another path)")
     campaign = Campaign(plan)
     if json_t is not None and not json_t.stdout and not args.fresh \
             and os.path.exists(json_t.real) and os.path.getsize(json_t.real) > 0:
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             failed_writes.append(f"{target.option} {target.path}: cannot write it "
                                  f"({exc.strerror or exc})")
-    if json_t is None or not json_t.stdout:
+    if not any(t is not None and t.stdout for t in (json_t, junit_t)):
         try:
             sys.stdout.write(render(doc))
             sys.stdout.flush()
