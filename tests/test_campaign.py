@@ -23,13 +23,19 @@ from conftest import ROOT
 SMALL = """
 [campaign]
 name = "small"
-[[stress]]
-protocols = ["v3", "seqcount"]
-durations = 3
+[[stress]]                # ends at the first tear (in ms; 10 s leaves room on a loaded machine)
+protocols = ["v3"]
+durations = 10
 seeds = [1, 2]
 [stress.knobs]
 alloc_ns = 100
 until_torn = true
+[[stress]]
+protocols = ["seqcount"]
+durations = 1
+seeds = [1, 2]
+[stress.knobs]
+alloc_ns = 100
 [[check]]
 args = ["--no-such-option"]
 """
@@ -244,13 +250,13 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
     assert doc["verdict"]["exit_status"] == 1 and doc["complete"] is False
     host = doc["machines"][0]["hostname"]
     assert doc["machines"][0]["arch"] and doc["machines"][0]["cores"] and doc["machines"][0]["cpu"]
-    assert f"stress/v3/t1/s1/d3/alloc_ns=100/until_torn=1/seed1/r0 on {host}" in r.stdout
+    assert f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed1/r0 on {host}" in r.stdout
     cells = {c["id"]: c for c in doc["cells"]}
     assert len(cells) == 5
     for seed in (1, 2):
-        v3 = cells[f"stress/v3/t1/s1/d3/alloc_ns=100/until_torn=1/seed{seed}/r0"]
+        v3 = cells[f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed{seed}/r0"]
         assert v3["verdict"] == "forbidden" and v3["first_torn"] is not None
-        sc = cells[f"stress/seqcount/t1/s1/d3/alloc_ns=100/until_torn=1/seed{seed}/r0"]
+        sc = cells[f"stress/seqcount/t1/s1/d1/alloc_ns=100/seed{seed}/r0"]
         assert sc["verdict"] == "pass" and sc["counts"]["torn"] == 0
     # the histograms are the sums of the cells'
     for g in doc["groups"][:2]:
