@@ -184,6 +184,26 @@ def test_bad_options_are_one_line_exit_2(tmp_path, capsys, argv, needle):
     assert code == 2 and len(err) == 1 and needle in err[0], err
 
 
+# ---------------------------------------------------------------- one cell, no Dask
+
+@pytest.mark.timeout(120)
+def test_a_cell_that_hangs_is_killed_at_its_timeout():
+    from kmallocwd.campaign.worker import run_cell
+    res = run_cell({"id": "slow", "argv": ["stress", "-q", "-p", "seqcount", "-d", "600"],
+                    "timeout_s": 1.0, "files": {}})
+    assert res["status"] == "failed" and res["error"].startswith("timed out after 1 s")
+    assert res["elapsed_s"] < 60 and res["machine"]["hostname"]
+
+
+def test_a_cell_with_bad_arguments_fails_with_its_one_line_error():
+    from kmallocwd.campaign.worker import run_cell
+    res = run_cell({"id": "bad", "argv": ["stress", "-q", "-t", "0"], "timeout_s": 60,
+                    "files": {}})
+    assert res["status"] == "failed" and res["exit_status"] == 2
+    assert res["error"].startswith("exit status 2: ") and "accepted: 1 to 1024" in res["error"]
+    assert "\n" not in res["error"]
+
+
 # ---------------------------------------------------------------- JUnit on its own
 
 def _fake_doc():
@@ -312,6 +332,8 @@ def test_ctrl_c_writes_partial_results_and_a_resumed_campaign_skips_done_cells(t
     assert f"{len(done)} of 6 cells done, not run again" in r.stderr
     final = json.loads(out.read_text())
     assert final["complete"] and final["resumed_cells"] == len(done)
+    assert [h["interrupted"] for h in final["history"]] == [True, False]
+    assert final["history"][1]["cells_finished"] == 6 - len(done)
     for c in final["cells"]:
         if c["id"] in done:
             assert c == done[c["id"]]        # the same record: not run again

@@ -28,7 +28,6 @@ def _prop(props: ET.Element, name: str, value) -> None:
 def to_junit(doc: dict) -> str:
     plan = doc["plan"]
     by_id = {r["id"]: r for r in doc["cells"]}
-    pending = set(doc["verdict"]["pending"])
     suites = ET.Element("testsuites", name=f"kmallocwd campaign {plan['name']}")
     suite = ET.SubElement(suites, "testsuite", name=f"kmallocwd campaign {plan['name']}",
                           timestamp=doc["started_at"])
@@ -77,18 +76,21 @@ def to_junit(doc: dict) -> str:
         if verdict == "forbidden":
             failures += 1
             f = ET.SubElement(tc, "failure", type="forbidden",
-                              message=f"forbidden outcome seen on {m.get('hostname')}: "
-                              + ", ".join(rec.get("forbidden") or ["?"]))
+                              message=_clean(f"forbidden outcome seen on {m.get('hostname')}: "
+                                             + ", ".join(rec.get("forbidden") or ["?"])))
             if rec.get("first_torn") is not None:
-                f.text = "first torn snapshot: " + json.dumps(rec["first_torn"], sort_keys=True)
+                f.text = _clean("first torn snapshot: "
+                                + json.dumps(rec["first_torn"], sort_keys=True))
         elif verdict in ("inconclusive", "unobserved"):
             skipped += 1
             report = rec.get("report") if isinstance(rec.get("report"), dict) else {}
-            ET.SubElement(tc, "skipped", message=f"{verdict}: "
-                          + str(report.get("verdict") or f"exit status {rec.get('exit_status')}"))
+            ET.SubElement(tc, "skipped", message=_clean(
+                f"{verdict}: "
+                + str(report.get("verdict") or f"exit status {rec.get('exit_status')}")))
         elif verdict == "failed":
             errors += 1
-            e = ET.SubElement(tc, "error", type="failed", message=_clean(rec.get("error") or "failed"))
+            e = ET.SubElement(tc, "error", type="failed",
+                              message=_clean(rec.get("error") or "failed"))
             if rec.get("stderr_tail"):
                 e.text = _clean(rec["stderr_tail"])
     for el in (suites, suite):

@@ -110,6 +110,7 @@ class Campaign:
     interrupted: bool = False
     scheduler: str | None = None
     workers: int | None = None
+    history: list[dict] = field(default_factory=list)   # the earlier runs of a resumed campaign
 
     # ------------------------------------------------------------ resume
     def resume_from(self, text: str, where: str) -> int:
@@ -127,6 +128,8 @@ class Campaign:
             raise UsageError(f"{where}: holds the results of another plan (digest {digest}, "
                              f"this plan's is {self.plan.digest}); give another path, or "
                              "--fresh to replace it")
+        hist = doc.get("history")
+        self.history = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
         ids = {c.id for c in self.plan.cells}
         cells = doc.get("cells")
         n = 0
@@ -251,6 +254,13 @@ class Campaign:
                 "failed": [{"cell": r["id"], "error": r.get("error")} for r in by[FAILED]],
                 "pending": pending}
 
+    def this_run(self) -> dict:
+        return {"started_at": self.started_at,
+                "elapsed_s": round(time.monotonic() - self.t0, 3),
+                "cells_finished": len(self.records) - len(self.resumed),
+                "interrupted": self.interrupted, "scheduler": self.scheduler,
+                "workers": self.workers}
+
     def to_dict(self) -> dict:
         recs = self._ordered()
         return {
@@ -265,6 +275,7 @@ class Campaign:
             "complete": len(recs) == len(self.plan.cells)
             and all(r["status"] == "done" for r in recs),
             "resumed_cells": len(self.resumed),
+            "history": self.history + [self.this_run()],
             "verdict": self.verdict(),
             "groups": self.groups(),
             "machines": self.machines(),
