@@ -1,0 +1,376 @@
+"""A campaign plan: a TOML file that expands into cells.
+
+::
+
+    [campaign]
+    name = "nightly"            # optional; names the JUnit suite
+    timeout_s = 120             # optional; per cell (default 3 x duration + 60 s)
+
+    [[stress]]                  # a matrix; several [[stress]] tables add up
+    protocols = ["v3", "seqcount", "mine.toml"]   # names, or protocol files
+    threads = [1, 2]            # each key takes a value or a list of values
+    slots = [1, 64]
+    durations = [2]
+    seeds = [1, 2]
+    repeats = 1                 # each combination this many times, as separate cells
+    [stress.knobs]
+    alloc_ns = [0, 100]
+    hold_ns = 0
+    preempt = [0, 0.01]
+
+    [[ablate]]                  # one cell per table (x repeats): kmallocwd ablate ARGS --json -
+    args = ["-p", "seqcount"]
+    [[check]]                   # kmallocwd check ARGS --json -
+    args = ["-p", "v3"]
+
+A bad plan raises UsageError with one line naming the key and the accepted
+values."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+from kmallocwd import protocols
+from kmallocwd.inputs import read_text
+from kmallocwd.errors import UsageError
+
+PLAN_LIMIT = 1 << 20          # bytes of plan TOML
+PROTOCOL_FILE_LIMIT = 1 << 16  # bytes of one protocol file
+MAX_CELLS = 100_000
+MAX_THREADS = 1024
+SUBCOMMANDS = ("ablate", "check")
+
+TOP_KEYS = ("campaign", "stress", *SUBCOMMANDS)
+CAMPAIGN_KEYS = ("name", "timeout_s")
+STRESS_KEYS = ("protocols", "threads", "slots", "durations", "seeds", "repeats", "knobs",
+               "timeout_s")
+SUB_KEYS = ("args", "name", "repeats", "timeout_s")
+
+
+@dataclass(frozen=True)
+class Knob:
+    option: str
+    kind: str            # "int", "float", "bool"
+    lo: float = 0
+    hi: float = 0
+    default: object = None
+
+
+KNOBS = {
+    "hold_ns": Knob("--hold-ns", "int", 0, 10**9, 0),
+    "alloc_ns": Knob("--alloc-ns", "int", 0, 10**9, 0),
+    "preempt": Knob("--preempt", "float", 0, 1, 0.0),
+    "batch": Knob("--batch", "int", 1, 1 << 30, 65536),
+    "pin": Knob("--pin", "bool", default=False),
+    "until_torn": Knob("--until-torn", "bool", default=False),
+}
+
+
+@dataclass
+class Cell:
+    """One unit of work: ``python -m kmallocwd ARGV --json -`` on a worker."""
+
+    id: str
+    kind: str                      # "stress", "ablate", "check"
+    argv: list[str]                # after "kmallocwd", without "--json -"
+    timeout_s: float
+    group: str                     # the protocol x configuration it is summed into
+    protocol: str | None = None
+    config: dict = field(default_factory=dict)
+    seed: int | None = None
+    repeat: int = 0
+    files: dict[str, str] = field(default_factory=dict)  # "@file:NAME" in argv -> text
+
+    def to_wire(self) -> dict:
+        """What the worker needs (worker.run_cell's argument)."""
+        return {"id": self.id, "argv": self.argv, "timeout_s": self.timeout_s,
+                "files": self.files}
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "argv": self.argv, "timeout_s": self.timeout_s,
+                "group": self.group, "protocol": self.protocol, "config": self.config,
+                "seed": self.seed, "repeat": self.repeat,
+                "files": {k: hashlib.sha256(v.encode()).hexdigest() for k, v in self.files.items()}}
+
+
+@dataclass
+class Plan:
+    path: str
+    name: str
+    cells: list[Cell]
+    dropped: list[str] = field(default_factory=list)   # combinations refused, with why
+
+    @property
+    def digest(self) -> str:
+        """Identifies the plan's cells (not their timeouts): a results file is resumed
+        only by the plan that made it."""
+        h = hashlib.sha256()
+        for c in self.cells:
+            d = c.to_dict()
+            h.update(json.dumps([d["id"], d["argv"], d["files"]], sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- value checks
+
+def _fail(where: str, what: str, accepted: str) -> UsageError:
+    return UsageError(f"{where}: {what} (accepted: {accepted})")
+
+
+def _as_list(where: str, value, accepted: str) -> list:
+    if isinstance(value, list):
+        if not value:
+            raise _fail(where, "empty list", accepted)
+        return value
+    if isinstance(value, dict):
+        raise _fail(where, "a table", accepted)
+    return [value]
+
+
+def _ints(where: str, value, lo: int, hi: int) -> list[int]:
+    accepted = f"a whole number {lo} to {hi}, or a list of them"
+    out = []
+    for v in _as_list(where, value, accepted):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _fail(where, f"{v!r} is not a whole number", accepted)
+        if not lo <= v <= hi:
+            raise _fail(where, f"{v} is out of range", accepted)
+        out.append(v)
+    return out
+
+
+def _floats(where: str, value, lo: float, hi: float, lo_open: bool = False) -> list[float]:
+    accepted = (f"a number {'more than ' if lo_open else ''}{lo:g} to {hi:g}, "
+                "or a list of them")
+    out = []
+    for v in _as_list(where, value, accepted):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _fail(where, f"{v!r} is not a number", accepted)
+        v = float(v)
+        if math.isnan(v) or v < lo or v > hi or (lo_open and v == lo):
+            raise _fail(where, f"{v:g} is out of range", accepted)
+        out.append(v)
+    return out
+
+
+def _bools(where: str, value) -> list[bool]:
+    accepted = "true, false, or a list of them"
+    out = []
+    for v in _as_list(where, value, accepted):
+        if not isinstance(v, bool):
+            raise _fail(where, f"{v!r} is not a boolean", accepted)
+        out.append(v)
+    return out
+
+
+def _one_int(where: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, f"{value!r} is not a whole number", f"a whole number {lo} to {hi}")
+    if not lo <= value <= hi:
+        raise _fail(where, f"{value} is out of range", f"a whole number {lo} to {hi}")
+    return value
+
+
+def _timeout(where: str, value) -> float:
+    accepted = "a number of seconds, more than 0 to 604800"
+    if isinstance(value, list):
+        raise _fail(where, "a list", accepted)
+    return _floats(where, value, 0, 7 * 86400, lo_open=True)[0]
+
+
+def _check_keys(where: str, table: dict, accepted: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in accepted:
+            raise _fail(f"{where}.{key}" if where else key, "unknown key",
+                        ", ".join(accepted))
+
+
+def _tables(where: str, value) -> list[dict]:
+    accepted = "a table, or an array of tables ([[" + where.split(":")[-1].strip() + "]])"
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(t, dict) for t in value):
+        return value
+    raise _fail(where, f"{value!r} is not a table", accepted)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+# ---------------------------------------------------------------- expansion
+
+def _protocol(where: str, value, base: str, files: dict[str, tuple[str, str]]) -> str:
+    """A protocol name, or a protocol file (read now, shipped to the worker)."""
+    accepted = f"{', '.join(protocols.NAMES)}, or a path to a protocol file (.toml)"
+    if not isinstance(value, str) or not value:
+        raise _fail(where, f"{value!r} is not a protocol", accepted)
+    if value in protocols.NAMES:
+        return value
+    if not (value.endswith(".toml") or os.sep in value):
+        raise _fail(where, f"unknown protocol {value!r}", accepted)
+    path = value if os.path.isabs(value) else os.path.join(base, value)
+    if not os.path.exists(path):
+        raise _fail(where, f"no protocol file {value!r}", accepted)
+    text = read_text(path, where, PROTOCOL_FILE_LIMIT)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    stem = os.path.splitext(os.path.basename(path))[0] or "protocol"
+    label = f"{stem}@{digest}"
+    files[label] = (os.path.basename(path), text)
+    return label
+
+
+def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
+                  dropped: list[str]) -> list[Cell]:
+    _check_keys(where, t, STRESS_KEYS)
+    if "protocols" not in t:
+        raise _fail(f"{where}.protocols", "missing",
+                    f"{', '.join(protocols.NAMES)}, or protocol files")
+    files: dict[str, tuple[str, str]] = {}
+    protos = [_protocol(f"{where}.protocols", p, base, files)
+              for p in _as_list(f"{where}.protocols", t["protocols"],
+                                "a protocol name or file, or a list of them")]
+    threads = _ints(f"{where}.threads", t.get("threads", 1), 1, MAX_THREADS)
+    slots = _ints(f"{where}.slots", t.get("slots", 1), 1, 1 << 40)
+    durations = _floats(f"{where}.durations", t.get("durations", 5), 0, 86400, lo_open=True)
+    seeds = _ints(f"{where}.seeds", t.get("seeds", 1), 0, 2**63 - 1)
+    repeats = _one_int(f"{where}.repeats", t.get("repeats", 1), 1, 10_000)
+    timeout = _timeout(f"{where}.timeout_s", t["timeout_s"]) if "timeout_s" in t else default_timeout
+    knobs_t = t.get("knobs", {})
+    if not isinstance(knobs_t, dict):
+        raise _fail(f"{where}.knobs", f"{knobs_t!r} is not a table", "a table of "
+                    + ", ".join(KNOBS))
+    _check_keys(f"{where}.knobs", knobs_t, tuple(KNOBS))
+    knob_values: list[tuple[str, list]] = []
+    for name, value in knobs_t.items():
+        k = KNOBS[name]
+        kw = f"{where}.knobs.{name}"
+        vals = (_ints(kw, value, int(k.lo), int(k.hi)) if k.kind == "int" else
+                _floats(kw, value, k.lo, k.hi) if k.kind == "float" else _bools(kw, value))
+        knob_values.append((name, vals))
+
+    cells = []
+    knob_names = [n for n, _ in knob_values]
+    for proto, th, sl, dur, knob_combo in itertools.product(
+            protos, threads, slots, durations, itertools.product(*[v for _, v in knob_values])):
+        if th > sl:
+            dropped.append(f"{where}: threads {th} with slots {sl} (each slot has one writer: "
+                           "threads must not exceed slots)")
+            continue
+        knobs = dict(zip(knob_names, knob_combo))
+        argv = ["stress", "-q"]
+        if proto in files:
+            argv += ["--protocol-file", f"@file:{proto}"]
+        else:
+            argv += ["-p", proto]
+        argv += ["-t", str(th), "-s", str(sl), "-d", _fmt(dur)]
+        label = [proto, f"t{th}", f"s{sl}", f"d{_fmt(dur)}"]
+        config = {"threads": th, "slots": sl, "duration": dur}
+        for name in sorted(knobs):
+            v = knobs[name]
+            k = KNOBS[name]
+            config[name] = v
+            if k.kind == "bool":
+                if v:
+                    argv.append(k.option)
+            else:
+                argv += [k.option, _fmt(v)]
+            if v != k.default:
+                label.append(f"{name}={_fmt(v)}")
+        group = " ".join(label)
+        cell_timeout = timeout if timeout is not None else 3 * dur + 60
+        for seed in seeds:
+            for r in range(repeats):
+                cells.append(Cell(
+                    id="stress/" + "/".join(label) + f"/seed{seed}/r{r}", kind="stress",
+                    argv=argv + ["--seed", str(seed)], timeout_s=cell_timeout, group=group,
+                    protocol=proto, config=dict(config), seed=seed, repeat=r,
+                    files={proto: files[proto][1]} if proto in files else {}))
+    return cells
+
+
+def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None) -> list[Cell]:
+    _check_keys(where, t, SUB_KEYS)
+    accepted = f"a list of strings: the arguments of `kmallocwd {kind}`"
+    if "args" not in t:
+        raise _fail(f"{where}.args", "missing", accepted)
+    args = t["args"]
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise _fail(f"{where}.args", f"{args!r} is not a list of strings", accepted)
+    if any(a == "--json" or a.startswith("--json=") for a in args):
+        raise _fail(f"{where}.args", "--json is added by the campaign", accepted + ", without --json")
+    name = t.get("name", " ".join(args) or kind)
+    if not isinstance(name, str) or not name or any(ord(ch) < 32 for ch in name):
+        raise _fail(f"{where}.name", f"{name!r} is not a name", "a one-line string")
+    repeats = _one_int(f"{where}.repeats", t.get("repeats", 1), 1, 10_000)
+    timeout = _timeout(f"{where}.timeout_s", t["timeout_s"]) if "timeout_s" in t else default_timeout
+    return [Cell(id=f"{kind}/{name}/r{r}", kind=kind, argv=[kind, *args],
+                 timeout_s=timeout if timeout is not None else 600.0, group=f"{kind} {name}",
+                 repeat=r) for r in range(repeats)]
+
+
+def parse_plan(text: str, path: str = "PLAN") -> Plan:
+    """Expand the plan's TOML text into cells (UsageError on a bad plan)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid TOML: nested too deeply") from None
+    where = path
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _fail(f"{where}: {key}", "unknown key", ", ".join(TOP_KEYS))
+    camp = doc.get("campaign", {})
+    if not isinstance(camp, dict):
+        raise _fail(f"{where}: campaign", f"{camp!r} is not a table", "a table [campaign]")
+    for key in camp:
+        if key not in CAMPAIGN_KEYS:
+            raise _fail(f"{where}: campaign.{key}", "unknown key", ", ".join(CAMPAIGN_KEYS))
+    name = camp.get("name", os.path.splitext(os.path.basename(path))[0] or "campaign")
+    if not isinstance(name, str) or not name or any(ord(ch) < 32 for ch in name):
+        raise _fail(f"{where}: campaign.name", f"{name!r} is not a name", "a one-line string")
+    default_timeout = (_timeout(f"{where}: campaign.timeout_s", camp["timeout_s"])
+                       if "timeout_s" in camp else None)
+    base = os.path.dirname(os.path.abspath(path)) if path != "PLAN" else os.getcwd()
+    cells: list[Cell] = []
+    dropped: list[str] = []
+    if "stress" in doc:
+        tables = _tables(f"{where}: stress", doc["stress"])
+        for i, t in enumerate(tables):
+            cells += _stress_cells(f"{where}: stress[{i}]" if len(tables) > 1 else f"{where}: stress",
+                                   t, base, default_timeout, dropped)
+    for kind in SUBCOMMANDS:
+        if kind in doc:
+            tables = _tables(f"{where}: {kind}", doc[kind])
+            for i, t in enumerate(tables):
+                cells += _sub_cells(kind, f"{where}: {kind}[{i}]", t, default_timeout)
+    if not cells:
+        if dropped:
+            raise UsageError(f"{where}: no cell left: {dropped[0]}")
+        raise _fail(where, "no cell", "a [[stress]] table with protocols, or [[ablate]] "
+                    "or [[check]] tables")
+    if len(cells) > MAX_CELLS:
+        raise _fail(where, f"{len(cells)} cells", f"at most {MAX_CELLS}")
+    seen: dict[str, int] = {}
+    for c in cells:
+        if c.id in seen:
+            raise _fail(where, f"cell {c.id!r} appears twice", "each combination once: "
+                        "use repeats for more runs of it, or distinct names")
+        seen[c.id] = 1
+    return Plan(path=path, name=name, cells=cells, dropped=dropped)
+
+
+def load_plan(path: str) -> Plan:
+    """Read and expand PLAN.toml (bounded read; UsageError on a bad plan)."""
+    return parse_plan(read_text(path, "PLAN", PLAN_LIMIT), path)
