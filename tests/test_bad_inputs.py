@@ -57,6 +57,10 @@ def bad(tmp_path):
     os.symlink(t / "fifo", t / "link-fifo")
     os.symlink(t / "fifo.png", t / "link-fifo.png")
     os.symlink(t / "nothing", t / "dangling")
+    # where `bench-report --png BASE` would write its charts (BASE-<chart>.png)
+    os.mkfifo(t / "cfifo-threads.png")
+    os.symlink(t / "fifo", t / "clink-ns-per-op.png")
+    (t / "cdir-scan.png").mkdir()
     os.symlink("/dev/null", t / "link-null")
     os.symlink(t / "input.toml", t / "link-input")
     os.symlink(t / "fifo.toml", t / "link-fifo.toml")
@@ -169,12 +173,11 @@ TABLE: list[tuple[list[str], str]] = [
     (["bench-report", "{t}/in.png", "--png", ""], "--png ''"),
     (["bench-report", "{t}/in.png", "--png", "-"], "--png -"),
     (["bench-report", "{t}/in.png", "--png", "{t}/chart.svg"], "{t}/chart.svg"),
-    (["bench-report", "{t}/in.png", "--png", "{t}/fifo.png"], "{t}/fifo.png"),
-    (["bench-report", "{t}/in.png", "--png", "{t}/link-fifo.png"], "{t}/link-fifo.png"),
-    (["bench-report", "{t}/in.png", "--png", "{t}/dir.png"], "{t}/dir.png"),
-    (["bench-report", "{t}/in.png", "--png", "{t}/no-such-dir/c.png"], "{t}/no-such-dir/c.png"),
-    (["bench-report", "{t}/in.png", "--png", "/proc/kmallocwd-x.png"], "/proc/kmallocwd-x.png"),
-    (["bench-report", "{t}/in.png", "--png", "{t}/in.png"], "{t}/in.png"),
+    (["bench-report", "{t}/in.png", "--png", "{t}/cfifo.png"], "{t}/cfifo-threads.png"),
+    (["bench-report", "{t}/in.png", "--png", "{t}/clink"], "{t}/clink-ns-per-op.png"),
+    (["bench-report", "{t}/in.png", "--png", "{t}/cdir"], "{t}/cdir-scan.png"),
+    (["bench-report", "{t}/in.png", "--png", "{t}/no-such-dir/c.png"], "{t}/no-such-dir/c-"),
+    (["bench-report", "{t}/in.png", "--png", "/proc/kmallocwd-x.png"], "/proc/kmallocwd-x-"),
     # ---- protocols, scenarios, demo ----
     (["protocols", "--bogus"], "--bogus"),
     (["protocols", "--json", "extra"], "extra"),

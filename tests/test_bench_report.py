@@ -232,7 +232,7 @@ def test_png_base_option(run_json: Path, tmp_path: Path, capsys) -> None:
 
 def test_png_that_cannot_be_written(run_json: Path, tmp_path: Path, capsys) -> None:
     err = _error([str(run_json), "--png", str(tmp_path / "no-such-dir" / "b")], capsys)
-    assert "--png" in err and "cannot write" in err
+    assert "--png" in err and "no-such-dir" in err
 
 
 def test_chart_without_its_data_is_skipped_with_a_note(tmp_path: Path, capsys) -> None:
@@ -271,7 +271,11 @@ def test_no_matplotlib(run_json: Path, tmp_path: Path, capsys, monkeypatch) -> N
 
 
 def _error(args: list[str], capsys) -> str:
-    assert main(["bench-report", *args]) == 2
+    try:
+        code = main(["bench-report", *args])
+    except SystemExit as exc:  # refused while parsing
+        code = exc.code
+    assert code == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1
@@ -582,7 +586,7 @@ def test_a_chart_path_that_is_not_a_regular_file_is_left_alone(run_json: Path, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-scan.png", "run.json"]
     # asked for with --png: an error
     err = _error([str(src), "--png", str(tmp_path / "run")], capsys)
-    assert "not a regular file" in err
+    assert "run-scan.png: a FIFO" in err
     assert fifo.is_fifo()
 
 

@@ -8,7 +8,8 @@ import argparse
 import json
 import sys
 
-from kmallocwd import benchreport
+from kmallocwd import benchreport, protocols
+from kmallocwd.argtypes import choice
 from kmallocwd.benchreport import plot as charts
 from kmallocwd.errors import UsageError
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE.json",
                    help="the JSON file of one run (make bench saves them under bench/results/)")
     p.add_argument("--baseline", "-b", default=None, metavar="PROTOCOL",
+                   type=choice(protocols.NAMES, "protocol"),
                    help=f"protocol the ratios are taken to, one of the file's (default "
                    f"{benchreport.BASELINE})")
     p.add_argument("--json", action="store_true",
@@ -60,11 +62,29 @@ def _baseline(report: benchreport.Run, asked: str | None) -> str:
     return have[0]
 
 
+def check_png_base(base: str, infile: str) -> None:
+    """Before the input is read: --png BASE names .png charts that can be
+    written (kmallocwd.outpath: no device, FIFO, directory, symlink to one,
+    or input file is replaced)."""
+    from pathlib import Path
+
+    from kmallocwd import outpath
+
+    suffix = Path(base).suffix
+    if base == "-" or (suffix and suffix.lower() not in (".png", ".json")):
+        raise UsageError(f"--png {outpath.show(base)}: charts are PNG files written to "
+                         "BASE-<chart>.png (accepted: a path with no suffix, or ending in .png)")
+    for path in charts.chart_paths(base).values():
+        outpath.check_output(str(path), "--png", [infile])
+
+
 def run(args: argparse.Namespace) -> int:
     if args.png is not None and args.no_png:
         raise UsageError("--png and --no-png: choose one")
     if args.png is not None and not args.png.strip():
         raise UsageError("--png '': empty path")
+    if args.png is not None:
+        check_png_base(args.png, args.file)
     report = benchreport.load(args.file)  # BenchReportError is a UsageError
     for w in report.warnings:
         sys.stderr.write(f"kmallocwd bench-report: warning: {w}\n")
