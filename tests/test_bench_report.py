@@ -588,3 +588,34 @@ def test_without_the_default_baseline_ratios_go_to_the_first_protocol(tmp_path: 
     captured = capsys.readouterr()
     assert "note: " in captured.err and "has no seqcount figure; ratios are to v3" in captured.err
     assert "ratio to v3" in captured.out
+
+
+def test_two_modes_are_reported_side_by_side_with_the_overhead(tmp_path: Path,
+                                                                capsys) -> None:
+    """What the protocol-mode build will add: the same cases in mode
+    "protocol"; every table is given per mode, and the overhead pairs them."""
+    benches = []
+    for mode, ns in (("emulator", 4.0), ("protocol", 2.0)):
+        for proto in ("seqcount", "v3"):
+            for t in (1, 2):
+                benches.append(_bench(name=f"w-{mode}-{proto}-{t}", mode=mode, protocol=proto,
+                                      slots=64, threads=t, ns_per_op=ns * t,
+                                      ns_per_op_min=ns * t, ns_per_op_max=ns * t,
+                                      aggregate_ns_per_op=ns))
+        benches.append(_bench(name=f"s-{mode}", mode=mode, **{**SCAN_INFO, "ns_per_op": ns,
+                                                              "ns_per_op_min": ns,
+                                                              "ns_per_op_max": ns}))
+    p = tmp_path / "modes.json"
+    p.write_text(json.dumps(_doc(*benches, _bench(**BW_INFO))))
+    run = load(p)
+    assert run.modes() == ["emulator", "protocol"]
+    assert main(["bench-report", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "writer alone: ns per start/stop pair [protocol mode]" in out
+    assert "thread scaling, writer alone, 64 slots" in out and "[emulator mode]" in out
+    overhead = out.split("the instrumentation's overhead", 1)[1]
+    assert "x2.00" in overhead
+    d = benchreport.to_dict(run)
+    assert {(r["protocol"], r["overhead"]) for r in d["instrumentation_overhead"]
+            if r["kind"] == "matrix"} == {("seqcount", 2.0), ("v3", 2.0)}
+    assert (tmp_path / "modes-threads.png").exists() and (tmp_path / "modes-scan.png").exists()
