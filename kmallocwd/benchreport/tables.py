@@ -64,7 +64,7 @@ def header(run: Run, baseline: str) -> list[str]:
     m = run.machine
     head = [
         f"kmallocwd bench-report: {run.path}",
-        f"run {run.datetime}; CPU {m['cpu']} x {m['cpus']}; {m['system']}; {m['python']}",
+        f"run {run.datetime}; CPU {m['cpu']} x {m['cpus'] or '?'}; {m['system']}; {m['python']}",
     ]
     if run.commit.get("id"):
         head.append(f"commit {str(run.commit['id'])[:12]}"
