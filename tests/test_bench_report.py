@@ -503,6 +503,12 @@ def test_a_file_of_unknown_figures_only_is_refused(tmp_path: Path, capsys) -> No
     assert "unknown protocol 'v9'" in err and "no figure left" in err
 
 
+def test_integer_too_long_to_read_is_one_line(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "bigint.json"
+    p.write_text('{"benchmarks": [' + "1" * 5000 + "]}")
+    assert "a value cannot be read (Exceeds the limit" in _error([str(p), "--no-png"], capsys)
+
+
 def test_nesting_200k_deep_is_one_line(tmp_path: Path) -> None:
     p = tmp_path / "deep.json"
     p.write_text('{"benchmarks": ' + "[" * 200_000 + "]" * 200_000 + "}")

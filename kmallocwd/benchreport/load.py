@@ -35,6 +35,9 @@ def parse(path: str, text: str) -> Any:
                                f"{_HINT}") from None
     except RecursionError:
         raise BenchReportError(f"{path}: JSON nested too deeply to read; {_HINT}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        why = str(exc).split(":")[0][:80]
+        raise BenchReportError(f"{path}: a value cannot be read ({why}); {_HINT}") from None
 
 
 def _text(x: Any, width: int = 120) -> str | None:
