@@ -496,6 +496,16 @@ def test_unknown_figures_are_dropped_with_a_warning_naming_them(
     assert len(load(p).figures) == kept
 
 
+def test_many_unknown_names_make_at_most_ten_warning_lines(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "many.json"
+    p.write_text(json.dumps(_doc(_bench(), *[_bench(name=f"b{i}", protocol=f"x{i}")
+                                             for i in range(50)])))
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10
+    assert lines[-1].endswith("dropped 41 more figures of 41 more unknown names")
+
+
 def test_a_file_of_unknown_figures_only_is_refused(tmp_path: Path, capsys) -> None:
     p = tmp_path / "unknown.json"
     p.write_text(json.dumps(_doc(_bench(protocol="v9"))))
