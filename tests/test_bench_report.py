@@ -635,3 +635,25 @@ def test_two_modes_are_reported_side_by_side_with_the_overhead(tmp_path: Path,
     assert {(r["protocol"], r["overhead"]) for r in d["instrumentation_overhead"]
             if r["kind"] == "matrix"} == {("seqcount", 2.0), ("v3", 2.0)}
     assert (tmp_path / "modes-threads.png").exists() and (tmp_path / "modes-scan.png").exists()
+
+
+def test_targets_are_judged_in_protocol_mode_only(tmp_path: Path, capsys) -> None:
+    def w(mode: str, proto: str, ns: float) -> dict:
+        return _bench(name=f"{mode}-{proto}", mode=mode, protocol=proto, slots=64, threads=2,
+                      ns_per_op=ns, ns_per_op_min=ns, ns_per_op_max=ns)
+
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(_doc(w("emulator", "seqcount", 4), w("emulator", "v2-rwlock", 8))))
+    t = {x.key: x for x in benchreport.keyfigures.targets(load(p))}
+    assert t["writer_pair_2_threads_over_rwlock"].value == 0.5
+    assert t["writer_pair_2_threads_over_rwlock"].met is None  # emulator mode: not judged
+    assert t["writer_pair_over_reference"].value is None
+    p.write_text(json.dumps(_doc(w("emulator", "seqcount", 4), w("protocol", "seqcount", 1),
+                                 w("protocol", "v2-rwlock", 10))))
+    t = {x.key: x for x in benchreport.keyfigures.targets(load(p))}
+    assert (t["writer_pair_2_threads_over_rwlock"].value,
+            t["writer_pair_2_threads_over_rwlock"].met) == (0.1, True)
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    out = capsys.readouterr().out
+    assert "seqcount / v2-rwlock writer pair, 2 threads (64 slots) <= 0.2:" in out
+    assert "0.100  met (1 / 10 ns per pair)" in out

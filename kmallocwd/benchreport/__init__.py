@@ -20,7 +20,8 @@ timings, which include the cffi call and the threads' start.
 """
 
 from .analyse import loglog_slope, scan_linearity
-from .keyfigures import KeyFigure, key_figures
+from . import keyfigures
+from .keyfigures import KeyFigure, key_figures, targets
 from .jsonout import to_dict
 from .load import SIZE_LIMIT, load
 from .model import *  # noqa: F401,F403 (the names the suites record)

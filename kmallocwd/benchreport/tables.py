@@ -92,6 +92,12 @@ def key_lines(run: Run, baseline: str) -> list[str]:
             lines.append(f"  {k.label + ':':<72} {val}{unit}"
                          + (f"  ({k.detail})" if k.detail else ""))
         lines.append("")
+    lines.append("Targets (issue 12; judged in protocol mode)")
+    for t in keyfigures.targets(run, baseline):
+        verdict = {True: "met", False: "NOT met", None: "not judged"}[t.met]
+        val = "-" if t.value is None else f"{t.value:.3f}"
+        lines.append(f"  {t.label + ':':<72} {val}  {verdict} ({t.detail})")
+    lines.append("")
     return lines
 
 
