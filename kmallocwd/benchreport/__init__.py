@@ -29,4 +29,5 @@ from .model import BenchReportError, Figure, PlotUnavailable, Run
 from .tables import render
 
 __all__ = ["BenchReportError", "Figure", "KeyFigure", "PlotUnavailable", "Run", "SIZE_LIMIT",
-           "key_figures", "load", "loglog_slope", "render", "scan_linearity", "to_dict"]
+           "key_figures", "keyfigures", "load", "loglog_slope", "render", "scan_linearity",
+           "targets", "to_dict"]
