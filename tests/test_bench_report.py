@@ -506,11 +506,27 @@ def test_unknown_figures_are_dropped_with_a_warning_naming_them(
     assert len(load(p).figures) == kept
 
 
+def test_many_unknown_names_make_at_most_ten_warning_lines(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "many.json"
+    p.write_text(json.dumps(_doc(_bench(), *[_bench(name=f"b{i}", protocol=f"x{i}")
+                                             for i in range(50)])))
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10
+    assert lines[-1].endswith("dropped 41 more figures of 41 more unknown names")
+
+
 def test_a_file_of_unknown_figures_only_is_refused(tmp_path: Path, capsys) -> None:
     p = tmp_path / "unknown.json"
     p.write_text(json.dumps(_doc(_bench(protocol="v9"))))
     err = _error([str(p), "--no-png"], capsys)
     assert "unknown protocol 'v9'" in err and "no figure left" in err
+
+
+def test_integer_too_long_to_read_is_one_line(tmp_path: Path, capsys) -> None:
+    p = tmp_path / "bigint.json"
+    p.write_text('{"benchmarks": [' + "1" * 5000 + "]}")
+    assert "a value cannot be read (Exceeds the limit" in _error([str(p), "--no-png"], capsys)
 
 
 def test_nesting_200k_deep_is_one_line(tmp_path: Path) -> None:
@@ -598,3 +614,56 @@ def test_without_the_default_baseline_ratios_go_to_the_first_protocol(tmp_path: 
     captured = capsys.readouterr()
     assert "note: " in captured.err and "has no seqcount figure; ratios are to v3" in captured.err
     assert "ratio to v3" in captured.out
+
+
+def test_two_modes_are_reported_side_by_side_with_the_overhead(tmp_path: Path,
+                                                                capsys) -> None:
+    """What the protocol-mode build will add: the same cases in mode
+    "protocol"; every table is given per mode, and the overhead pairs them."""
+    benches = []
+    for mode, ns in (("emulator", 4.0), ("protocol", 2.0)):
+        for proto in ("seqcount", "v3"):
+            for t in (1, 2):
+                benches.append(_bench(name=f"w-{mode}-{proto}-{t}", mode=mode, protocol=proto,
+                                      slots=64, threads=t, ns_per_op=ns * t,
+                                      ns_per_op_min=ns * t, ns_per_op_max=ns * t,
+                                      aggregate_ns_per_op=ns))
+        benches.append(_bench(name=f"s-{mode}", mode=mode, **{**SCAN_INFO, "ns_per_op": ns,
+                                                              "ns_per_op_min": ns,
+                                                              "ns_per_op_max": ns}))
+    p = tmp_path / "modes.json"
+    p.write_text(json.dumps(_doc(*benches, _bench(**BW_INFO))))
+    run = load(p)
+    assert run.modes() == ["emulator", "protocol"]
+    assert main(["bench-report", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "writer alone: ns per start/stop pair [protocol mode]" in out
+    assert "thread scaling, writer alone, 64 slots" in out and "[emulator mode]" in out
+    overhead = out.split("the instrumentation's overhead", 1)[1]
+    assert "x2.00" in overhead
+    d = benchreport.to_dict(run)
+    assert {(r["protocol"], r["overhead"]) for r in d["instrumentation_overhead"]
+            if r["kind"] == "matrix"} == {("seqcount", 2.0), ("v3", 2.0)}
+    assert (tmp_path / "modes-threads.png").exists() and (tmp_path / "modes-scan.png").exists()
+
+
+def test_targets_are_judged_in_protocol_mode_only(tmp_path: Path, capsys) -> None:
+    def w(mode: str, proto: str, ns: float) -> dict:
+        return _bench(name=f"{mode}-{proto}", mode=mode, protocol=proto, slots=64, threads=2,
+                      ns_per_op=ns, ns_per_op_min=ns, ns_per_op_max=ns)
+
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(_doc(w("emulator", "seqcount", 4), w("emulator", "v2-rwlock", 8))))
+    t = {x.key: x for x in benchreport.keyfigures.targets(load(p))}
+    assert t["writer_pair_2_threads_over_rwlock"].value == 0.5
+    assert t["writer_pair_2_threads_over_rwlock"].met is None  # emulator mode: not judged
+    assert t["writer_pair_over_reference"].value is None
+    p.write_text(json.dumps(_doc(w("emulator", "seqcount", 4), w("protocol", "seqcount", 1),
+                                 w("protocol", "v2-rwlock", 10))))
+    t = {x.key: x for x in benchreport.keyfigures.targets(load(p))}
+    assert (t["writer_pair_2_threads_over_rwlock"].value,
+            t["writer_pair_2_threads_over_rwlock"].met) == (0.1, True)
+    assert main(["bench-report", str(p), "--no-png"]) == 0
+    out = capsys.readouterr().out
+    assert "seqcount / v2-rwlock writer pair, 2 threads (64 slots) <= 0.2:" in out
+    assert "0.100  met (1 / 10 ns per pair)" in out

@@ -9,7 +9,7 @@ One job per module:
 - validate.py: checking one benchmark's extra_info, one line per bad key
 - load.py:     file -> Run (parse, check, drop unknown figures with a warning)
 - analyse.py:  scan linearity and limit, reference, duty, scaling, overhead
-- keyfigures.py: the few headline numbers
+- keyfigures.py: the few headline numbers, and issue 12's targets
 - tables.py:   the text report
 - jsonout.py:  the JSON report
 - plot.py:     the PNG charts
@@ -20,7 +20,8 @@ timings, which include the cffi call and the threads' start.
 """
 
 from .analyse import loglog_slope, scan_linearity
-from .keyfigures import KeyFigure, key_figures
+from . import keyfigures
+from .keyfigures import KeyFigure, key_figures, targets
 from .jsonout import to_dict
 from .load import SIZE_LIMIT, load
 from .model import *  # noqa: F401,F403 (the names the suites record)
@@ -28,4 +29,5 @@ from .model import BenchReportError, Figure, PlotUnavailable, Run
 from .tables import render
 
 __all__ = ["BenchReportError", "Figure", "KeyFigure", "PlotUnavailable", "Run", "SIZE_LIMIT",
-           "key_figures", "load", "loglog_slope", "render", "scan_linearity", "to_dict"]
+           "key_figures", "keyfigures", "load", "loglog_slope", "render", "scan_linearity",
+           "targets", "to_dict"]

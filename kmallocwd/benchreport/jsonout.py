@@ -42,6 +42,9 @@ def to_dict(run: Run, baseline: str = BASELINE) -> dict:
                          "unit": k.unit, "detail": k.detail}
                         for mode in run.modes()
                         for k in keyfigures.key_figures(run, baseline, mode)],
+        "targets": [{"key": t.key, "label": t.label, "value": t.value, "limit": t.limit,
+                     "met": t.met, "detail": t.detail}
+                    for t in keyfigures.targets(run, baseline)],
         "figures": [figure_dict(run, f, baseline) for f in run.figures],
         "scan_linearity": analyse.scan_linearity(run),
         "scan_limit": analyse.scan_limit(run),

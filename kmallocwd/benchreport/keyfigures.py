@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .analyse import SEED_COMPARED, bandwidth, fmt, reference, scan_linearity
 from .model import (
-    BASELINE, DUTY, EMULATOR, MATRIX, PY_WRITER, PYTHON, READ, READER_ALONE,
+    BASELINE, DUTY, EMULATOR, MATRIX, PROTOCOL, PY_WRITER, PYTHON, READ, READER_ALONE,
     READER_WITH_ALLOCATING, READER_WITH_WRITER, SCAN, SCAN_ROLE, SIDE, VALID, WRITER_ALONE,
     WRITER_WITH_READER, Figure, Run,
 )
@@ -126,4 +126,59 @@ def key_figures(run: Run, baseline: str = BASELINE, mode: str = EMULATOR) -> lis
                              f"reader alone, {baseline} / v3 (1 valid slot)",
                              run.ratio(a, "v3"), "x",
                              f"{fmt(ns(a))} / {fmt(ns(b))} ns, {how(a)}" if a and b else ""))
+    return out
+
+
+# ---- issue 12's targets ----
+
+REFERENCE_TARGET = 1.15   # seqcount's writer pair in protocol mode / the reference, at most
+SCALING_TARGET = 0.2      # seqcount / v2-rwlock writer pair, 2 threads, at most (the seed's claim)
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    value: float | None
+    limit: float
+    met: bool | None      # None: the file cannot tell
+    detail: str
+
+
+def targets(run: Run, baseline: str = BASELINE) -> list[Target]:
+    """Issue 12's two targets, judged on the file's figures: protocol mode
+    when it has them, else emulator mode with a note that the target is for
+    protocol mode."""
+    out = []
+    modes = run.modes()
+    mode = PROTOCOL if PROTOCOL in modes else (modes[0] if modes else EMULATOR)
+    note = "" if mode == PROTOCOL else f"; no protocol-mode figure yet: {mode} mode shown"
+    ref = reference(run)
+    row = next((r for r in ref["rows"] if r["protocol"] == baseline and r["mode"] == mode),
+               None) if ref else None
+    v = row["ratio"] if row else None
+    out.append(Target(
+        "writer_pair_over_reference",
+        f"{baseline} writer pair / the seed's plain loop (1 slot, 1 thread) <= "
+        f"{REFERENCE_TARGET}", v, REFERENCE_TARGET,
+        None if v is None or mode != PROTOCOL else v <= REFERENCE_TARGET,
+        (f"{fmt(row['ns'])} / {fmt(row['reference_ns'])} ns, {row['how']}" if row
+         else "no reference or writer figure") + note))
+    other = "v2-rwlock"
+    pairs = [(s, run.get(MATRIX, WRITER_ALONE, baseline, s, 2, mode=mode),
+              run.get(MATRIX, WRITER_ALONE, other, s, 2, mode=mode))
+             for s, t in run.cases(MATRIX, WRITER_ALONE, mode) if t == 2]
+    pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None and b.ns]
+    if pairs:
+        s, a, b = pairs[0]
+        v = a.ns / b.ns
+        out.append(Target(
+            "writer_pair_2_threads_over_rwlock",
+            f"{baseline} / {other} writer pair, 2 threads ({s} slots) <= {SCALING_TARGET}",
+            v, SCALING_TARGET, None if mode != PROTOCOL else v <= SCALING_TARGET,
+            f"{fmt(a.ns)} / {fmt(b.ns)} ns per pair{note}"))
+    else:
+        out.append(Target("writer_pair_2_threads_over_rwlock",
+                          f"{baseline} / {other} writer pair, 2 threads <= {SCALING_TARGET}",
+                          None, SCALING_TARGET, None, f"no 2-thread figures of both{note}"))
     return out

@@ -18,6 +18,8 @@ from .validate import Drop, figures_of, show
 # The largest bench JSON read: a full `make bench` run writes about 1 MiB.
 SIZE_LIMIT = 32 * 2**20
 
+MAX_WARNINGS = 10  # warning lines about dropped figures, at most
+
 _HINT = "expected the JSON file of a `make bench` run (under bench/results/)"
 
 
@@ -35,6 +37,9 @@ def parse(path: str, text: str) -> Any:
                                f"{_HINT}") from None
     except RecursionError:
         raise BenchReportError(f"{path}: JSON nested too deeply to read; {_HINT}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        why = str(exc).split(":")[0][:80]
+        raise BenchReportError(f"{path}: a value cannot be read ({why}); {_HINT}") from None
 
 
 def _text(x: Any, width: int = 120) -> str | None:
@@ -61,6 +66,11 @@ def warnings_of(path: str, drops: list[Drop], foreign: int) -> list[str]:
         some = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         out.append(f"{path}: dropped {len(names)} figure{'s' if len(names) > 1 else ''} "
                    f"of unknown {what} {value} (this report does not know it): {some}")
+    if len(out) > MAX_WARNINGS:
+        rest = sum(len(v) for v in list(by.values())[MAX_WARNINGS - 1:])
+        out = out[:MAX_WARNINGS - 1] + [
+            f"{path}: dropped {rest} more figures of {len(out) - MAX_WARNINGS + 1} more "
+            f"unknown names"]
     if foreign:
         out.append(f"{path}: ignored {foreign} benchmark{'s' if foreign > 1 else ''} "
                    f"without kmallocwd extra_info (not from bench/)")

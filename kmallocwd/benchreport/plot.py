@@ -91,7 +91,7 @@ def _colors(plt, run: Run) -> dict[str, object]:
 
 def _title(fig, run: Run, what: str) -> None:
     m = run.machine
-    fig.suptitle(f"kmallocwd: {what}\n{run.datetime[:19]}, {m['cpu']} x {m['cpus']}",
+    fig.suptitle(f"kmallocwd: {what}\n{run.datetime[:19]}, {m['cpu']} x {m['cpus'] or '?'}",
                  fontsize=11)
 
 
@@ -187,8 +187,9 @@ def _threads(plt, run: Run, baseline: str, notes: list[str]):
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, ncol=2)
         if not mine:
-            axes[0][col].text(0.5, 0.5, "no data", transform=axes[0][col].transAxes,
-                              ha="center")
+            for ax in (axes[0][col], axes[1][col]):
+                ax.text(0.5, 0.5, "no figures in the file", transform=ax.transAxes,
+                        ha="center")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig, ""
 

@@ -27,10 +27,12 @@ def _grid(title: str, rows: list[tuple[str, list[str]]], cols: list[str]) -> lis
     rows = [(r, cells) for r, cells in rows if any(c.strip() != "-" for c in cells)]
     if not rows:
         return []
-    width = max([14] + [len(c) + 2 for c in cols] + [len(x) + 2 for _, cs in rows for x in cs])
+    widths = [max([14, len(c) + 2] + [len(cs[i]) + 2 for _, cs in rows])
+              for i, c in enumerate(cols)]
     pw = max([10] + [len(r) + 2 for r, _ in rows])
-    lines = [title, "protocol".ljust(pw) + "".join(c.rjust(width) for c in cols)]
-    lines += [r.ljust(pw) + "".join(x.rjust(width) for x in cells) for r, cells in rows]
+    lines = [title, "protocol".ljust(pw) + "".join(c.rjust(w) for c, w in zip(cols, widths))]
+    lines += [r.ljust(pw) + "".join(x.rjust(w) for x, w in zip(cells, widths))
+              for r, cells in rows]
     return lines + [""]
 
 
@@ -62,7 +64,7 @@ def header(run: Run, baseline: str) -> list[str]:
     m = run.machine
     head = [
         f"kmallocwd bench-report: {run.path}",
-        f"run {run.datetime}; CPU {m['cpu']} x {m['cpus']}; {m['system']}; {m['python']}",
+        f"run {run.datetime}; CPU {m['cpu']} x {m['cpus'] or '?'}; {m['system']}; {m['python']}",
     ]
     if run.commit.get("id"):
         head.append(f"commit {str(run.commit['id'])[:12]}"
@@ -90,6 +92,12 @@ def key_lines(run: Run, baseline: str) -> list[str]:
             lines.append(f"  {k.label + ':':<72} {val}{unit}"
                          + (f"  ({k.detail})" if k.detail else ""))
         lines.append("")
+    lines.append("Targets (issue 12; judged in protocol mode)")
+    for t in keyfigures.targets(run, baseline):
+        verdict = {True: "met", False: "NOT met", None: "not judged"}[t.met]
+        val = "-" if t.value is None else f"{t.value:.3f}"
+        lines.append(f"  {t.label + ':':<72} {val}  {verdict} ({t.detail})")
+    lines.append("")
     return lines
 
 
@@ -280,8 +288,8 @@ def linearity_lines(run: Run) -> list[str]:
                          f"x{x['growth']:.2f}, slope {x['loglog_slope']:.3f}")
         grid.append((p, cells))
     tag = len(run.modes()) > 1
-    return lines + _grid("", grid, [f"{s} {st}" + (f" [{m}]" if tag else "")
-                                    for m, s, st in series])[1:]
+    table = _grid("", grid, [f"{s} {st}" + (f" [{m}]" if tag else "") for m, s, st in series])
+    return lines + table[1:] if table else []
 
 
 def python_lines(run: Run, baseline: str) -> list[str]:
