@@ -274,13 +274,22 @@ def run_stress(cfg: StressConfig, be: Backend | None = None) -> StressResult:
     """Run to completion; on Ctrl-C or SIGTERM (also while the threads
     start), return the partial result with ``interrupted`` and
     ``interrupt_status`` set (the threads are stopped first)."""
-    run = StressRun(cfg, be)
+    run: StressRun | None = None
     try:
+        run = StressRun(cfg, be)
         run.start()
         run.wait()
     except KeyboardInterrupt as exc:
+        if run is None:  # interrupted while setting up: nothing ran
+            return interrupted_before(cfg, be.spec if be else cfg.spec(), exc)
         run._finish()
         res = run.result(interrupted=True)
         res.interrupt_status = exit_status(exc)
         return res
     return run.result()
+
+
+def interrupted_before(cfg: StressConfig, spec: Spec, exc: KeyboardInterrupt) -> StressResult:
+    """The result of a run interrupted before any thread ran."""
+    return StressResult(config=cfg, spec=spec, counts={o: 0 for o in C_OUTCOMES},
+                        interrupted=True, interrupt_status=exit_status(exc))

@@ -218,3 +218,20 @@ def test_make_rebuilds_the_extension_after_a_c_change():
     finally:
         os.utime(src, (st.st_atime, st.st_mtime))
     assert subprocess.run(["make", "-q", "kmallocwd/.ext-stamp"], cwd=ROOT).returncode == 0
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_while_a_thousand_threads_start_gives_the_partial_report():
+    """SIGINT soon after the progress line: whether it lands while the 1024
+    writers start or once they run, the run stops, reports, and exits 130."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "stress", "-p", "seqcount",
+                          "-t", "1024", "-s", "1024", "-d", "60"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert "kmallocwd stress" in p.stderr.readline()
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=240)
+    assert p.returncode == 130, stderr
+    assert "INTERRUPTED: partial" in stdout and "Traceback" not in stderr

@@ -144,19 +144,30 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     runs: list[StressResult] = []
     what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
-    if not args.quiet:
-        print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
-              f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
-              + "...", file=sys.stderr)
-    with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
-        for _ in range(args.repeat):
-            try:
-                runs.append(run_stress(cfg, be))
-            except MemoryError as exc:
-                raise UsageError(f"--slots {cfg.slots}: {exc}") from None
-            bar.update(1, torn=sum(1 for r in runs if r.torn))
-            if runs[-1].interrupted:
-                break
+    try:
+        if not args.quiet:
+            print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
+                  f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
+                  + "...", file=sys.stderr, flush=True)
+        with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
+            for _ in range(args.repeat):
+                try:
+                    runs.append(run_stress(cfg, be))
+                except MemoryError as exc:
+                    raise UsageError(f"--slots {cfg.slots}: {exc}") from None
+                bar.update(1, torn=sum(1 for r in runs if r.torn))
+                if runs[-1].interrupted:
+                    break
+    except KeyboardInterrupt as exc:  # between runs: the runs done stand
+        from kmallocwd.interrupt import exit_status
+        from kmallocwd.stressrun import interrupted_before
+
+        if runs:
+            runs[-1].interrupted, runs[-1].interrupt_status = True, exit_status(exc)
+        else:
+            runs.append(interrupted_before(cfg, spec, exc))
+    from kmallocwd import interrupt
+    interrupt.defer()  # from here a signal is recorded: the report is written whole
     status = stress_report.status_of(runs, args.expect)
     if args.json != "-":
         sys.stdout.write(stress_report.render(runs, args.expect))
