@@ -102,7 +102,7 @@ int kmw_read_slot(int proto, struct memalloc_info *m,
 		  const int *stop)
 {
 	const struct kmw_protocol *p = protocol(proto);
-	struct kmw_rctx c = { 0, stop };
+	struct kmw_rctx c = { 0, stop, 0 };
 	int r = KMW_ABORTED;
 
 	memset(snap, 0, sizeof(*snap));

@@ -28,13 +28,21 @@ extern struct kmw_global kmw_global;
 #define KMW_QW_WMASK	0x1ff
 #define KMW_QR_BIAS	0x200	/* one reader */
 
-/* Returns 1 if a stop request ended the wait (only when c != NULL). */
-static inline int kmw_spin(struct kmw_rctx *c)
+/*
+ * One pass of a wait for a lock; returns 1 if a stop request ended the wait
+ * (only when c != NULL).  A wait on the slot's own lock is evidence that
+ * this slot's write section overlapped the read; one on a global lock is
+ * not (another slot's section may hold it).
+ */
+static inline int kmw_spin(struct kmw_rctx *c, const int *lock)
 {
-	if (c)
-		return kmw_retry(c);
-	cpu_relax();
-	return 0;
+	if (!c) {
+		cpu_relax();
+		return 0;
+	}
+	if (lock != &kmw_global.rwlock && lock != &kmw_global.spinlock)
+		c->evidence++;
+	return kmw_spin_pass(c);
 }
 
 static inline int kmw_read_lock(int *lock, struct kmw_rctx *c)
@@ -47,7 +55,7 @@ static inline int kmw_read_lock(int *lock, struct kmw_rctx *c)
 			return 0;
 		__atomic_sub_fetch(lock, KMW_QR_BIAS, __ATOMIC_RELAXED);
 		while (READ_ONCE(*lock) & KMW_QW_WMASK)
-			if (kmw_spin(c))
+			if (kmw_spin(c, lock))
 				return 1;
 	}
 }
@@ -71,7 +79,7 @@ static inline int kmw_write_lock(int *lock, struct kmw_rctx *c)
 			return 0;
 		if (!(v & KMW_QW_WAITING))
 			__atomic_fetch_or(lock, KMW_QW_WAITING, __ATOMIC_RELAXED);
-		if (kmw_spin(c)) {
+		if (kmw_spin(c, lock)) {
 			__atomic_fetch_and(lock, ~KMW_QW_WAITING, __ATOMIC_RELAXED);
 			return 1;
 		}
@@ -91,7 +99,7 @@ static inline int kmw_spin_lock(int *lock, struct kmw_rctx *c)
 		if (!__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
 			return 0;
 		while (READ_ONCE(*lock))
-			if (kmw_spin(c))
+			if (kmw_spin(c, lock))
 				return 1;
 	}
 }

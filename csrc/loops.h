@@ -186,12 +186,13 @@ static inline void kmw_tally(struct kmw_tally *t, int r,
  * The watchdog's scan in emulator mode: passes over every slot, each read
  * bracketed by two loads of the sequence (the emulator's, not the
  * protocol's) that say whether a write section overlapped it (the sequence
- * was odd or changed, or the reader had to retry or wait for a lock), and
+ * was odd or changed, or the reader had to retry or wait for the slot's own
+ * lock; a wait on a global lock may be another slot's section), and
  * each snapshot the reader accepted classified.  Overlaps count only reads
  * not refused for valid == 0: those could have accepted a torn snapshot.
  */
 #define KMW_READER_SCAN(a, READ) do {						\
-	struct kmw_rctx c_ = { 0, (a)->stop };					\
+	struct kmw_rctx c_ = { 0, (a)->stop, 0 };				\
 	struct kmw_tally *const t_ = (a)->t;					\
 	uint64_t p_;								\
 	size_t s_;								\
@@ -200,7 +201,7 @@ static inline void kmw_tally(struct kmw_tally *t, int r,
 		for (s_ = 0; s_ < (a)->nslots; s_++) {				\
 			struct memalloc_info *m_ = &(a)->slots[s_];		\
 			struct memalloc_info snap_;				\
-			uint64_t retries_ = c_.retries;				\
+			uint64_t evidence_ = c_.evidence;			\
 			unsigned int pre_, post_;				\
 			int r_;							\
 										\
@@ -215,7 +216,7 @@ static inline void kmw_tally(struct kmw_tally *t, int r,
 			/* power: a section overlapped a read of a valid slot */\
 			if (r_ != KMW_REJECT_INVALID)				\
 				t_->overlaps += (pre_ & 1) || pre_ != post_ ||	\
-						c_.retries != retries_;		\
+						c_.evidence != evidence_;	\
 			kmw_tally(t_, r_, &snap_, s_, (a)->reqs, (a)->nreqs);	\
 		}								\
 		t_->scans++;							\
@@ -233,7 +234,7 @@ out_:										\
  * dead code.  Expands to a block that returns the reads done.
  */
 #define KMW_BENCH_READS(a, READ) do {						\
-	struct kmw_rctx c_ = { 0, (a)->stop };					\
+	struct kmw_rctx c_ = { 0, (a)->stop, 0 };				\
 	uint64_t acc_ = 0, odd_ = 0, inval_ = 0, stalling_ = 0, sink_ = 0, i_;	\
 	size_t s_ = 0;								\
 										\

@@ -16,22 +16,35 @@ enum kmw_read {
 	KMW_ABORTED = 3,	/* a stop request ended a spin or retry loop */
 };
 
-/* Per-read context: counts retries and spins, and carries the stop flag. */
+/*
+ * Per-read context: counts retries and spins, and carries the stop flag.
+ * `evidence` counts the retries that say a write section of this very slot
+ * overlapped the read (a changed or odd sequence, the slot's own lock
+ * busy), not a wait on a global lock that another slot's section holds.
+ */
 struct kmw_rctx {
 	uint64_t retries;
 	const int *stop;
+	uint64_t evidence;
 };
 
-/*
- * One more pass of a looping reader (an odd sequence waited on, a lock
- * busy, or a changed sequence).  Returns 1 when a stop was requested, so
- * that no reader loop outlives a stop by more than ~1024 iterations.
- */
-static inline int kmw_retry(struct kmw_rctx *c)
+/* Returns 1 when a stop was requested (checked every 1024 passes). */
+static inline int kmw_spin_pass(struct kmw_rctx *c)
 {
 	c->retries++;
 	cpu_relax();
 	return (c->retries & 1023) == 0 && c->stop && READ_ONCE(*c->stop);
+}
+
+/*
+ * One more pass of a looping reader after an odd or changed sequence.
+ * Returns 1 when a stop was requested, so that no reader loop outlives a
+ * stop by more than ~1024 iterations.
+ */
+static inline int kmw_retry(struct kmw_rctx *c)
+{
+	c->evidence++;
+	return kmw_spin_pass(c);
 }
 
 #endif /* KMW_PROTO_H */

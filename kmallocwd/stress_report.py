@@ -32,9 +32,10 @@ def machine() -> dict:
 
 
 def bound(overlaps: int) -> float | None:
-    """The rule of three: with 0 tears in M independent overlaps, the tear
-    probability per overlap is below 3/M with 95% confidence."""
-    return 3.0 / overlaps if overlaps else None
+    """With 0 tears in M overlaps taken as independent trials, the tear
+    probability per overlap is below 1 - 0.05^(1/M) with 95% confidence
+    (about 3/M, the rule of three, once M is more than a few)."""
+    return 1.0 - 0.05 ** (1.0 / overlaps) if overlaps else None
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
 
 
 def power_line(res: StressResult) -> str:
-    b = bound(res.overlaps)
-    tail = f"; 95% upper bound on the tear probability per overlap {b:.2g} (3/M)" if b else ""
+    """What a run is worth: tears over accepted snapshots and overlaps, and,
+    when it saw none, the 95% upper bound on the tear probability per overlap."""
+    b = None if res.torn else bound(res.overlaps)
+    tail = f"; 95% upper bound on the tear probability per overlap {b:.2g} (~3/M)" if b else ""
     return (f"{res.torn:,} torn in {res.accepted:,} accepted, {res.overlaps:,} overlapping"
             f"{tail}")
 

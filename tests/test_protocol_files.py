@@ -111,6 +111,7 @@ def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
     assert res.spec.name == "my-seqcount" and res.accepted > 0 and res.torn == 0
     built = list(cache.rglob("*.so"))
     assert len(built) == 1
+    assert not list(cache.rglob("build-*"))  # the build directory is removed
     mtime = built[0].stat().st_mtime_ns
     # a second process finds the cache and compiles nothing
     r = subprocess.run([sys.executable, "-m", "kmallocwd", "stress", "-q", "--protocol-file",
@@ -126,7 +127,7 @@ def test_a_compile_error_is_one_line(tmp_path, cache, monkeypatch, capsys):
     f = tmp_path / "my.toml"
     f.write_text(MINE.replace("my-seqcount", "my-broken"))
     from kmallocwd.protocols import usermod
-    monkeypatch.setattr(usermod, "one_protocol_c", lambda s: "int this is not C;\n")
+    monkeypatch.setattr(usermod, "generate", lambda specs, origin: "int this is not C;\n")
     code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -174,3 +175,58 @@ def test_a_writer_that_never_touches_the_sequence_is_refused(tmp_path):
 def test_unreadable_or_special_files_are_refused(path):
     with pytest.raises(spec.SpecError):
         protocols.load_path(path)
+
+
+def test_an_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "my.toml"
+    f.write_text(MINE)
+    monkeypatch.setenv("KMALLOCWD_CACHE", "/proc/kmallocwd-no-cache")
+    code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "KMALLOCWD_CACHE" in err
+
+
+MORE_BAD = [
+    ('snapshot_sequence = "s0"', 'snapshot_sequence = "v"', "loaded from valid"),
+    ('"gfp = GFP",', '"gfp = 0",', "only dumped = 0"),
+    ('"s0 = smp_load_acquire(sequence)",', '"s0 = smp_load_acquire(sequence)", "if (1) accept",',
+     "accepts before the copy"),
+    ('torn-mixed = { expect = "forbidden"', 'torn-mixed = { expect = "acceptable"',
+     "never acceptable"),
+    ('"if (odd(s0)) retry",', '"if (!v) retry",', "retry forever"),
+    ('name = "my-seqcount"', 'name = "kmw-thing"', "not starting with kmw"),
+    ('"if (s1 != s0) retry",', '"if (s1 != 99999999999) retry",', "does not fit"),
+]
+
+
+@pytest.mark.parametrize("old,new,message", MORE_BAD, ids=[b[2] for b in MORE_BAD])
+def test_files_that_would_accuse_or_misbehave_are_refused(old, new, message):
+    assert old in MINE
+    with pytest.raises(spec.SpecError, match=message):
+        spec.load_text(MINE.replace(old, new, 1), "m.toml")
+
+
+LOCKS = """
+[writer]
+section = ["LOCK_W", "sequence++", "start = NOW", "gfp = GFP", "order = ORDER", "sequence++",
+           "UNLOCK_W"]
+[reader]
+snapshot = ["LOCK_R", "s0 = sequence", "copy", "UNLOCK_R"]
+snapshot_sequence = "s0"
+"""
+
+
+@pytest.mark.parametrize("w,r,message", [
+    (("spin_lock(slot)", "spin_unlock(slot)"), ("read_lock(slot)", "read_unlock(slot)"),
+     "one lock, one kind"),
+    (("spin_lock(global)", "spin_unlock(global)"),
+     ("read_lock(slot)\", \"spin_lock(global)", "spin_unlock(global)\", \"read_unlock(slot)"),
+     "one lock at a time"),
+])
+def test_lock_files_that_could_deadlock_are_refused(w, r, message):
+    head = MINE.split("[writer]")[0]
+    tail = "[expect]" + MINE.split("[expect]")[1]
+    body = (LOCKS.replace("UNLOCK_W", w[1]).replace("LOCK_W", w[0])
+            .replace("UNLOCK_R", r[1]).replace("LOCK_R", r[0]))
+    with pytest.raises(spec.SpecError, match=message):
+        spec.load_text(head + body + tail, "l.toml")

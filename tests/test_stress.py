@@ -11,7 +11,7 @@ import pytest
 from kmallocwd import protocols
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED
 from kmallocwd.stressrun import StressConfig, StressResult, StressRun, combine, run_stress
-from kmallocwd.stress_report import repeat_summary, verdict
+from kmallocwd.stress_report import bound, repeat_summary, verdict
 
 SOUND = [p.name for p in protocols.PROTOCOLS if p.sound]
 # Broken under sequential consistency: timing alone shows their tears here.
@@ -88,7 +88,11 @@ def test_verdict_exit_codes():
     model but not seen here; the control's tears are not forbidden."""
     assert verdict([_result("seqcount", consistent=100, overlaps=50)]).status == EXIT_OK
     line = verdict([_result("seqcount", consistent=100, overlaps=300)]).line
-    assert "0 torn in 100 accepted, 300 overlapping" in line and "0.01" in line
+    assert "0 torn in 100 accepted, 300 overlapping" in line and "0.0099 (~3/M)" in line
+    # a run that saw tears states no bound (the control)
+    assert "upper bound" not in verdict([_result("none", consistent=100, torn_seq=3,
+                                                 overlaps=50)]).line
+    assert bound(1) == pytest.approx(0.95) and bound(3000) == pytest.approx(3 / 3000, rel=1e-2)
     assert verdict([_result("seqcount", consistent=100, overlaps=5)]).status == EXIT_INCONCLUSIVE
     assert verdict([_result("seqcount", rejected_invalid=100, overlaps=50)]).status == \
         EXIT_INCONCLUSIVE

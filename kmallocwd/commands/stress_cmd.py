@@ -173,8 +173,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
     from kmallocwd import annotate
-    if annotate.wanted(args.annotate):
-        annotate.emit(stress_report.annotations(runs, args.expect))
+    if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
+        annotate.emit(stress_report.annotations(runs, args.expect),
+                      sys.stderr if args.json == "-" else sys.stdout)
     failed = False
     for out, text in ((target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
                       (junit, lambda: stress_report.to_junit(runs, args.expect))):

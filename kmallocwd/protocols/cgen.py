@@ -65,7 +65,9 @@ def _writer(spec: Spec) -> str:
     marked = any(sec[i].access != "plain" for i in incs)
     stores = [i for i, op in enumerate(sec) if op.kind == "store"]
     first_store = stores[0] if stores else -1
-    witness_after = stores[-1] if stores else -1
+    # the witness follows the last store of a field it covers (not dumped's)
+    covered = [i for i in stores if sec[i].field in ("start", "gfp", "order")]
+    witness_after = covered[-1] if covered else -1
     total = len(incs)
     body: list[str] = []
     if marked:

@@ -45,7 +45,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 # reader's own names (csrc/loops.h, cgen.py).
 RESERVED = frozenset("""auto break case char const continue default do double else enum extern
 float for goto if inline int long register restrict return short signed sizeof static struct
-switch typedef union unsigned void volatile while m c snap emu retry""".split())
+switch typedef union unsigned void volatile while typeof asm m c snap emu retry""".split())
 VAR_RE = re.compile(r"^[a-z_][a-z0-9_]{0,15}$")
 
 
@@ -184,6 +184,9 @@ def parse_cond(text: str) -> Expr:
             return e
         t = take()
         if t.isdigit():
+            if int(t) >= 1 << 32:
+                raise ValueError(f"{t} does not fit the 32-bit sequence (accepted: 0 to "
+                                 f"{(1 << 32) - 1})")
             return Expr("int", (int(t),))
         if t in ("==", "!=", "&&", "||", ")"):
             raise ValueError(f"unexpected {t!r} in condition {text!r}")
@@ -280,7 +283,8 @@ def parse_op(text: str, side: str, line: int = 0) -> Op:
         return Op("cond", body, line, cond=parse_cond(m.group(1)), action=action, comment=comment)
     if m := _RE_LOAD.match(body):
         var = m.group(1)
-        if var in RESERVED or var in FIELDS or not VAR_RE.match(var):
+        if var in RESERVED or var in FIELDS or not VAR_RE.match(var) or \
+                var.startswith(("kmw", "memalloc", "__")):
             raise ValueError(f"bad variable name {var!r} (accepted: a short lower-case name "
                              "other than a field's)")
         if m.group(2):
@@ -300,6 +304,9 @@ def _store(body: str, line: int, fld: str, value: str, access: str, comment: str
     want = VALUES[value]
     if want is not None and want != fld:
         raise ValueError(f"{fld} = {value}: {value} goes in {want}")
+    if want is None and fld != "dumped":
+        raise ValueError(f"{fld} = {value}: a section stores the allocation's own value "
+                         "(start = NOW, gfp = GFP, order = ORDER; only dumped = 0)")
     return Op("store", body, line, field=fld, access=access, value=value, comment=comment)
 
 
@@ -479,9 +486,11 @@ def load_text(text: str, path: str = "<string>") -> Spec:
     if fmt != FORMAT:
         raise fail(_key_line(lines, "", "format"), "format", f"{fmt} (accepted: {FORMAT})")
     name = get(doc, "", "name", str)
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(name) or name.replace("-", "_") in RESERVED or \
+            name.startswith(("kmw", "memalloc")):
         raise fail(_key_line(lines, "", "name"), "name",
-                   f"{name!r} (accepted: a lower-case letter, then up to 39 of a-z, 0-9, -)")
+                   f"{name!r} (accepted: a lower-case letter, then up to 39 of a-z, 0-9, -; "
+                   "not a C keyword, not starting with kmw or memalloc)")
     stands_for = get(doc, "", "stands_for", str, "", required=False)
     note = get(doc, "", "note", str, "", required=False)
 
@@ -576,11 +585,23 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
     if missing:
         raise fail(_key_line(lines, "writer", "section"), "writer.section",
                    f"the section never stores {', '.join(missing)}")
+    kinds: dict[str, tuple[str, int]] = {}  # lock name -> (spin or rw, first line)
     for tname, key, lst in (("writer", "section", sec), ("reader", "prologue", spec.prologue),
                             ("reader", "snapshot", spec.snapshot)):
         held: list[Op] = []
         for op in lst:
             if op.kind == "lock":
+                kind = "spin" if op.lockop.startswith("spin") else "rw"
+                first = kinds.setdefault(op.lock, (kind, op.line))
+                if first[0] != kind:
+                    raise fail(op.line, f"{tname}.{key}",
+                               f"{op.text}: the {op.lock} lock is a "
+                               f"{'spinlock' if first[0] == 'spin' else 'rwlock'} (line "
+                               f"{first[1]}); one lock, one kind")
+                if not op.lockop.endswith("unlock") and held:
+                    raise fail(op.line, f"{tname}.{key}",
+                               f"{op.text} while holding {held[-1].text} (accepted: one lock "
+                               "at a time, so that no lock order can deadlock)")
                 if op.lockop.endswith("unlock"):
                     want = op.lockop.replace("unlock", "lock")
                     if not held or held[-1].lockop != want or held[-1].lock != op.lock:
@@ -630,6 +651,30 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
             _check_vars(op, defined, fail, "reader.snapshot")
             if "snap.valid" in op.cond.vars() and not copied:
                 raise fail(op.line, "reader.snapshot", "snap.valid before the copy")
+    if spec.snapshot_sequence is not None:
+        src = {o.var: o.field for o in spec.prologue + spec.snapshot if o.kind == "load"}
+        if src.get(spec.snapshot_sequence, "sequence") != "sequence":
+            raise fail(_key_line(lines, "reader", "snapshot_sequence"),
+                       "reader.snapshot_sequence",
+                       f"{spec.snapshot_sequence!r} is loaded from "
+                       f"{src[spec.snapshot_sequence]} (accepted: a variable loaded from "
+                       "sequence)")
+    prologue_vars = {o.var for o in spec.prologue if o.kind == "load"}
+    copied = False
+    for op in spec.snapshot:
+        if op.kind == "copy":
+            copied = True
+        if op.kind == "cond" and op.action == "accept" and not copied:
+            raise fail(op.line, "reader.snapshot", f"{op.text}: accepts before the copy "
+                       "(accepted: accept only after copy)")
+        if op.kind == "cond" and op.action == "retry" and op.cond.vars() <= prologue_vars:
+            raise fail(op.line, "reader.snapshot", f"{op.text}: retries on values the "
+                       "prologue loaded once, so it would retry forever (accepted: a "
+                       "condition on a value snapshot loads)")
+    for o in spec.outcomes:
+        if o.name in TORN_KINDS and o.expect == "acceptable":
+            raise fail(o.line, f"outcomes.{o.name}", "a torn snapshot is never acceptable "
+                       "(accepted: forbidden, or interesting for a control)")
     if copy.with_sequence and spec.snapshot_sequence is not None:
         raise fail(copy.line, "reader.snapshot_sequence",
                    "'snap = *m' copies the sequence itself; drop snapshot_sequence")
