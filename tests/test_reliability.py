@@ -378,3 +378,58 @@ def test_read_text_unreadable(tmp_path):
     f.chmod(0)
     with pytest.raises(UsageError, match="Permission denied"):
         inputs.read_text(str(f), "-s", 100)
+
+
+@pytest.mark.timeout(150)
+def test_run_log_json_gets_its_summary_after_sigint(tmp_path):
+    log = tmp_path / "run.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "run", "--json", "-t", "0.3",
+                          "--log", str(log)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+    try:
+        # The log goes to a temporary file beside run.jsonl until the end:
+        # wait for its boot record (however long the machine takes).
+        while not any(q.stat().st_size for q in tmp_path.glob(".run.jsonl.*")):
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.05)
+        for _ in range(3):
+            os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert "==== kmallocwd run summary ====" in out
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[0]["type"] == "boot" and records[-1]["type"] == "summary"
+    assert records[-1]["exit_status"] == 130
+    assert [q.name for q in tmp_path.iterdir()] == ["run.jsonl"]
+
+
+def test_run_log_dash_is_stdout(capsys):
+    assert main([*QUICK_RUN, "--log", "-"]) == 0
+    assert "==== kmallocwd run summary ====" in capsys.readouterr().out
+
+
+def test_png_goes_through_a_temporary_file(tmp_path, monkeypatch, capsys):
+    from kmallocwd import bench_report
+
+    written = []
+
+    def fake_plot(report, path, baseline):
+        written.append(str(path))
+        Path(path).write_bytes(b"\x89PNG fake")
+
+    monkeypatch.setattr(bench_report, "load", lambda p: object())
+    monkeypatch.setattr(bench_report, "render", lambda r, b: "report\n")
+    monkeypatch.setattr(bench_report, "plot", fake_plot)
+    (tmp_path / "run.json").write_text("{}")
+    png = tmp_path / "chart.png"
+    png.write_bytes(b"old")
+    assert main(["bench-report", str(tmp_path / "run.json"), "--png", str(png)]) == 0
+    assert f"chart written to {png}" in capsys.readouterr().out
+    assert png.read_bytes() == b"\x89PNG fake"
+    (tmp,) = written
+    assert tmp != str(png) and Path(tmp).parent == tmp_path and tmp.endswith(".png")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["chart.png", "run.json"]

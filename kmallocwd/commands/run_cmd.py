@@ -83,16 +83,16 @@ def run(args: argparse.Namespace) -> int:
                     dump_slots=args.dump_slots, time_scale=args.time_scale)
     out = sys.stdout if target is None else outpath.open_stream(target)
     run_ = Run(cfg, out)
-    if not args.quiet:
-        wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
-              if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
-        scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
-        until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
-        print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
-              f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
-              file=sys.stderr)
     interrupted: str | None = None
     try:
+        if not args.quiet:
+            wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
+                  if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
+            scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
+            until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
+            print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
+                  f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
+                  file=sys.stderr, flush=True)
         run_.boot()
         run_.wait()
         interrupt.defer()  # from here on a signal is recorded, not raised
