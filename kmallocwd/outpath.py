@@ -328,6 +328,13 @@ def stream_error(stream: object) -> OSError | None:
     return getattr(stream, "error", None) if isinstance(stream, GuardedStream) else None
 
 
+def stdout_failure() -> OSError | None:
+    """The error that makes stdout a failed output (exit 74): any write
+    error but a broken pipe, which only says the reader stopped reading."""
+    err = stream_error(sys.stdout)
+    return None if err is None or err.errno == errno.EPIPE else err
+
+
 def open_stream(target: OutputTarget) -> TextIO:
     """A text stream into the target's temporary file, for an output
     written as the run goes; ``commit()`` puts it in place.  For ``-``,

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     elif cfg.json and not args.quiet:
         sys.stderr.write("\n".join(lines) + "\n")
     sys.stdout.flush()
-    if outpath.stream_error(sys.stdout) is not None:
+    if outpath.stdout_failure() is not None:
         status = EXIT_WRITE_FAILED  # cli.main() says so on stderr
     run_.log.text(lines)
     record = summary.to_json()
