@@ -240,6 +240,21 @@ def test_a_signal_while_modules_load_exits_quietly(tmp_path, sig, rc, module, ar
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
 
 
+SCRIPT = Path(sys.executable).parent / "kmallocwd"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not SCRIPT.exists(), reason="no kmallocwd console script beside python")
+@pytest.mark.parametrize("module", ["kmallocwd.cli", "numpy"])
+def test_the_console_script_too(tmp_path, module):
+    (tmp_path / "sitecustomize.py").write_text(HOOK)
+    env = dict(ENV, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+               KMW_SIGNAL=str(int(signal.SIGTERM)), KMW_SIGNAL_AT=module)
+    r = subprocess.run([str(SCRIPT), "stress", "-d", "5"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 143 and "Traceback" not in r.stderr, r.stderr
+
+
 def _reached_kmallocwd(err: str) -> bool:
     """Whether a traceback shows kmallocwd's own code (past the package's
     tiny __init__): a signal before that hit the interpreter's start-up,
@@ -255,7 +270,7 @@ def test_a_signal_soon_after_start_exits_quietly(sig, rc):
     """A signal ~0.05 s after the spawn (numpy loading, on most machines).
     Retried when it arrived before the interpreter ran kmallocwd's code."""
     outcomes = []
-    for delay in (0.05, 0.05, 0.1, 0.1, 0.2, 0.2, 0.3, 0.3):
+    for delay in (0.05, 0.05, 0.1, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0):
         p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "stress", "-d", "5"],
                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, preexec_fn=_default_signals)
