@@ -63,6 +63,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _scenario_path(spec: str) -> str:
+    """The file a scenario is read from (a built-in's too): the run's input."""
+    if spec in builtin_names():
+        from importlib import resources
+
+        from kmallocwd.watchdog.scenario import BUILTIN_DIR
+        return str(resources.files("kmallocwd").joinpath(BUILTIN_DIR, f"{spec}.toml"))
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt, outpath
     from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WRITE_FAILED, UsageError
@@ -73,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     target = None
     if args.log is not None:
-        inputs = [] if args.scenario in builtin_names() else [args.scenario]
-        target = outpath.check_output(args.log, "--log", inputs)
+        target = outpath.check_output(args.log, "--log", [_scenario_path(args.scenario)])
     from kmallocwd.watchdog.run import Run, RunConfig  # numpy, the C extension: after the checks
 
     cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
