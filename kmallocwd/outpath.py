@@ -41,7 +41,7 @@ ACCEPTED = "a writable regular file path, or '-' for stdout"
 
 # Temporary files created by check_output() and not yet committed or
 # discarded: removed at exit, whatever happens.
-_pending: set[str] = set()
+_pending: dict[str, "OutputTarget"] = {}
 
 
 def show(path: str) -> str:
@@ -175,12 +175,13 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
     except OSError as exc:
         raise _refuse(option, path, f"cannot create a file in {show(directory)}: "
                       f"{_reason(exc)}") from None
-    _pending.add(tmp)
     if mode is None:
         mask = os.umask(0)
         os.umask(mask)
         mode = 0o666 & ~mask
-    return OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner, fd=fd)
+    target = OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner, fd=fd)
+    _pending[tmp] = target
+    return target
 
 
 def _reason(exc: BaseException) -> str:
@@ -206,18 +207,14 @@ def discard(target: OutputTarget) -> None:
             os.unlink(target.tmp)
         except OSError:
             pass
-        _pending.discard(target.tmp)
+        _pending.pop(target.tmp, None)
 
 
 @atexit.register
 def discard_all() -> None:
     """Remove every temporary file not committed (a refused or failed run)."""
-    for tmp in list(_pending):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        _pending.discard(tmp)
+    for target in list(_pending.values()):
+        discard(target)
 
 
 def _fail(target: OutputTarget, exc: BaseException) -> WriteFailed:
@@ -250,7 +247,7 @@ def _install(target: OutputTarget) -> None:
         os.replace(target.tmp, target.real)
     except OSError as exc:
         raise _fail(target, exc) from None
-    _pending.discard(target.tmp)
+    _pending.pop(target.tmp, None)
 
 
 def write_text(target: OutputTarget, text: str) -> None:

@@ -448,3 +448,12 @@ def test_png_goes_through_a_temporary_file(tmp_path, monkeypatch, capsys):
     (tmp,) = written
     assert tmp != str(png) and Path(tmp).parent == tmp_path and tmp.endswith(".png")
     assert sorted(q.name for q in tmp_path.iterdir()) == ["chart.png", "run.json"]
+
+
+def test_discard_all_closes_and_removes(tmp_path):
+    fds = len(os.listdir("/proc/self/fd"))
+    targets = [outpath.check_output(str(tmp_path / f"{i}.json"), "--json") for i in range(3)]
+    assert len(list(tmp_path.iterdir())) == 3 and len(os.listdir("/proc/self/fd")) == fds + 3
+    outpath.discard_all()
+    assert list(tmp_path.iterdir()) == [] and len(os.listdir("/proc/self/fd")) == fds
+    assert all(t.fd == -1 for t in targets)
