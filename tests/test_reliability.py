@@ -117,7 +117,7 @@ def test_a_symlink_to_a_regular_file_is_written_through(tmp_path, capsys):
     target.chmod(0o640)
     link = tmp_path / "link.json"
     os.symlink("real.json", link)
-    assert main([*QUICK_STRESS, "--json", str(link)]) == 0
+    assert main([*QUICK_STRESS, "--json", str(link)]) in (0, 3)  # 3: inconclusive (reader starved)
     capsys.readouterr()
     assert os.readlink(link) == "real.json"  # the link is kept
     assert json.loads(target.read_text())["protocol"] == "seqcount"  # its target replaced
@@ -339,7 +339,7 @@ def test_leading_zeros_are_decimal():
 
 def test_threads_010_is_ten(capsys):
     assert main(["stress", "-q", "-p", "seqcount", "-t", "010", "-s", "10", "-n", "1000",
-                 "--json", "-"]) == 0
+                 "--json", "-"]) in (0, 3)
     assert json.loads(capsys.readouterr().out)["config"]["threads"] == 10
 
 
