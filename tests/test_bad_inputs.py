@@ -182,6 +182,7 @@ TABLE: list[tuple[list[str], str]] = [
     (["protocols", "--bogus"], "--bogus"),
     (["protocols", "--json", "extra"], "extra"),
     (["scenarios", "--show", "nope"], "nope"),
+    (["scenarios", "--show", ""], "--show ''"),
     (["scenarios", "--show", "a\nb"], "a\\nb"),
     (["demo", "--duration", "0"], "'0'"),
     (["demo", "--duration", "601"], "'601'"),
