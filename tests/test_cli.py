@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,11 +81,13 @@ def test_exit_status_follows_the_protocol_table(tmp_path, capsys):
     assert main(["stress", "-q", "-p", "v3", "-d", "3", "--until-torn", "--alloc-ns", "100",
                  "--expect", "torn"]) == 0
     # seqcount does not: 0; and --expect torn fails it
-    assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3"]) == 0
+    assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3", "--alloc-ns", "100"]) == 0
     assert main(["stress", "-q", "-p", "seqcount", "-d", "0.3", "--expect", "torn"]) == 1
     text = capsys.readouterr().out
     assert "FAIL: forbidden outcome seen for v3: torn" in text
-    assert "PASS: no outcome forbidden for seqcount was seen" in text
+    # (a loaded machine may starve the reader of every record: INCONCLUSIVE, still 0)
+    assert re.search(r"PASS(: no outcome forbidden for seqcount was seen|, but INCONCLUSIVE)",
+                     text)
 
 
 def test_json_report_has_the_documented_fields(tmp_path):
