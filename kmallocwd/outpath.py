@@ -128,12 +128,12 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
                        else f"a symlink that cannot be followed: {_reason(exc)}")
                 raise _refuse(option, path, why) from None
             if not stat.S_ISREG(tst.st_mode):
-                raise _refuse(option, path, f"a symlink to {kind(tst.st_mode)}, which "
-                              "would be destroyed")
+                raise _refuse(option, path, f"a symlink to {kind(tst.st_mode)}, not to a "
+                              "regular file")
             real = os.path.realpath(path)
             st = tst
         elif not stat.S_ISREG(st.st_mode):
-            raise _refuse(option, path, f"{kind(st.st_mode)}, which would be destroyed")
+            raise _refuse(option, path, f"{kind(st.st_mode)}, not a regular file")
         if not os.access(real, os.W_OK):
             raise _refuse(option, path, "the file is not writable")
         mode = stat.S_IMODE(st.st_mode)
