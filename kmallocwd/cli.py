@@ -10,7 +10,6 @@ full is one line on stderr and exit 74, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from typing import NoReturn, Sequence
@@ -19,6 +18,7 @@ from kmallocwd import __version__, interrupt
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_OK, EXIT_USAGE,  # noqa: F401
                               EXIT_WRITE_FAILED, UsageError, WriteFailed)
 from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
+from kmallocwd import outpath
 from kmallocwd.outpath import GuardedStream
 
 
@@ -129,10 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as exc:
             status = interrupt.exit_status(exc)
             gout.flush()
-        if gout.error is not None and gout.error.errno == errno.EPIPE:
-            pass  # the reader stopped reading (| head): not an error, as before
-        elif gout.error is not None and status != EXIT_USAGE:
-            what = gout.error.strerror or str(gout.error)
+        failure = outpath.stdout_failure()  # not a broken pipe: `| head` is no error
+        if failure is not None and status != EXIT_USAGE:
+            what = failure.strerror or str(failure)
             cmd = " ".join(["kmallocwd"] + _command)
             gerr.write(f"{cmd}: error: cannot write to stdout: {what}\n")
             status = EXIT_WRITE_FAILED
@@ -140,8 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # a signal while reporting the status
         status = interrupt.exit_status(exc)
     finally:
-        from kmallocwd import outpath
-
         outpath.discard_all()
         sys.stdout, sys.stderr = out, err
         if program:

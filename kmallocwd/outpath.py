@@ -41,7 +41,7 @@ ACCEPTED = "a writable regular file path, or '-' for stdout"
 
 # Temporary files created by check_output() and not yet committed or
 # discarded: removed at exit, whatever happens.
-_pending: set[str] = set()
+_pending: dict[str, "OutputTarget"] = {}
 
 
 def show(path: str) -> str:
@@ -79,6 +79,7 @@ class OutputTarget:
     mode: int = 0o644
     owner: tuple[int, int] | None = None  # uid, gid of the file it replaces
     stream: "GuardedStream | None" = field(default=None, repr=False)
+    fd: int = -1  # the temporary file, open since check_output() (written through it)
 
     def label(self) -> str:
         return f"{self.option} {show(self.path)}"
@@ -127,12 +128,12 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
                        else f"a symlink that cannot be followed: {_reason(exc)}")
                 raise _refuse(option, path, why) from None
             if not stat.S_ISREG(tst.st_mode):
-                raise _refuse(option, path, f"a symlink to {kind(tst.st_mode)}, which "
-                              "would be destroyed")
+                raise _refuse(option, path, f"a symlink to {kind(tst.st_mode)}, not to a "
+                              "regular file")
             real = os.path.realpath(path)
             st = tst
         elif not stat.S_ISREG(st.st_mode):
-            raise _refuse(option, path, f"{kind(st.st_mode)}, which would be destroyed")
+            raise _refuse(option, path, f"{kind(st.st_mode)}, not a regular file")
         if not os.access(real, os.W_OK):
             raise _refuse(option, path, "the file is not writable")
         mode = stat.S_IMODE(st.st_mode)
@@ -174,13 +175,13 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
     except OSError as exc:
         raise _refuse(option, path, f"cannot create a file in {show(directory)}: "
                       f"{_reason(exc)}") from None
-    os.close(fd)
-    _pending.add(tmp)
     if mode is None:
         mask = os.umask(0)
         os.umask(mask)
         mode = 0o666 & ~mask
-    return OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner)
+    target = OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner, fd=fd)
+    _pending[tmp] = target
+    return target
 
 
 def _reason(exc: BaseException) -> str:
@@ -189,25 +190,31 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _close(target: OutputTarget) -> None:
+    if target.fd >= 0:
+        try:
+            os.close(target.fd)
+        except OSError:
+            pass
+        target.fd = -1
+
+
 def discard(target: OutputTarget) -> None:
     """Give up an output: remove its temporary file, the target untouched."""
+    _close(target)
     if target.tmp:
         try:
             os.unlink(target.tmp)
         except OSError:
             pass
-        _pending.discard(target.tmp)
+        _pending.pop(target.tmp, None)
 
 
 @atexit.register
 def discard_all() -> None:
     """Remove every temporary file not committed (a refused or failed run)."""
-    for tmp in list(_pending):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        _pending.discard(tmp)
+    for target in list(_pending.values()):
+        discard(target)
 
 
 def _fail(target: OutputTarget, exc: BaseException) -> WriteFailed:
@@ -227,13 +234,20 @@ def _install(target: OutputTarget) -> None:
         raise WriteFailed(f"{target.label()}: became {kind(st.st_mode)} during the run; "
                           "left as it is")
     try:
-        os.chmod(target.tmp, target.mode)
-        if target.owner is not None and os.geteuid() == 0:
-            os.chown(target.tmp, *target.owner)
+        if target.fd >= 0:  # written through the descriptor: set its mode there
+            os.fchmod(target.fd, target.mode)
+            if target.owner is not None and os.geteuid() == 0:
+                os.fchown(target.fd, *target.owner)
+            os.fsync(target.fd)
+            _close(target)
+        else:  # written by path (write_file)
+            os.chmod(target.tmp, target.mode)
+            if target.owner is not None and os.geteuid() == 0:
+                os.chown(target.tmp, *target.owner)
         os.replace(target.tmp, target.real)
     except OSError as exc:
         raise _fail(target, exc) from None
-    _pending.discard(target.tmp)
+    _pending.pop(target.tmp, None)
 
 
 def write_text(target: OutputTarget, text: str) -> None:
@@ -248,10 +262,10 @@ def write_text(target: OutputTarget, text: str) -> None:
         return
     try:
         try:
-            with open(target.tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            data = text.encode("utf-8")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(target.fd, view):]
         except (OSError, ValueError) as exc:
             raise _fail(target, exc) from None
         _install(target)
@@ -267,6 +281,7 @@ def write_file(target: OutputTarget, produce: Callable[[str], None]) -> None:
     other than OSError propagate; the target is untouched."""
     if target.stdout:
         raise WriteFailed(f"{target.label()}: cannot write this output to stdout")
+    _close(target)  # the writer opens the path itself
     try:
         try:
             produce(target.tmp)
@@ -328,6 +343,13 @@ def stream_error(stream: object) -> OSError | None:
     return getattr(stream, "error", None) if isinstance(stream, GuardedStream) else None
 
 
+def stdout_failure() -> OSError | None:
+    """The error that makes stdout a failed output (exit 74): any write
+    error but a broken pipe, which only says the reader stopped reading."""
+    err = stream_error(sys.stdout)
+    return None if err is None or err.errno == errno.EPIPE else err
+
+
 def open_stream(target: OutputTarget) -> TextIO:
     """A text stream into the target's temporary file, for an output
     written as the run goes; ``commit()`` puts it in place.  For ``-``,
@@ -335,7 +357,7 @@ def open_stream(target: OutputTarget) -> TextIO:
     if target.stdout:
         return sys.stdout
     try:
-        real = open(target.tmp, "w", encoding="utf-8")
+        real = open(target.fd, "w", encoding="utf-8", closefd=False)
     except OSError as exc:
         discard(target)
         raise _fail(target, exc) from None
@@ -352,13 +374,8 @@ def commit(target: OutputTarget) -> None:
     try:
         if s is not None:
             s.flush()
-            if s.error is None:
-                try:
-                    os.fsync(s.real.fileno())
-                except OSError as exc:
-                    s.error = exc
             try:
-                s.real.close()
+                s.real.close()  # not the descriptor: _install() syncs and closes it
             except OSError as exc:
                 s.error = s.error or exc
             if s.error is not None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import collections
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from kmallocwd.cli import main
 
+BUILTIN = Path(__file__).resolve().parent.parent / "kmallocwd" / "scenarios"
 DEEP = 200_000  # nesting depth of the deep TOML files (issue 7, item 3)
 
 
@@ -167,6 +169,7 @@ TABLE: list[tuple[list[str], str]] = [
     (["run", "-s", "{t}/input.toml", "--log", "{t}/input.toml"], "{t}/input.toml"),
     (["run", "-s", "{t}/input.toml", "--log", "{t}/link-input"], "{t}/link-input"),
     (["run", "-s", "{t}/link-input", "--log", "{t}/input.toml"], "{t}/input.toml"),
+    (["run", "-s", "quiet", "--log", str(BUILTIN / "quiet.toml")], str(BUILTIN / "quiet.toml")),
     # ---- bench-report ----
     (["bench-report"], "FILE.json"),
     (["bench-report", "{t}/in.png", "--baseline", "nope"], "'nope'"),
@@ -182,6 +185,7 @@ TABLE: list[tuple[list[str], str]] = [
     (["protocols", "--bogus"], "--bogus"),
     (["protocols", "--json", "extra"], "extra"),
     (["scenarios", "--show", "nope"], "nope"),
+    (["scenarios", "--show", ""], "--show ''"),
     (["scenarios", "--show", "a\nb"], "a\\nb"),
     (["demo", "--duration", "0"], "'0'"),
     (["demo", "--duration", "601"], "'601'"),

@@ -246,15 +246,18 @@ def test_quiet_prints_no_report():
 
 
 def test_timeout_0_disables_the_watchdog_but_slots_keep_the_last_request():
-    out = run("--scenario", "oom-livelock", "--timeout", "0", "--time-scale", "0.03",
-              "--duration", "1.0", "--dump-slots")
-    assert out.rc == 0 and "MemAlloc" not in out.text
-    assert "watchdog disabled" in out.text
-    rows = {}
-    for line in out.text.splitlines():
-        if m := re.match(r"  (\S+)\((\d+)\)\s+(\d+)\s+(\d+)\s+0x([0-9a-f]+)\s+(\d+)\s+(\d+)\s+"
-                         r"(\d+)\s+(\d+)$", line):
-            rows[int(m[2])] = (int(m[3]), int(m[4]), int(m[5], 16), int(m[8]))
+    for _ in range(3):  # a loaded machine may start the victim's request late: run again
+        out = run("--scenario", "oom-livelock", "--timeout", "0", "--time-scale", "0.03",
+                  "--duration", "1.0", "--dump-slots")
+        assert out.rc == 0 and "MemAlloc" not in out.text
+        assert "watchdog disabled" in out.text
+        rows = {}
+        for line in out.text.splitlines():
+            if m := re.match(r"  (\S+)\((\d+)\)\s+(\d+)\s+(\d+)\s+0x([0-9a-f]+)\s+(\d+)\s+"
+                             r"(\d+)\s+(\d+)\s+(\d+)$", line):
+                rows[int(m[2])] = (int(m[3]), int(m[4]), int(m[5], 16), int(m[8]))
+        if rows.get(11043, (0, 0))[1] >= 1:
+            break
     assert len(rows) == 21
     # kworker/1:2's only request is the one that stalled: still in progress.
     assert rows[407][:3] == (1, 1, 0x2400000) and rows[407][3] > 0

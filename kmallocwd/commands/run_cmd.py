@@ -63,6 +63,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _scenario_path(spec: str) -> str:
+    """The file a scenario is read from (a built-in's too): the run's input."""
+    if spec in builtin_names():
+        from importlib import resources
+
+        from kmallocwd.watchdog.scenario import BUILTIN_DIR
+        return str(resources.files("kmallocwd").joinpath(BUILTIN_DIR, f"{spec}.toml"))
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt, outpath
     from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WRITE_FAILED, UsageError
@@ -73,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     target = None
     if args.log is not None:
-        inputs = [] if args.scenario in builtin_names() else [args.scenario]
-        target = outpath.check_output(args.log, "--log", inputs)
+        target = outpath.check_output(args.log, "--log", [_scenario_path(args.scenario)])
     from kmallocwd.watchdog.run import Run, RunConfig  # numpy, the C extension: after the checks
 
     cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
@@ -83,16 +92,16 @@ def run(args: argparse.Namespace) -> int:
                     dump_slots=args.dump_slots, time_scale=args.time_scale)
     out = sys.stdout if target is None else outpath.open_stream(target)
     run_ = Run(cfg, out)
-    if not args.quiet:
-        wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
-              if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
-        scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
-        until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
-        print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
-              f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
-              file=sys.stderr)
     interrupted: str | None = None
     try:
+        if not args.quiet:
+            wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
+                  if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
+            scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
+            until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
+            print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
+                  f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",
+                  file=sys.stderr, flush=True)
         run_.boot()
         run_.wait()
         interrupt.defer()  # from here on a signal is recorded, not raised
@@ -111,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     elif cfg.json and not args.quiet:
         sys.stderr.write("\n".join(lines) + "\n")
     sys.stdout.flush()
-    if outpath.stream_error(sys.stdout) is not None:
+    if outpath.stdout_failure() is not None:
         status = EXIT_WRITE_FAILED  # cli.main() says so on stderr
     run_.log.text(lines)
     record = summary.to_json()

@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     names = builtin_names()
     if args.show is not None:
         if args.show not in names:
-            raise UsageError(f"--show {args.show}: no such built-in scenario "
+            from kmallocwd.outpath import show
+
+            raise UsageError(f"--show {show(args.show)}: no such built-in scenario "
                              f"(accepted: {', '.join(names)})")
         sys.stdout.write(builtin_text(args.show))
         return 0

@@ -22,7 +22,7 @@ from typing import Any
 
 from kmallocwd.watchdog import gfpnames
 
-TASK_COMM_LEN = 16  # include/linux/sched.h: comm is 15 characters and a NUL
+TASK_COMM_LEN = 16  # include/linux/sched.h: comm is 15 bytes and a NUL
 MAX_ORDER = 11  # orders 0..10, as on x86-64
 MAX_TASKS = 256  # worker threads per run
 PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit
@@ -70,7 +70,7 @@ class Fate:
 
 @dataclass(frozen=True)
 class Group:
-    name: str  # the comm, at most 15 characters
+    name: str  # the comm, at most 15 bytes (UTF-8)
     pids: tuple[int, ...]
     ppid: int
     gfp: int
