@@ -250,9 +250,27 @@ def _install(target: OutputTarget) -> None:
     _pending.pop(target.tmp, None)
 
 
+def _rearm(target: OutputTarget) -> None:
+    """A new temporary file beside a target already written once (a results
+    file rewritten as a campaign goes)."""
+    directory = os.path.dirname(target.real) or "."
+    name = os.path.basename(target.real)
+    ext = os.fsdecode(os.fsencode(os.path.splitext(name)[1])[:16])
+    short = os.fsdecode(os.fsencode(name)[:40])
+    try:
+        target.fd, target.tmp = tempfile.mkstemp(dir=directory, prefix=f".{short}.",
+                                                 suffix=f".tmp{ext}")
+    except OSError as exc:
+        raise _fail(target, exc) from None
+    _pending[target.tmp] = target
+
+
 def write_text(target: OutputTarget, text: str) -> None:
     """Write ``text`` to the target: stdout, or the file replaced whole
-    (temporary file, then rename).  WriteFailed on any error."""
+    (temporary file, then rename).  WriteFailed on any error.  A target may
+    be written again: each write replaces the file whole."""
+    if not target.stdout and target.fd < 0:
+        _rearm(target)
     if target.stdout:
         try:
             sys.stdout.write(text)

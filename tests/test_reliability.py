@@ -431,26 +431,30 @@ def test_run_log_dash_is_stdout(capsys):
 
 
 def test_png_goes_through_a_temporary_file(tmp_path, monkeypatch, capsys):
-    from kmallocwd import bench_report
+    """Each chart is written to a temporary file beside it, then renamed over
+    the old chart: a reader never sees half a PNG, and nothing is left."""
+    from test_bench_report import _doc
 
     written = []
+    real = outpath.write_file
 
-    def fake_plot(report, path, baseline):
-        written.append(str(path))
-        Path(path).write_bytes(b"\x89PNG fake")
+    def spy(target, produce):
+        def record(tmp):
+            written.append(tmp)
+            produce(tmp)
+        real(target, record)
 
-    monkeypatch.setattr(bench_report, "load", lambda p: object())
-    monkeypatch.setattr(bench_report, "render", lambda r, b: "report\n")
-    monkeypatch.setattr(bench_report, "plot", fake_plot)
-    (tmp_path / "run.json").write_text("{}")
-    png = tmp_path / "chart.png"
+    monkeypatch.setattr(outpath, "write_file", spy)
+    (tmp_path / "run.json").write_text(json.dumps(_doc()))
+    png = tmp_path / "chart-ns-per-op.png"
     png.write_bytes(b"old")
-    assert main(["bench-report", str(tmp_path / "run.json"), "--png", str(png)]) == 0
+    assert main(["bench-report", str(tmp_path / "run.json"), "--png",
+                 str(tmp_path / "chart")]) == 0
     assert f"chart written to {png}" in capsys.readouterr().out
-    assert png.read_bytes() == b"\x89PNG fake"
+    assert png.read_bytes().startswith(b"\x89PNG")
     (tmp,) = written
     assert tmp != str(png) and Path(tmp).parent == tmp_path and tmp.endswith(".png")
-    assert sorted(q.name for q in tmp_path.iterdir()) == ["chart.png", "run.json"]
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["chart-ns-per-op.png", "run.json"]
 
 
 def test_discard_all_closes_and_removes(tmp_path):

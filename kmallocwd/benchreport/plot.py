@@ -61,6 +61,21 @@ def check_target(path: Path) -> None:
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
 
 
+def _save(fig, path: Path) -> None:
+    """Write a chart whole: through a temporary file beside it, renamed over
+    it (kmallocwd.outpath), never over anything but a regular file."""
+    import errno
+
+    from kmallocwd import outpath
+    from kmallocwd.errors import UsageError, WriteFailed
+
+    try:
+        target = outpath.check_output(str(path), "--png")
+        outpath.write_file(target, lambda tmp: fig.savefig(tmp, dpi=90))
+    except (UsageError, WriteFailed) as exc:
+        raise OSError(errno.EIO, str(exc).split(": ", 1)[-1], str(path)) from None
+
+
 def plot_all(run: Run, base: str | Path, baseline: str = BASELINE) -> tuple[list[Path], list[str]]:
     """Write every chart the run has data for; (paths written, notes on the
     charts skipped or incomplete).  PlotUnavailable without matplotlib;
@@ -77,7 +92,7 @@ def plot_all(run: Run, base: str | Path, baseline: str = BASELINE) -> tuple[list
             notes.append(f"chart {name} skipped: {why}")
             continue
         try:
-            fig.savefig(str(paths[name]), dpi=90)
+            _save(fig, paths[name])
         finally:
             plt.close(fig)
         written.append(paths[name])
