@@ -10,7 +10,7 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
-SOURCES = ["clock.c", "slots.c", "protocols.c", "bench.c", "watchdog.c"]
+SOURCES = ["clock.c", "slots.c", "protocols.c", "bench.c", "watchdog.c", "replay.c"]
 
 CDEF = """
 typedef unsigned int gfp_t;
@@ -104,13 +104,16 @@ long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
                       unsigned long timeout, unsigned long jiffies);
 void kmw_watchdog_count(int proto, struct memalloc_info *slots, size_t n,
                         unsigned long expire, struct kmw_watchdog_scan *r);
+struct kmw_step { int thread; int kind; int field; uint64_t value; };
+int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uint32_t n,
+                      int me, uint32_t *counter, uint64_t *loaded, const int *stop);
 """
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "kmallocwd._kmallocwd",
-    '#include "kmallocwd.h"',
+    '#include "kmallocwd.h"\n#include "replay.h"',
     sources=[str((CSRC / s).relative_to(ROOT)) for s in SOURCES],
     include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
