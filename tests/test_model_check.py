@@ -150,3 +150,9 @@ def test_user_protocol_missing_second_wmb():
     spec = load_text(USER, "mine.toml")
     v = {m: explore(spec, m, 2).sometimes for m in MODELS}
     assert v == {"sc": False, "x86": True, "weak": True}
+
+
+def test_verdicts_helper():
+    from kmallocwd.model import verdicts
+    for spec in PROTOCOLS:
+        assert verdicts(spec) == spec.expect
