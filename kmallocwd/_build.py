@@ -18,7 +18,7 @@ CSRC = ROOT / "csrc"
 GEN = ROOT / "build" / "gen"
 # The C files every protocol module holds, besides its generated protocols.
 COMMON_SOURCES = ["clock.c", "slots.c", "api.c"]
-SOURCES = COMMON_SOURCES + ["watchdog.c", "reference.c"]
+SOURCES = COMMON_SOURCES + ["watchdog.c", "reference.c", "replay.c"]
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"]
 
 CDEF = """
@@ -117,6 +117,9 @@ uint64_t kmw_reference_run(struct memalloc_info *m, gfp_t gfp,
                            uint64_t *elapsed_ns);
 uint64_t kmw_copy_bandwidth(size_t bytes, uint64_t passes,
                             uint64_t *elapsed_ns);
+struct kmw_step { int thread; int kind; int field; uint64_t value; };
+int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uint32_t n,
+                      int me, uint32_t *counter, uint64_t *loaded, const int *stop);
 """
 
 
@@ -141,7 +144,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF + CDEF_WATCHDOG)
 ffibuilder.set_source(
     "kmallocwd._kmallocwd",
-    '#include "kmallocwd.h"\n#include "reference.h"',
+    '#include "kmallocwd.h"\n#include "reference.h"\n#include "replay.h"',
     sources=[str((CSRC / s).relative_to(ROOT)) for s in SOURCES]
     + [str(generate_builtins().relative_to(ROOT))],
     include_dirs=[str(CSRC.relative_to(ROOT))],

@@ -1,0 +1,91 @@
+/*
+ * replay.c - runs a model checker's counterexample (kmallocwd replay) on
+ * real threads and a real slot: a step interpreter.  Both threads walk the
+ * same step list; each executes its own steps, in list order, handing
+ * over to the next step through a step counter with acquire/release, so
+ * the slot sees exactly the trace's order.  A reordering the model found
+ * is already in that order (the steps are the reordered program text).
+ */
+#include <sched.h>
+#include <stdint.h>
+#include "kmallocwd.h"
+#include "replay.h"
+
+enum { KMW_STEP_LOAD = 0, KMW_STEP_STORE = 1, KMW_STEP_FENCE = 2, KMW_STEP_NOP = 3 };
+enum { KMW_F_SEQUENCE, KMW_F_VALID, KMW_F_DUMPED, KMW_F_START, KMW_F_ORDER, KMW_F_GFP,
+       KMW_F_WITNESS };
+enum { KMW_FENCE_BARRIER, KMW_FENCE_MB, KMW_FENCE_WMB, KMW_FENCE_RMB };
+
+static uint64_t load_field(struct memalloc_info *m, int field)
+{
+	switch (field) {
+	case KMW_F_SEQUENCE: return READ_ONCE(m->sequence);
+	case KMW_F_VALID: return READ_ONCE(m->valid);
+	case KMW_F_DUMPED: return READ_ONCE(m->dumped);
+	case KMW_F_START: return READ_ONCE(m->start);
+	case KMW_F_ORDER: return READ_ONCE(m->order);
+	case KMW_F_GFP: return READ_ONCE(m->gfp);
+	default: return READ_ONCE(m->witness);
+	}
+}
+
+static void store_field(struct memalloc_info *m, int field, uint64_t v)
+{
+	switch (field) {
+	case KMW_F_SEQUENCE: WRITE_ONCE(m->sequence, (unsigned int)v); break;
+	case KMW_F_VALID: WRITE_ONCE(m->valid, (unsigned char)v); break;
+	case KMW_F_DUMPED: WRITE_ONCE(m->dumped, (unsigned char)v); break;
+	case KMW_F_START: WRITE_ONCE(m->start, (unsigned long)v); break;
+	case KMW_F_ORDER: WRITE_ONCE(m->order, (unsigned int)v); break;
+	case KMW_F_GFP: WRITE_ONCE(m->gfp, (gfp_t)v); break;
+	default: WRITE_ONCE(m->witness, v); break;
+	}
+}
+
+/*
+ * Execute thread `me`'s steps; loaded[i] gets what step i loaded.  Returns
+ * the number of steps executed, or -1 if *stop was set while waiting.
+ */
+int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uint32_t n,
+		      int me, uint32_t *counter, uint64_t *loaded, const int *stop)
+{
+	int done = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		unsigned spins = 0;
+
+		if (steps[i].thread != me)
+			continue;
+		while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) != i) {
+			if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+				return -1;
+			if (++spins > 1000)
+				sched_yield();
+			else
+				cpu_relax();
+		}
+		switch (steps[i].kind) {
+		case KMW_STEP_LOAD:
+			loaded[i] = load_field(m, steps[i].field);
+			break;
+		case KMW_STEP_STORE:
+			store_field(m, steps[i].field, steps[i].value);
+			break;
+		case KMW_STEP_FENCE:
+			if (steps[i].value == KMW_FENCE_MB)
+				smp_mb();
+			else if (steps[i].value == KMW_FENCE_WMB)
+				smp_wmb();
+			else if (steps[i].value == KMW_FENCE_RMB)
+				smp_rmb();
+			else
+				barrier();
+			break;
+		default:
+			break;
+		}
+		done++;
+		__atomic_store_n(counter, i + 1, __ATOMIC_RELEASE);
+	}
+	return done;
+}

@@ -1,0 +1,44 @@
+"""``kmallocwd litmus``: a protocol as a C litmus test for herd7 with the
+Linux-kernel memory model (docs/model.md, "The litmus export")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kmallocwd.commands.check_cmd import MAX_SECTIONS, add_protocol_args, int_arg, specs_from
+from kmallocwd.errors import EXIT_OK, UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "litmus",
+        help="write a protocol as a C litmus test for herd7 + LKMM",
+        description="Write the protocol as a C litmus test in tools/memory-model's format "
+        "(C name, initial state, P0 the writer's K sections, P1 one reader attempt, and an "
+        "exists clause that is the torn-and-accepted condition). Run it with "
+        "'herd7 -conf linux-kernel.cfg FILE' in tools/memory-model: its Observation should "
+        "match 'kmallocwd check --model weak'.")
+    add_protocol_args(p)
+    p.add_argument("--sections", "-k", default="2", metavar="K",
+                   help=f"write sections, 1..{MAX_SECTIONS} (default 2; herd7 takes minutes "
+                   "at 2)")
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="write to FILE (default: stdout)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kmallocwd.model.litmus import render
+    spec = specs_from(args)[0]
+    k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
+    text = render(spec, k)
+    if args.output:
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise UsageError(f"-o {args.output}: cannot write it ({exc.strerror})") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

@@ -1,0 +1,199 @@
+"""Verdicts and counterexamples as text (herd7-style Observation lines,
+numbered step traces) and as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kmallocwd.model.events import (MODEL_TITLES, READER, SC, THREAD_NAMES, WEAK, WRITER, X86,
+                                    Event, value_name)
+from kmallocwd.model.explore import Exploration
+
+SCHEMA = "kmallocwd.check/1"
+
+
+@dataclass
+class Row:
+    """One step of a counterexample, ready to print or replay."""
+
+    n: int
+    thread: str
+    tid: int
+    kind: str  # store, load, fence, lock, unlock, cond, drain, buffer
+    line: int
+    text: str
+    loc: str | None
+    value: int | None  # model value (section index for start/gfp/order)
+    value_text: str
+    effect: str
+    event: Event
+    section: int = 0
+    copy: bool = False  # a load of the snapshot's copy
+
+    def to_dict(self) -> dict:
+        return {"step": self.n, "thread": self.thread, "kind": self.kind, "line": self.line,
+                "operation": self.text, "location": self.loc, "value": self.value,
+                "value_text": self.value_text, "effect": self.effect, "section": self.section}
+
+
+def trace_rows(res: Exploration) -> list[Row]:
+    """The shortest counterexample as numbered rows (no calls: they are
+    the compiler's boundaries, not operations)."""
+    if res.witness is None:
+        return []
+    vi, steps, _term = res.witness
+    prog = res.programs[vi]
+    evs = (prog.writer, prog.reader)
+    done = [0, 0]
+    drained = 0
+    rows: list[Row] = []
+    # which writer event wrote each location's value, for "read from"
+    step_of_store: dict[int, int] = {}
+    for tid, i, kind, value, src in steps:
+        e = evs[tid][i]
+        if kind == "retry":
+            done[READER] &= ~sum(1 << j for j, x in enumerate(prog.reader) if x.attempt == "snapshot")
+            continue
+        ahead = -1
+        if kind in ("exec", "buffer"):
+            for j in range(i):
+                if not done[tid] >> j & 1 and evs[tid][j].kind not in ("cond", "call"):
+                    ahead = j
+                    break
+            done[tid] |= 1 << i
+        elif kind == "cond":
+            done[tid] |= 1 << i
+        if e.kind == "call":
+            continue
+        if kind == "drain":
+            drained |= 1 << i
+        effect = _effect(res.model, prog, e, kind, evs[tid][ahead] if ahead >= 0 else None)
+        n = len(rows) + 1
+        if e.kind == "store":
+            vt = f"{e.loc} := {e.value_text()}"
+            if kind != "buffer":
+                step_of_store[i] = n
+        elif e.kind == "load":
+            origin = "the initial value" if src < 0 else (
+                f"step {step_of_store[src]}" if src in step_of_store else "the writer")
+            vt = f"reads {e.loc} == {value_name(e.loc, value)} (from {origin})"
+        elif e.kind == "cond":
+            vt = f"{'taken: ' + e.op.action if value else 'not taken'}"
+        else:
+            vt = ""
+        rows.append(Row(n, THREAD_NAMES[tid], tid, "drain" if kind == "drain" else
+                        ("buffer" if kind == "buffer" else e.kind), e.line, e.text, e.loc,
+                        value, vt, effect, e, e.section,
+                        copy=e.kind == "load" and e.var.startswith("snap.")))
+    return rows
+
+
+def _effect(model: str, prog, e: Event, kind: str, ahead: Event | None) -> str:
+    parts = []
+    if kind == "buffer":
+        parts.append("into the store buffer (not yet visible)")
+    if kind == "drain":
+        parts.append("store buffer -> memory: now visible to the reader")
+    if e.merged:
+        parts.append(f"compiler merged the sequence++ of lines {e.merged[0]} and {e.merged[1]} "
+                     "into one += 2 (no compiler barrier between them)")
+    if ahead is not None and e.kind != "cond":
+        what = f"'{ahead.text}' ({ahead.where()})"
+        if model == X86:
+            parts.append(f"compiler moved it ahead of {what}: plain access, no compiler barrier "
+                         "between")
+        elif model == WEAK:
+            why = "no smp_rmb()/acquire orders these loads" if e.kind == "load" else \
+                "no smp_wmb()/release orders these stores" if e.kind == "store" else \
+                "nothing orders them"
+            parts.append(f"performed before {what}: {why}")
+    return "; ".join(parts)
+
+
+def verdict(res: Exploration) -> str:
+    return "sometimes" if res.sometimes else "never"
+
+
+def observation(res: Exploration) -> str:
+    v = "Sometimes" if res.sometimes else "Never"
+    return (f"Observation {res.spec.name}-{res.model}-K{res.sections} {v} "
+            f"{res.positive} {res.executions - res.positive}")
+
+
+def condition_text(res: Exploration) -> str:
+    return "accepted and " + " or ".join(res.condition) if res.condition else "(no torn kind " \
+        "is forbidden)"
+
+
+def render_text(results: list[Exploration], traces: bool = True) -> str:
+    if not results:
+        return ""
+    spec = results[0].spec
+    out = [f"kmallocwd check: {spec.name} ({spec.path or 'protocol file'}), "
+           f"{results[0].sections} write section(s) against one reader attempt "
+           f"(retries: {results[0].retries})",
+           f"  condition: the snapshot is {condition_text(results[0])}",
+           "",
+           f"  {'model':<6} {'verdict':<10} {'expect':<10} {'torn/executions':>16} "
+           f"{'states':>8} {'time':>8}"]
+    for r in results:
+        exp = spec.expect.get(r.model, "?")
+        mark = "" if verdict(r) == exp else "   <-- differs from [expect]"
+        out.append(f"  {r.model:<6} {verdict(r):<10} {exp:<10} "
+                   f"{f'{r.positive}/{r.executions}':>16} {r.states:>8} "
+                   f"{r.seconds * 1000:>6.0f}ms{mark}")
+    out.append("")
+    for r in results:
+        out.append(f"Model {r.model}: {MODEL_TITLES[r.model]}")
+        out.append(f"  {observation(r)}")
+        if r.outcomes:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+            out.append(f"  outcomes: {counts}")
+        if traces and r.witness is not None:
+            rows = trace_rows(r)
+            vi = r.witness[0]
+            term = r.witness[2]
+            prog = r.programs[vi]
+            out.append(f"  shortest counterexample ({len(rows)} steps; program: {prog.label()}), "
+                       f"ends {term.outcome}:")
+            out += ["    " + line for line in render_rows(rows)]
+            s = term.snapshot
+            out.append(f"    => accepted snapshot: sequence={s['sequence']} "
+                       f"start={value_name('start', s['start'])} "
+                       f"gfp={value_name('gfp', s['gfp'])} "
+                       f"order={value_name('order', s['order'])}: {term.outcome}")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_rows(rows: list[Row]) -> list[str]:
+    out = [f"{'#':>3}  {'thread':<6} {'line':>4}  {'operation':<44} {'value':<34} effect"]
+    for r in rows:
+        line = str(r.line) if r.line else "-"
+        sec = f"[s{r.section}] " if r.tid == WRITER and r.section else ""
+        out.append(f"{r.n:>3}  {r.thread:<6} {line:>4}  {(sec + r.text)[:44]:<44} "
+                   f"{r.value_text:<34} {r.effect}".rstrip())
+    return out
+
+
+def to_json(results: list[Exploration]) -> dict:
+    spec = results[0].spec
+    doc = {"schema": SCHEMA, "protocol": spec.name, "path": spec.path,
+           "sections": results[0].sections, "retries": results[0].retries,
+           "condition": list(results[0].condition), "models": {}}
+    for r in results:
+        d = {"verdict": verdict(r), "expect": spec.expect.get(r.model),
+             "matches_expect": verdict(r) == spec.expect.get(r.model),
+             "executions": r.executions, "positive": r.positive, "states": r.states,
+             "seconds": round(r.seconds, 4), "observation": observation(r),
+             "outcomes": dict(sorted(r.outcomes.items())), "counterexample": None}
+        if r.witness is not None:
+            vi, _steps, term = r.witness
+            d["counterexample"] = {"program": r.programs[vi].label(), "outcome": term.outcome,
+                                   "snapshot": term.snapshot,
+                                   "steps": [row.to_dict() for row in trace_rows(r)]}
+        doc["models"][r.model] = d
+    return doc
+
+
+__all__ = ["trace_rows", "render_text", "to_json", "observation", "verdict", "SC", "READER"]
