@@ -38,8 +38,9 @@ run: build
 demo: build
 	$(PY) -m kmallocwd demo
 
+# The suite also writes JUnit XML (build/junit.xml), as CI reporters read it.
 test: build
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --junitxml=build/junit.xml
 
 # `make bench`: the benchmarks in bench/ (pytest-benchmark).  Each run is
 # saved under bench/results/ (pytest-benchmark's storage, for

@@ -115,19 +115,157 @@ class StressReport:
             raise ProtocolFailure(self.explain())
 
 
-def counterexample_text(protocol: str, models: list[str]) -> str:
-    """The model checker's shortest counterexample for the first of these
-    models, as a numbered trace ('' when the checker has none)."""
+def counterexample_text(protocol: str | protocols.Spec, models: list[str],
+                        sections: int = 2) -> str:
+    """The model checker's shortest counterexample under the first of these
+    models, as its numbered trace ('' when there is none)."""
     if not models:
         return ""
+    from kmallocwd.model import explore
+    from kmallocwd.model.report import render_text
+
     try:
-        from kmallocwd.model import counterexample_trace  # type: ignore[attr-defined]
-    except ImportError:
-        return ""
-    try:
-        return counterexample_trace(resolve_spec(protocol), models[0])
+        res = explore(resolve_spec(protocol), models[0], sections)
     except protocols.SpecError:
         return ""
+    if not res.sometimes:
+        return ""
+    text = render_text([res])
+    i = text.find("  shortest counterexample")
+    return ("model checker, " + text[i:].strip()) if i >= 0 else ""
+
+
+@dataclass
+class CheckReport:
+    """``kmallocwd check``'s JSON document for one protocol, as a dataclass."""
+
+    schema: str
+    protocol: str
+    path: str
+    sections: int
+    retries: int
+    condition: list
+    models: dict  # model -> {verdict, expect, matches_expect, executions, ..., counterexample}
+    matches_expect: bool
+    exit_status: int
+    text: str = field(default="", repr=False, compare=False)  # the table and the traces
+    results: list = field(default_factory=list, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("text")
+        d.pop("results")
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @property
+    def broken_on(self) -> list[str]:
+        return [m for m, v in self.models.items() if v["verdict"] == "sometimes"]
+
+    def assert_no_forbidden(self) -> None:
+        """Raise ProtocolFailure if any model finds a torn snapshot the
+        protocol's table forbids; the message holds the counterexample."""
+        if self.broken_on:
+            raise ProtocolFailure(f"{self.protocol} can accept a torn snapshot under "
+                                  f"{', '.join(self.broken_on)} (model checker)\n{self.text}")
+
+
+def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "all",
+          sections: int = 2, retries: int = 0) -> CheckReport:
+    """Run ``kmallocwd check`` on one protocol and return its report."""
+    from kmallocwd.commands.check_cmd import exit_status
+    from kmallocwd.model import MODELS, explore
+    from kmallocwd.model.report import render_text, to_json
+
+    spec = resolve_spec(protocol)
+    models = list(MODELS) if model == "all" else ([model] if isinstance(model, str) else model)
+    results = [explore(spec, m, sections, retries) for m in models]
+    d = to_json(results)
+    return CheckReport(schema=d["schema"], protocol=d["protocol"], path=d["path"],
+                       sections=d["sections"], retries=d["retries"],
+                       condition=d["condition"], models=d["models"],
+                       matches_expect=all(v["matches_expect"] for v in d["models"].values()),
+                       exit_status=exit_status(results), text=render_text(results),
+                       results=results)
+
+
+def stress_variant(spec: protocols.Spec, duration: float) -> dict:
+    """The stress half of an ablation: one run of ``spec`` in the README's
+    CI configuration (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50), ended
+    at the first tear; counts by outcome, time to the first tear, overlaps."""
+    from kmallocwd.protocols.backend import backend
+    from kmallocwd.stressrun import StressConfig, run_stress
+
+    cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
+                       until_torn=True)
+    r = run_stress(cfg, backend(spec))
+    return {"outcomes": dict(r.counts), "first_torn_after_s": r.first_torn_after_s,
+            "overlaps": r.overlaps, "accepted": r.accepted, "elapsed_s": r.elapsed_s}
+
+
+@dataclass
+class AblateReport:
+    """``kmallocwd ablate``'s JSON document, as a dataclass."""
+
+    schema: str
+    protocol: str
+    path: str
+    models: list
+    duration: float
+    rows: list  # one dict per row: the protocol as written, then each annotation
+    detection_power: dict | None  # {"seen": n, "broken": m} over the stressed variants
+    rows_obj: list = field(default_factory=list, repr=False, compare=False)
+    spec: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("rows_obj")
+        d.pop("spec")
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def assert_no_forbidden(self) -> None:
+        """Raise if the protocol as written can tear (the first row)."""
+        first = self.rows[0]
+        bad = [m for m, v in first["verdicts"].items() if v == "sometimes"]
+        if bad:
+            raise ProtocolFailure(f"{self.protocol} as written can tear under "
+                                  f"{', '.join(bad)}")
+
+
+def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0,
+           model: str | list[str] = "all", sections: int = 2,
+           on_row: Callable[[int, int], None] | None = None) -> AblateReport:
+    """Run ``kmallocwd ablate``: each ordering annotation removed (or
+    weakened), its verdict per model, and with ``duration`` > 0 a stress run
+    of each variant here (compiled on first use)."""
+    from kmallocwd.model import MODELS
+    from kmallocwd.model.ablate import ablate as model_ablate
+    from kmallocwd.model.ablate import detection_power
+
+    spec = resolve_spec(protocol)
+    models = list(MODELS) if model == "all" else ([model] if isinstance(model, str) else model)
+    total = 1 + len(spec.ordering_ops())
+    done = [0]
+
+    def stress_fn(variant: protocols.Spec, d: float) -> dict:
+        out = stress_variant(variant, d)
+        done[0] += 1
+        if on_row is not None:
+            on_row(done[0], total)
+        return out
+
+    rows = model_ablate(spec, models, stress_fn if duration > 0 else None, duration, sections)
+    power = detection_power(rows)
+    return AblateReport(schema="kmallocwd.ablate/1", protocol=spec.name, path=spec.path,
+                        models=models, duration=duration, rows=[r.to_dict() for r in rows],
+                        detection_power=None if power is None else
+                        {"seen": power[0], "broken": power[1]},
+                        rows_obj=rows, spec=spec)
 
 
 def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.0,

@@ -90,7 +90,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the results as JSON to PATH ('-': stdout, instead of the table)")
     p.add_argument("--no-trace", action="store_true", help="verdicts only, no counterexamples")
+    p.add_argument("--junit", metavar="PATH", default=None,
+                   help="also write JUnit XML: one testcase per protocol x model, a failure "
+                   "when a model finds a tear [expect] says never")
+    p.add_argument("--annotate", choices=("github", "none"), default=None,
+                   help="print GitHub ::error lines at the counterexample's operations "
+                   "(default: on when GITHUB_ACTIONS=true)")
     p.set_defaults(func=run)
+
+
+def junit_cases(results) -> list:
+    """One testcase per model; a failure when the verdict says a tear is
+    possible that [expect] says is not, skipped when [expect] says
+    sometimes and none was found."""
+    from kmallocwd import junit
+    from kmallocwd.model.report import observation, render_text, verdict
+
+    cases = []
+    for r in results:
+        v, exp = verdict(r), r.spec.expect.get(r.model)
+        c = junit.Case(name=f"{r.spec.name} under {r.model}",
+                       classname=f"kmallocwd.check.{r.spec.name}", time_s=r.seconds,
+                       properties={"verdict": v, "expect": exp, "executions": r.executions,
+                                   "torn_executions": r.positive, "sections": r.sections},
+                       details=render_text([r]))
+        if v != exp and v == "sometimes":
+            c.failure = f"{observation(r)}: a torn snapshot [expect] says never happens"
+        elif v != exp:
+            c.skipped = f"{observation(r)}: [expect] says sometimes, no tear found"
+        cases.append(c)
+    return cases
+
+
+def annotations(results) -> list[tuple[str, int, str]]:
+    """The operations of each differing model's counterexample, at their lines."""
+    from kmallocwd.model.report import trace_rows, verdict
+
+    out = []
+    for r in results:
+        if verdict(r) == r.spec.expect.get(r.model) or r.witness is None:
+            continue
+        for row in trace_rows(r):
+            d = row.to_dict()
+            if d.get("line"):
+                out.append((r.spec.path, int(d["line"]),
+                            f"{r.model} counterexample step {d.get('step', '')}: "
+                            f"{d.get('thread', '')} {d.get('operation', '')} "
+                            f"{d.get('value', '')} {d.get('effect', '')}".strip()))
+    return out
 
 
 def exit_status(results) -> int:
@@ -114,12 +161,13 @@ def run(args: argparse.Namespace) -> int:
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     retries = int_arg("--retries", args.retries, 0, MAX_RETRIES)
-    if args.json not in (None, "-"):
-        try:
-            open(args.json, "a").close()
-        except OSError as exc:
-            raise UsageError(f"--json {args.json}: cannot write it ({exc.strerror})") from None
-    docs, status = [], EXIT_OK
+    from kmallocwd import annotate, junit, outpath
+    from kmallocwd.errors import EXIT_WRITE_FAILED, WriteFailed
+
+    inputs = [args.protocol_file] if args.protocol_file else []
+    json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
+    junit_t = outpath.check_output(args.junit, "--junit", inputs) if args.junit else None
+    docs, status, cases, notes = [], EXIT_OK, [], []
     for spec in specs:
         results = [explore(spec, m, k, retries) for m in models]
         st = exit_status(results)
@@ -127,14 +175,23 @@ def run(args: argparse.Namespace) -> int:
         if args.json != "-":
             sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
         docs.append(to_json(results))
+        cases += junit_cases(results)
+        notes += annotations(results)
     doc = docs[0] if len(docs) == 1 else {"schema": "kmallocwd.check-all/1", "protocols": docs}
-    if args.json == "-":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+    if annotate.wanted(args.annotate):
+        annotate.emit(notes, sys.stderr if args.json == "-" else sys.stdout)
+    failed = False
+    for target, text in ((json_t, lambda: json.dumps(doc, indent=2) + "\n"),
+                         (junit_t, lambda: junit.to_xml("kmallocwd check", cases))):
+        if target is None:
+            continue
+        try:
+            outpath.write_text(target, text())
+        except WriteFailed as exc:
+            sys.stderr.write(f"kmallocwd check: error: {exc}\n")
+            failed = True
+    if failed:
+        return EXIT_WRITE_FAILED
     if args.json != "-":
         words = {EXIT_OK: "OK: every verdict equals [expect]",
                  EXIT_FORBIDDEN: "FAIL: a model finds a tear that [expect] says never happens",
