@@ -54,7 +54,8 @@ _PGG = (("GFP_TRANSHUGE", G.GFP_TRANSHUGE), ("GFP_HIGHUSER_MOVABLE", G.GFP_HIGHU
 
 
 def pgg(mask: int) -> str:
-    """%pGg: the flag names of a gfp mask, as 4.9 prints them."""
+    """%pGg: the flag names of a gfp mask as 4.9 prints them: composite
+    names first, greedily; the single bits here in bit order."""
     names = []
     for name, m in _PGG:
         if m and mask & m == m:

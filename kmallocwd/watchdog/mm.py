@@ -155,6 +155,7 @@ class Memory:
         self.writeback_rate = spec.writeback_kbps / PAGE_KB
         self._wb_t = time.monotonic()
         self._wb_carry = 0.0
+        self.flusher = False  # True: a flusher task does the writeback (flush())
         self.timed: list[tuple[float, int, Page]] = []  # "buffer" pages, by the time they go
         self._seq = itertools.count()
         self.oom_lock = threading.Lock()
@@ -178,9 +179,12 @@ class Memory:
         """ac->high_zoneidx < ZONE_NORMAL."""
         return bool(gfp_mask & (GFP_DMA_BIT | GFP_DMA32_BIT)) and len(self.zones) > 1
 
-    def writeback(self) -> None:
-        """The flusher: dirty page cache becomes clean at the writeback rate.
-        Called under the lock."""
+    def writeback(self, flushing: bool = False) -> None:
+        """Dirty page cache becomes clean at the writeback rate: as time goes
+        by, or, with a flusher task, only when it writes (``flushing``, after
+        its I/O allocation succeeded).  Called under the lock."""
+        if self.flusher and not flushing:
+            return
         now = time.monotonic()
         self._wb_carry += (now - self._wb_t) * self.writeback_rate
         self._wb_t = now

@@ -136,6 +136,8 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
                 rng = random.Random(seed * 1_000_003 + pid)
                 t = Task(system, proc, th, pid, len(tasks), rng)
                 proc.threads.append(t)
+                if th.writeback:
+                    system.memory.flusher = True
                 if proc.mm is not None:
                     proc.mm.users += 1
                 tasks.append(t)
@@ -299,6 +301,32 @@ def kswapd(p: Task) -> None:
         balance_pgdat(p)
 
 
+# ---- the flusher ----
+
+
+def wb_writeback(p: Task) -> None:
+    """A flusher thread: each batch of writeback needs a page for the I/O (a
+    bio, a buffer head); while that allocation stalls, no dirty page is
+    written back."""
+    mem = p.system.memory
+    s = p.spec
+    page = M.alloc_pages(p, s.gfp, s.order)
+    if page is None:
+        return
+    with mem.lock:
+        mem.writeback(flushing=True)
+    mem.free_page(page, W.BUFFER)  # the I/O completed
+
+
+def wb_workfn(p: Task) -> None:
+    mem = p.system.memory
+    with mem.lock:
+        mem.writeback(flushing=True)  # starts the writeback clock now
+    while True:
+        schedule_timeout_interruptible(p, p.spec.interval_s.draw(p.rng))
+        wb_writeback(p)
+
+
 # ---- the task's life ----
 
 
@@ -307,6 +335,9 @@ def task_main(p: Task) -> None:
     try:
         if p.comm.startswith("kswapd"):
             kswapd(p)
+            return
+        if s.writeback:
+            wb_workfn(p)
             return
         start = s.start_s.draw(p.rng)
         if start > 0:

@@ -74,6 +74,7 @@ class ThreadSpec:
     memalloc_noio: bool  # PF_MEMALLOC_NOIO: memalloc_noio_flags() masks __GFP_IO|__GFP_FS
     start_s: Range  # when its loop starts
     idle: bool  # no requests at all: sleeps until killed (a main thread in wait4())
+    writeback: bool = False  # the flusher: writes dirty pages back, after allocating for the I/O
 
     def scaled(self, k: float) -> "ThreadSpec":
         return replace(self, interval_s=self.interval_s.scaled(k), hold_s=self.hold_s.scaled(k),
@@ -136,7 +137,7 @@ _MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
 _PROCESS_KEYS = ("name", "pid", "ppid", "rss_kb", "oom_score_adj", "kthread", "thread")
 _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "use", "hold_s",
-                "locks", "killable", "memalloc_noio", "start_s", "idle")
+                "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback")
 
 
 def _bool(c: sc._Check, key: str, v: Any) -> bool:
@@ -281,6 +282,7 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
         memalloc_noio=_bool(c, f"{key}.memalloc_noio", t.get("memalloc_noio", False)),
         start_s=c.seconds(f"{key}.start_s", t.get("start_s", 0)),
         idle=_bool(c, f"{key}.idle", t.get("idle", False)),
+        writeback=_bool(c, f"{key}.writeback", t.get("writeback", False)),
     )
 
 
