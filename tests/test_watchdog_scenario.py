@@ -137,6 +137,7 @@ BAD = [
     ("[[memory.zone]]\nname = 'N'\npresent_kb = 10\nfile_kb = 100\n" + P,
      "memory.zone[0].present_kb", "at least free + file_kb"),
     ("[[group]]\nname = 'x'\n", "group", "no such key"),  # the old, scripted format
+    ("[[process]]\nname = 'a\\u001b[2Jb'\n", "process[0].name", "without control characters"),
 ]
 
 
@@ -163,6 +164,14 @@ def test_unreadable_scenarios(tmp_path, capsys, text, what):
     assert main(["run", "-q", "--scenario", str(f), "--duration", "5"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert str(f) in line and what in line
+
+
+def test_an_oversized_scenario_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "big.toml"
+    f.write_text("# " + "x" * (W.MAX_FILE_BYTES + 10) + "\n")
+    assert main(["run", "-q", "--scenario", str(f), "--duration", "1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert str(f) in line and "too large" in line
 
 
 def test_unknown_scenario_name_lists_the_builtins(capsys):

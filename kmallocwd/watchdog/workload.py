@@ -140,6 +140,14 @@ _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "
                 "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback")
 
 
+def _name(c: sc._Check, key: str, v: Any) -> str:
+    """A comm: a non-empty printable string, cut to 15 characters."""
+    name = c.string(key, v)
+    if not name.isprintable():
+        raise c.fail(key, "a name without control characters", v)
+    return sc.comm(name)
+
+
 def _bool(c: sc._Check, key: str, v: Any) -> bool:
     if not isinstance(v, bool):
         raise c.fail(key, "true or false", v)
@@ -214,7 +222,7 @@ def _process(c: sc._Check, key: str, p: Any, next_pid: int) -> ProcessSpec:
     c.keys(key, p, _PROCESS_KEYS)
     if "name" not in p:
         raise c.fail(f"{key}.name", "the process's name (its comm)", "nothing")
-    name = sc.comm(c.string(f"{key}.name", p["name"]))
+    name = _name(c, f"{key}.name", p["name"])
     tgid = c.integer(f"{key}.pid", p.get("pid", next_pid), 1, sc.PID_MAX)
     kthread = _bool(c, f"{key}.kthread", p.get("kthread", False))
     raw = p.get("thread", [{}])
@@ -241,7 +249,7 @@ def _process(c: sc._Check, key: str, p: Any, next_pid: int) -> ProcessSpec:
 def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: bool) -> ThreadSpec:
     t = c.table(key, t)
     c.keys(key, t, _THREAD_KEYS)
-    name = sc.comm(c.string(f"{key}.name", t.get("name", pname)))
+    name = _name(c, f"{key}.name", t.get("name", pname))
     raw_pid = t.get("pid", next_pid)
     if isinstance(raw_pid, list):
         if not raw_pid:
@@ -264,7 +272,7 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
         raise c.fail(f"{key}.use", "not anon in a kernel thread (it has no mm)", use)
     locks = t.get("locks", [])
     if not isinstance(locks, list) or not all(isinstance(x, str) and 0 < len(x) <= 64
-                                               for x in locks) or len(locks) > 8:
+                                               and x.isprintable() for x in locks) or len(locks) > 8:
         raise c.fail(f"{key}.locks", "a list of at most 8 lock names (1 to 64 characters), "
                      "e.g. [\"&inode->i_mutex\"]", locks)
     if len(set(locks)) != len(locks):
