@@ -137,7 +137,7 @@ BAD = [
     ("[[memory.zone]]\nname = 'N'\npresent_kb = 10\nfile_kb = 100\n" + P,
      "memory.zone[0].present_kb", "at least free + file_kb"),
     ("[[group]]\nname = 'x'\n", "group", "no such key"),  # the old, scripted format
-    ("[[process]]\nname = 'a\\u001b[2Jb'\n", "process[0].name", "without control characters"),
+    ('[[process]]\nname = "a\\u001b[2Jb"\n', "process[0].name", "without control characters"),
 ]
 
 
