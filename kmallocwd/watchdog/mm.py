@@ -401,6 +401,7 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     if reclaimed:
         return reclaimed
     with mem.lock:
+        mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
 
 
