@@ -372,34 +372,41 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     """Direct reclaim: up to SWAP_CLUSTER_MAX clean page-cache pages from the
     request's zones.  Returns 4.4's did_some_progress: pages reclaimed, or
     1 if some zone is still "reclaimable" (scanned less than 6 times its
-    file pages), or 0.  Scanning takes time (scanned pages at the reclaim
-    rate, at least one cond_resched, at most 0.1 s); NR_PAGES_SCANNED grows
-    when the scan starts and zone_reclaimable() is asked when it ends, as in
-    shrink_zones(), so a page freed meanwhile counts.  Dirty pages are left
-    for writeback: direct reclaim does not write file pages."""
+    file pages), or 0.
+
+    Scanning takes time: the pages scanned at the reclaim rate, at least
+    one cond_resched, at most 0.1 s.  A pass that frees nothing scans every
+    priority from DEF_PRIORITY to 0, about twice the file LRU of each zone;
+    NR_PAGES_SCANNED grows slice by slice while it scans, and any page freed
+    meanwhile resets it, so zone_reclaimable(), asked at the end as
+    shrink_zones() does, sees what was scanned since the last free.  Dirty
+    pages are left for writeback: direct reclaim does not write file pages."""
     mem = p.system.memory
     with mem.lock:
         mem.tick()
         zones = mem.zonelist(gfp_mask)
-        reclaimed = scanned = 0
+        reclaimed = 0
         for z in zones:
             n = min(z.file, SWAP_CLUSTER_MAX - reclaimed)
             if n:
                 z.file -= n
                 z.give(n)
                 reclaimed += n
-                scanned += n
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
-        if not reclaimed:
-            for z in zones:  # every priority from DEF_PRIORITY to 0: about twice the LRU
-                s = 2 * z.reclaimable()
-                z.pages_scanned += s
-                scanned += s
-    cost = scanned / mem.reclaim_rate if mem.reclaim_rate else 0.0
-    sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
+        scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
     if reclaimed:
+        cost = reclaimed / mem.reclaim_rate
+        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
         return reclaimed
+    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
+    slices = max(1, round(cost / 0.01))
+    for _ in range(slices):
+        with mem.lock:
+            mem.tick()
+            for z, n in zip(zones, scans):
+                z.pages_scanned += n // slices
+        sched.cond_resched(p, cost / slices)
     with mem.lock:
         mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
