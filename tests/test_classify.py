@@ -25,7 +25,7 @@ SEEDS = (1, 2, 3, 4, 5)
 
 # scenario: (expected classification, --time-scale, --duration, which detectors must fire)
 CASES = {
-    "oom-livelock": (OOM_VICTIM_STUCK, 0.25, 2.1, {"khungtaskd", "warn_alloc", "psi"}),
+    "oom-livelock": (OOM_VICTIM_STUCK, 0.25, 2.4, {"khungtaskd", "warn_alloc", "psi"}),
     "reclaim-livelock": (RECLAIM_LIVELOCK, 1, 1.9, {"warn_alloc", "psi"}),
     "no-oom-possible": (NO_OOM_POSSIBLE, 0.03, 1.4, {"warn_alloc", "psi"}),
     "overload": (OVERLOADED, 0.03, 2.2, {"warn_alloc", "psi"}),
