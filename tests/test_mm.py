@@ -216,3 +216,40 @@ def test_show_mem_is_in_4_4s_units():
     assert "Node 0 Normal: 3000*4kB 0*8kB 0*16kB" in "\n".join(lines)
     assert lines[-3:] == ["100000 pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
     assert data["free_pages"] == 3000 and data["file_pages"] == 100
+
+
+def test_a_killable_lock_wait_ends_on_sigkill_an_uninterruptible_one_does_not():
+    """Threads, but no timing: each waiter is released by an event, and the
+    test waits for states, with generous limits."""
+    import threading
+    import time
+
+    from kmallocwd.watchdog import sched
+
+    system, t, _ = machine()
+    holder, killable, unkillable = t[100], t[201], t[202]
+    lock = system.named_lock("&inode->i_mutex")
+    assert sched.mutex_lock(holder, lock)
+    got: dict[int, bool] = {}
+
+    def waiter(p, fn):
+        try:
+            got[p.pid] = fn(p, lock)
+        except Halt:
+            got[p.pid] = None
+
+    threads = [threading.Thread(target=waiter, args=(killable, sched.mutex_lock_killable)),
+               threading.Thread(target=waiter, args=(unkillable, sched.mutex_lock))]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 30
+    while len(lock.waiters) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert killable.state == TASK_KILLABLE and unkillable.state == TASK_UNINTERRUPTIBLE
+    oom.do_send_sig_info_sigkill_group(killable)  # SIGKILL to the child's whole group
+    threads[0].join(30)
+    assert got[201] is False  # -EINTR
+    assert unkillable.sigkill and 202 not in got  # still waiting, dying
+    sched.mutex_unlock(holder, lock)  # hand-off to the uninterruptible waiter
+    threads[1].join(30)
+    assert got[202] is True and lock.owner is unkillable
