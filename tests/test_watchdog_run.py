@@ -236,6 +236,8 @@ def test_json_seqcount_wrap_and_another_hz():
     assert len(reports) >= 1 and len(reports) == len(summary["reports"])
     assert summary["reader"]["accepted"] > 0 and summary["reader"]["torn"] == 0
     assert summary["classification"] == "oom-victim-stuck" and summary["evidence"]
+    printk = [r["text"] for r in recs if r["type"] == "printk"]
+    assert printk[0].startswith("oom-tester invoked oom-killer: gfp_mask=0x24280ca")
     most = int(summary["elapsed_s"] * 250) + 2  # no delay can exceed the run itself
     for r in reports:
         tasks = r["tasks"]

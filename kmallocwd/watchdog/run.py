@@ -12,7 +12,7 @@ from kmallocwd.watchdog.carith import LONG_MAX
 from kmallocwd.watchdog.classify import classify_reports
 from kmallocwd.watchdog.detectors import Detectors
 from kmallocwd.watchdog.loop import Watchdog
-from kmallocwd.watchdog.printk import Log
+from kmallocwd.watchdog.printk import Log, seconds
 from kmallocwd.watchdog.summary import SlotState, Summary, classify, dump_slots
 from kmallocwd.watchdog.system import System
 from kmallocwd.watchdog.tasks import make_tasks
@@ -66,13 +66,22 @@ class Run:
         self.tasks = make_tasks(self.system, self.scenario, cfg.seed)
         self.system.tasks = self.tasks
         self.log = Log(out, self.system.uptime_ns, cfg.json)
-        self.system.set_printk(self.log.printk)
+        self.system.set_printk(self.printk)
         tj = cfg.timeout_jiffies
         self.watchdog = Watchdog(self.system, tj, self.log) if tj else None
         self.detectors = (Detectors(self.system, cfg.detectors, cfg.hung_task_timeout_s,
                                     cfg.warn_alloc_s) if cfg.detectors else None)
         self.system.detectors = self.detectors
         self.t_end_ns = 0
+
+    def printk(self, text: str) -> int:
+        """The OOM killer's and the detectors' dmesg lines: text lines, or
+        ``printk`` records in JSON Lines (the watchdog's own lines are in its
+        ``report`` records)."""
+        ns = self.log.printk(text)
+        if self.cfg.json:
+            self.log.record({"type": "printk", "time": seconds(ns), "text": text})
+        return ns
 
     def boot(self) -> None:
         cfg, sys_ = self.cfg, self.system
