@@ -61,7 +61,7 @@ def test_classification_and_detectors(scenario, seed):
         # one victim, still listed at the end, uninterruptible (TIF_MEMDIE, no progress)
         victims = [t for t in reports[-1]["tasks"] if t["victim"]]
         assert len(victims) == 1 and victims[0]["uninterruptible"], victims
-        assert reports[-1]["dying"] >= 4
+        assert reports[-1]["dying"] >= 1  # at least the writer holding the lock
     if want in (RECLAIM_LIVELOCK, NO_OOM_POSSIBLE, OVERLOADED, QUIET):
         assert all(r["victim"] == 0 for r in reports)
         assert summary["oom_victims"] == []  # the OOM killer never ran to a kill
