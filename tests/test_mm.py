@@ -253,3 +253,40 @@ def test_a_killable_lock_wait_ends_on_sigkill_an_uninterruptible_one_does_not():
     sched.mutex_unlock(holder, lock)  # hand-off to the uninterruptible waiter
     threads[1].join(30)
     assert got[202] is True and lock.owner is unkillable
+
+
+def test_warn_alloc_every_10_s_of_one_slow_path_entry():
+    system, t, printed = machine()
+    det = Detectors(system, ("warn_alloc",), 120, 10)
+    hog = t[100]
+    now = system.jiffies()
+    hog.slowpath_since = now - 10_500  # in the slow path for 10.5 s
+    det.warn_alloc(hog, 0x24280CA, 0)
+    det.warn_alloc(hog, 0x24280CA, 0)  # the next one is due at 20 s
+    assert len(printed) == 1
+    assert re.fullmatch(r"oom-tester|hog: page allocation stalls for 105\d\dms, order:0, "
+                        r"mode:0x24280ca\(GFP_HIGHUSER_MOVABLE\|__GFP_ZERO\)", printed[0])
+    hog.slowpath_since = now - 1_000  # a new request: stall_timeout starts again at 10 s
+    det.warn_alloc(hog, 0x24280CA, 0)
+    assert len(printed) == 1
+    hog.slowpath_since = now - 30_000
+    det.warn_alloc(hog, 0x24280CA | 0x200, 0)  # __GFP_NOWARN: silent
+    assert len(printed) == 1
+
+
+def test_psi_averages_are_psis_exponential_moving_averages():
+    import math
+
+    system, t, _ = machine()
+    det = Detectors(system, ("psi",), 120, 10)
+    for p in t.values():
+        p.state = TASK_INTERRUPTIBLE  # sleeping: idle for PSI
+    t[100].memstall = True  # one task stalled, the others idle: some == full
+    for i in range(100):
+        det.psi_sample(0.02, i * 0.02)
+    det.psi_update_averages(2.0)
+    avg = det.psi.avg
+    assert avg["some"][10] == pytest.approx(100 * (1 - math.exp(-2 / 10)))
+    assert avg["some"][300] == pytest.approx(100 * (1 - math.exp(-2 / 300)))
+    assert avg["full"][60] == avg["some"][60]
+    assert det.psi.fired == 2  # the 150 ms / 1 s trigger, at most once per window
