@@ -349,9 +349,8 @@ def gfp_to_alloc_flags(p: "Task", gfp_mask: int) -> int:
     alloc_flags = ALLOC_WMARK_MIN
     if gfp_mask & G.___GFP_HIGH:
         alloc_flags |= ALLOC_HIGH
-    atomic = gfp_mask & G.___GFP_ATOMIC or not gfp_mask & G.___GFP_DIRECT_RECLAIM
-    if atomic and not gfp_mask & G.___GFP_NOMEMALLOC:
-        alloc_flags |= ALLOC_HARDER
+    if gfp_mask & G.___GFP_ATOMIC and not gfp_mask & G.___GFP_NOMEMALLOC:
+        alloc_flags |= ALLOC_HARDER  # (and rt tasks, which the model has none of)
     if not gfp_mask & G.___GFP_NOMEMALLOC:
         if gfp_mask & G.___GFP_MEMALLOC:
             alloc_flags |= ALLOC_NO_WATERMARKS
@@ -425,7 +424,7 @@ def __alloc_pages_direct_reclaim(p: "Task", gfp_mask: int, order: int,
     progress = __perform_reclaim(p, gfp_mask, order)
     if not progress:
         return None, 0
-    return get_page_from_freelist(p, gfp_mask, order, alloc_flags), progress
+    return get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS), progress
 
 
 def wait_iff_congested(p: "Task", seconds: float) -> None:
