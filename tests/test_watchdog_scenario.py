@@ -10,65 +10,96 @@ import pytest
 from kmallocwd.cli import main
 from kmallocwd.watchdog import gfpnames
 from kmallocwd.watchdog import scenario as sc
+from kmallocwd.watchdog import workload as W
 
 GOOD = """
 [scenario]
 name = "mine"
 timeout = 5
 
-[[group]]
-name = "a-rather-long-task-name"
+[memory]
+reclaim_kbps = 1000
+writeback_kbps = 0
+
+[[memory.zone]]
+name = "Normal"
+present_kb = 100000
+min_kb = 400
+free = [100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+file_kb = 800
+dirty_kb = 40
+
+[[process]]
+name = "a-rather-long-process-name"
 pid = 300
+ppid = 7
+rss_kb = 4000
+[[process.thread]]
+idle = true
+[[process.thread]]
 count = 2
 gfp = "GFP_KERNEL | __GFP_COMP"
 order = 2
-request_s = [1, 2]
-interval_s = 0.5
-[[group.fate]]
-at_s = 3
-do = "sigkill"
+interval_s = [1, 2]
+use = "anon"
+locks = ["&mm->mmap_sem", "&inode->i_mutex"]
+killable = true
 
-[[group]]
+[[process]]
 name = "b"
-pid = [10, 12]
+pid = 10
+kthread = true
+[[process.thread]]
 gfp = 0x242014a
+memalloc_noio = true
 """
 
 
 def test_builtins_load_and_are_listed(capsys):
-    names = sc.builtin_names()
-    assert {"oom-livelock", "overload", "quiet"} <= set(names)
+    names = W.builtin_names()
+    assert {"oom-livelock", "reclaim-livelock", "no-oom-possible", "overload", "quiet"} <= set(names)
     for n in names:
-        s = sc.load_builtin(n)
+        s = W.load_builtin(n)
         assert s.name == n and s.tasks >= 1 and s.description
-        tomllib.loads(sc.builtin_text(n))
+        tomllib.loads(W.builtin_text(n))
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out
     assert all(n in out for n in names)
     assert main(["scenarios", "--show", "quiet"]) == 0
-    assert capsys.readouterr().out == sc.builtin_text("quiet")
+    assert capsys.readouterr().out == W.builtin_text("quiet")
 
 
-def test_the_seeds_example_is_the_oom_livelock_scenario():
-    s = sc.load_builtin("oom-livelock")
-    pids = {p: g for g in s.groups for p in g.pids}
-    assert set(range(11042, 11054)) - set(pids) == {11044}  # as in the seed's report
-    killed = [p for p, g in pids.items() if any(f.action == sc.SIGKILL for f in g.fates)]
-    victims = [p for p, g in pids.items() if any(f.action == sc.VICTIM for f in g.fates)]
-    assert victims == [11043] and len(set(killed) - set(victims)) == 9
+def test_scenarios_describe_workloads_not_fates():
+    """The seed's example is a workload: who allocates what, with which
+    locks; nobody is told to stall, die or be the victim."""
+    s = W.load_builtin("oom-livelock")
+    pids = {p for proc in s.processes for p in proc.pids}
+    assert set(range(11042, 11054)) - pids == {11044}  # as in the seed's report
+    child = next(p for p in s.processes if p.tgid == 11043)
+    assert child.ppid == 11042 and len(child.pids) == 10
+    assert any("&mm->mmap_sem" in t.locks for t in child.threads)
+    for text in map(W.builtin_text, W.builtin_names()):
+        for word in ("fate", "at_s", "victim =", "stall_probability"):
+            assert word not in text
 
 
 def test_the_format():
-    s = sc.loads(GOOD, "mine.toml", "mine")
-    a, b = s.groups
+    s = W.loads(GOOD, "mine.toml", "mine")
+    a, b = s.processes  # sorted by tgid: fork order
+    assert (b.name, a.name) == ("a-rather-long-p", "b")  # comm: 15 characters
     assert (s.name, s.timeout_s, s.tasks) == ("mine", 5.0, 4)
-    assert a.name == "a-rather-long-t" and a.pids == (300, 301)  # comm: 15 characters
-    assert a.gfp == gfpnames.NAMES["GFP_KERNEL"] | 0x4000 and a.order == 2
-    assert (a.request_s, a.interval_s) == (sc.Range(1, 2), sc.Range(0.5, 0.5))
-    assert a.fates == (sc.Fate(sc.Range(3, 3), sc.SIGKILL),)
-    assert b.pids == (10, 12) and b.gfp == 0x242014A
-    half = s.scaled(0.5)
-    assert half.groups[0].request_s == sc.Range(0.5, 1) and half.groups[0].fates[0].at_s.lo == 1.5
+    assert a.kthread and a.ppid == 2 and a.threads[0].memalloc_noio
+    assert b.tgid == 300 and b.pids == (300, 301, 302) and b.ppid == 7 and b.rss_kb == 4000
+    idle, work = b.threads
+    assert idle.idle and work.pids == (301, 302)
+    assert work.gfp == gfpnames.NAMES["GFP_KERNEL"] | 0x4000 and work.order == 2
+    assert work.interval_s == sc.Range(1, 2) and work.use == "anon" and work.killable
+    assert work.locks == ("&mm->mmap_sem", "&inode->i_mutex")
+    (z,) = s.memory.zones
+    assert (z.zone.min_kb, z.file_kb, z.dirty_kb) == (400, 800, 40)
+    fast = s.scaled(0.5)
+    assert fast.processes[1].threads[1].interval_s == sc.Range(0.5, 1)
+    assert fast.memory.reclaim_kbps == 2000  # rates go up as times go down
 
 
 def test_gfp_names_are_linux_4_4s():
@@ -81,27 +112,32 @@ def test_gfp_names_are_linux_4_4s():
         gfpnames.parse("GFP_KERNEL | __GFP_WAIT")  # gone in 4.4
 
 
+P = "[[process]]\nname = 'x'\n"
 BAD = [
-    ("[[group]]\nname = 'x'\nordr = 1\n", "group[0].ordr", "no such key"),
-    ("[[group]]\nname = 'x'\norder = 11\n", "group[0].order", "an integer 0 to 10"),
-    ("[[group]]\nname = 'x'\norder = '1'\n", "group[0].order", "an integer 0 to 10"),
-    ("[[group]]\nname = 'x'\ngfp = 'GFP_KERNAL'\n", "group[0].gfp", "GFP_KERNAL"),
-    ("[[group]]\nname = 'x'\nrequest_s = [2, 1]\n", "group[0].request_s", "min <= max"),
-    ("[[group]]\nname = 'x'\nstall_probability = 2\n", "group[0].stall_probability",
-     "a number 0 to 1"),
-    ("[[group]]\nname = 'x'\n[[group.fate]]\nat_s = 1\ndo = 'explode'\n", "group[0].fate[0].do",
-     "one of stall"),
-    ("[[group]]\nname = 'x'\n[[group.fate]]\ndo = 'stall'\n", "group[0].fate[0].at_s",
-     "every fate has at_s and do"),
-    ("[[group]]\npid = 5\n", "group[0].name", "the task's name"),
-    ("[[group]]\nname = 'x'\npid = 5\n[[group]]\nname = 'y'\npid = 5\n", "group[1].pid",
+    (P + "[[process.thread]]\nordr = 1\n", "process[0].thread[0].ordr", "no such key"),
+    (P + "[[process.thread]]\norder = 11\n", "process[0].thread[0].order", "an integer 0 to 10"),
+    (P + "[[process.thread]]\ngfp = 'GFP_KERNAL'\n", "process[0].thread[0].gfp", "GFP_KERNAL"),
+    (P + "[[process.thread]]\ninterval_s = [2, 1]\n", "process[0].thread[0].interval_s",
+     "min <= max"),
+    (P + "[[process.thread]]\nuse = 'swap'\n", "process[0].thread[0].use", "one of anon"),
+    (P + "[[process.thread]]\nburst = 0\n", "process[0].thread[0].burst", "an integer 1 to 4096"),
+    (P + "[[process.thread]]\nlocks = 'i_mutex'\n", "process[0].thread[0].locks", "lock names"),
+    (P + "[[process.thread]]\nkillable = 1\n", "process[0].thread[0].killable", "true or false"),
+    (P + "oom_score_adj = 1001\n", "process[0].oom_score_adj", "an integer -1000 to 1000"),
+    (P + "fate = 1\n", "process[0].fate", "no such key"),
+    ("[[process]]\npid = 5\n", "process[0].name", "the process's name"),
+    (P + "pid = 5\n[[process]]\nname = 'y'\npid = 5\n", "process[1].thread[0].pid",
      "not used by another task"),
-    ("[scenario]\ntimeout = 0\n[[group]]\nname = 'x'\n", "scenario.timeout",
-     "more than 0"),
-    ("[scenario]\nname = 'x'\n", "group", "at least one"),
-    ("[[group]]\nname = 'x'\ncount = 300\n", "group[0].count", "an integer 1 to 256"),
-    ("[[memory.zone]]\nname = 'DMA'\nfree = [1, 2]\n[[group]]\nname = 'x'\n",
-     "memory.zone[0].free", "one per order"),
+    ("[scenario]\ntimeout = 0\n" + P, "scenario.timeout", "more than 0"),
+    ("[scenario]\nname = 'x'\n", "process", "at least one"),
+    (P + "[[process.thread]]\ncount = 300\n", "process[0].thread[0].count", "an integer 1 to 256"),
+    ("[memory]\nreclaim_kbps = 0\n" + P, "memory.reclaim_kbps", "more than 0"),
+    ("[[memory.zone]]\nname = 'DMA'\nfree = [1, 2]\n" + P, "memory.zone[0].free",
+     "one per order"),
+    ("[[memory.zone]]\nname = 'N'\npresent_kb = 10\nfile_kb = 100\n" + P,
+     "memory.zone[0].present_kb", "at least free + file_kb"),
+    ("[[group]]\nname = 'x'\n", "group", "no such key"),  # the old, scripted format
+    ('[[process]]\nname = "a\\u001b[2Jb"\n', "process[0].name", "without control characters"),
 ]
 
 
@@ -130,6 +166,14 @@ def test_unreadable_scenarios(tmp_path, capsys, text, what):
     assert str(f) in line and what in line
 
 
+def test_an_oversized_scenario_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "big.toml"
+    f.write_text("# " + "x" * (W.MAX_FILE_BYTES + 10) + "\n")
+    assert main(["run", "-q", "--scenario", str(f), "--duration", "1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert str(f) in line and "too large" in line
+
+
 def test_unknown_scenario_name_lists_the_builtins(capsys):
     assert main(["run", "--scenario", "nope", "--duration", "1"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
@@ -141,6 +185,8 @@ def test_unknown_scenario_name_lists_the_builtins(capsys):
     (["--duration", "0"], "out of range"),
     (["--protocol", "v5"], "unknown protocol"),
     (["--hz", "0"], "out of range"),
+    (["--detectors", "khungtaskd,oops"], "unknown detector 'oops'"),
+    (["--hung-task-timeout", "0"], "out of range"),
 ])
 def test_bad_options_exit_2(capsys, args, what):
     with pytest.raises(SystemExit) as e:

@@ -14,11 +14,13 @@ from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.watchdog import carith, gfpnames
 from kmallocwd.watchdog import scenario as sc
+from kmallocwd.watchdog import workload as W
 from kmallocwd.watchdog.loop import Watchdog
+from kmallocwd.watchdog.mm import PF_EXITING
 from kmallocwd.watchdog.printk import Log, stamp
 from kmallocwd.watchdog.system import Halt, System
-from kmallocwd.watchdog.tasks import (TASK_UNINTERRUPTIBLE, Task, start_memalloc_timer,
-                                      stop_memalloc_timer)
+from kmallocwd.watchdog.tasks import (TASK_UNINTERRUPTIBLE, Task, make_tasks,
+                                      start_memalloc_timer, stop_memalloc_timer)
 
 GFP_KERNEL = gfpnames.NAMES["GFP_KERNEL"]
 GFP_NOIO = gfpnames.NAMES["GFP_NOIO"]
@@ -28,17 +30,23 @@ PAGECACHE = 0x242014A  # the seed's
 TS = r"\[\s*\d+\.\d{6}\] "
 
 
-def group(name: str = "t", pid: int = 100, gfp: int = GFP_KERNEL, order: int = 0) -> sc.Group:
+def thread(name: str = "t", pid: int = 100, gfp: int = GFP_KERNEL, order: int = 0) -> W.ThreadSpec:
     r = sc.Range(0.001, 0.001)
-    return sc.Group(name=name, pids=(pid,), ppid=1, gfp=gfp, order=order, request_s=r,
-                    interval_s=r, stall_probability=0, nest_probability=0, nest_gfp=GFP_NOIO,
-                    nest_order=0, nest_request_s=r)
+    return W.ThreadSpec(name=name, pids=(pid,), gfp=gfp, order=order, interval_s=r, burst=1,
+                        use=W.BUFFER, hold_s=r, locks=(), killable=False, memalloc_noio=False,
+                        start_s=sc.Range(0, 0), idle=False)
+
+
+def workload(n: int) -> W.Workload:
+    procs = tuple(W.ProcessSpec(name=f"task{i}", tgid=100 + i, ppid=1, rss_kb=0, oom_score_adj=0,
+                                kthread=False, threads=(thread(f"task{i}", 100 + i),))
+                  for i in range(n))
+    return W.Workload("unit", "", 10, W.DEFAULT_MEMORY, procs)
 
 
 def machine(n: int, protocol: str = "v3", hz: int = 1000, initial: int | None = None):
-    system = System(protocol, hz, n, sc.DEFAULT_ZONES, initial)
-    tasks = [Task(system, group(f"task{i}", 100 + i), 100 + i, i, random.Random(i))
-             for i in range(n)]
+    system = System(protocol, hz, n, W.DEFAULT_MEMORY, initial)
+    tasks = make_tasks(system, workload(n), 1)
     system.tasks = tasks
     return system, tasks
 
@@ -166,7 +174,8 @@ def test_a_report_is_the_seeds_lines_in_the_seeds_order():
     t[2].sigkill = True  # dying, stalling, uninterruptible
     age(t[2], now - 3_000, PAGECACHE, 3)
     t[2].state = TASK_UNINTERRUPTIBLE
-    t[3].memdie, t[3].exiting, t[3].state = True, True, TASK_UNINTERRUPTIBLE  # the victim
+    t[3].memdie, t[3].state = True, TASK_UNINTERRUPTIBLE  # the victim
+    t[3].flags |= PF_EXITING
     # t[4]: idle; t[5]: exited (gone from the task list), even if stalling
     age(t[5], now - 9_000)
     t[5].exited = True
@@ -182,7 +191,13 @@ def test_a_report_is_the_seeds_lines_in_the_seeds_order():
     assert body[5].startswith("task0 ") and "Call Trace:" in body
     (rep,) = wd.reports
     assert [x.pid for x in rep.traces] == [100, 101, 102]  # dying ones, and stalling task0
-    assert body[-1].endswith("pages RAM") and "Mem-Info:" in body
+    # show_mem() in 4.4's shape and units: pages, kB per zone, N*4kB free lists.
+    assert body[-3].endswith("pages RAM") and body[-1] == "0 pages reserved"
+    assert "Mem-Info:" in body
+    assert any(re.fullmatch(r"Node 0 Normal free:\d+kB min:\d+kB low:\d+kB high:\d+kB .*"
+                            r"present:\d+kB managed:\d+kB .* all_unreclaimable\? (yes|no)", x)
+               for x in body)
+    assert any(re.fullmatch(r"Node 0 DMA32: (\d+\*\d+kB ){11}= \d+kB", x) for x in body)
     # delay is now - start, in jiffies, across the wrap.
     assert rep.lines[0].delay == carith.ulong(rep.jiffies - t[0].m.start) >= 5_000
 

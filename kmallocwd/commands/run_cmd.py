@@ -9,7 +9,8 @@ import sys
 from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
 from kmallocwd.watchdog.carith import ULONG_MAX
-from kmallocwd.watchdog.scenario import ScenarioError, builtin_names, resolve
+from kmallocwd.watchdog.scenario import ScenarioError
+from kmallocwd.watchdog.workload import builtin_names, resolve
 
 DEFAULT_SCENARIO = "oom-livelock"
 
@@ -18,12 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run a scenario: tasks allocate, the watchdog prints the seed's reports",
-        description="Boot an emulated machine whose tasks (one Python thread each) allocate "
-        "memory through start_memalloc_timer()/stop_memalloc_timer() on their own slot, stall, "
-        "get killed or chosen as the OOM victim as the scenario says, while a kmallocwd thread "
-        "runs the seed's loop and prints its MemAlloc-Info/MemAlloc lines, traces and "
-        "show_mem(), then a summary (which stalling tasks made progress). Exit 0, 2 on bad "
-        "usage or a bad scenario file, 130 on Ctrl-C, 143 on SIGTERM (after the summary).",
+        description="Boot an emulated machine whose tasks (one Python thread each) run a "
+        "workload through a model of Linux 4.4's page allocator (watermarks, kswapd, direct "
+        "reclaim, the OOM killer, locks), the slow path bracketed by start_memalloc_timer()/"
+        "stop_memalloc_timer() on their own slot, while a kmallocwd thread runs the seed's loop "
+        "and prints its MemAlloc-Info/MemAlloc lines, traces and show_mem(), then a summary "
+        "(which stalling tasks made progress, the run's classification, the comparison "
+        "detectors). Exit 0, 2 on bad usage or a bad scenario file, 130 on Ctrl-C, 143 on "
+        "SIGTERM (after the summary).",
     )
     p.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO, metavar="NAME|FILE",
                    help="a built-in scenario (see 'kmallocwd scenarios') or a TOML scenario "
@@ -35,11 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the watchdog's timeout in seconds, like the kmallocwd= boot parameter "
                    "(default: the scenario's, 10 for the built-ins); 0 disables the watchdog "
                    "thread while the slots still keep each task's last request. Fractions are "
-                   "accepted (the boot parameter takes whole seconds). The scenario's times "
-                   "scale with it")
+                   "accepted (the boot parameter takes whole seconds). The workload does not "
+                   "change with it")
     p.add_argument("--time-scale", type=float_range(0, 1000, lo_open=True), default=None,
-                   metavar="K", help="multiply the scenario's times by K (default: --timeout "
-                   "divided by the scenario's timeout, or 1 with --timeout 0)")
+                   metavar="K", help="multiply the workload's times by K and divide its rates "
+                   "by K (default 1); K < 1 runs the workload faster, for tests")
+    p.add_argument("--detectors", type=_detectors, default=(), metavar="LIST",
+                   help="comparison detectors on the same run, comma-separated: khungtaskd, "
+                   "warn_alloc, psi (or all); the summary shows which fired and when")
+    p.add_argument("--hung-task-timeout", type=float_range(0, 86400, lo_open=True),
+                   default=120.0, metavar="S", help="khungtaskd's hung_task_timeout_secs "
+                   "(default 120)")
+    p.add_argument("--warn-alloc-stall", type=float_range(0, 86400, lo_open=True),
+                   default=10.0, metavar="S", help="warn_alloc's stall_timeout step (4.9: 10 s, "
+                   "fixed)")
     p.add_argument("--hz", type=int_range(1, 100000), default=1000,
                    help="jiffies per second (default 1000)")
     p.add_argument("--duration", "-d", type=float_range(0, 86400, lo_open=True), default=None,
@@ -61,6 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no status line on stderr")
     p.set_defaults(func=run)
+
+
+def _detectors(text: str) -> tuple[str, ...]:
+    from kmallocwd.watchdog.detectors import NAMES, parse_names
+
+    try:
+        return parse_names(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (accepted: a comma-separated list of "
+                                         f"{', '.join(NAMES)}, or all)") from None
 
 
 def _scenario_path(spec: str) -> str:
@@ -89,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = RunConfig(scenario=scen, protocol=args.protocol, hz=args.hz, timeout_s=args.timeout,
                     duration_s=args.duration, seed=args.seed,
                     initial_jiffies=args.initial_jiffies, json=args.json,
-                    dump_slots=args.dump_slots, time_scale=args.time_scale)
+                    dump_slots=args.dump_slots, time_scale=args.time_scale,
+                    detectors=args.detectors, hung_task_timeout_s=args.hung_task_timeout,
+                    warn_alloc_s=args.warn_alloc_stall)
     out = sys.stdout if target is None else outpath.open_stream(target)
     run_ = Run(cfg, out)
     interrupted: str | None = None
@@ -97,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
                   if cfg.timeout_jiffies else "watchdog disabled (--timeout 0)")
-            scaled = f", scenario times x{cfg.scale:g}" if cfg.scale != 1 else ""
+            scaled = f", workload times x{cfg.scale:g}" if cfg.scale != 1 else ""
             until = (f"for {cfg.duration_s:g} s" if cfg.duration_s else "until Ctrl-C")
             print(f"kmallocwd run: scenario {scen.name} ({scen.tasks} tasks), protocol "
                   f"{cfg.protocol}, HZ={cfg.hz}, {wd}{scaled}; running {until}...",

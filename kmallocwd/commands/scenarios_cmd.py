@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 
-from kmallocwd.watchdog.scenario import builtin_names, builtin_text, load_builtin
+from kmallocwd.watchdog.workload import builtin_names, builtin_text, load_builtin
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for name in names:
         s = load_builtin(name)
-        print(f"{name}  ({s.tasks} tasks in {len(s.groups)} groups, written for a "
-              f"{s.timeout_s:g} s timeout)")
+        print(f"{name}  ({s.tasks} tasks in {len(s.processes)} processes, timeout "
+              f"{s.timeout_s:g} s by default)")
         for line in textwrap.wrap(s.description, 76):
             print(f"    {line}")
     return 0

@@ -1,15 +1,20 @@
-"""The seed's watchdog, emulated: tasks that allocate through their slot,
-scenarios that say how they behave, and the kmallocwd() kernel thread that
-watches them and prints what the seed prints.
+"""The seed's watchdog, emulated: tasks that run a workload through a model
+of Linux 4.4's allocator (their slot brackets the slow path), and the
+kmallocwd() kernel thread that watches them and prints what the seed prints.
 
 Modules, one job each:
 
 - ``carith``   unsigned long / long arithmetic of the kernel (jiffies wrap)
 - ``gfpnames`` Linux 4.4 gfp flag names, for scenario files
-- ``scenario`` the TOML scenario format: loading and checking it
-- ``system``   the emulated machine: clock, slots, task list, halt
+- ``scenario`` checks shared by the scenario parsers (keys, ranges, zones)
+- ``workload`` the TOML scenario format: memory, processes, threads
+- ``system``   the emulated machine: clock, slots, task list, locks, halt
+- ``sched``    task states (bit masks), sleeping, mutexes
+- ``mm``       the page allocator: zones, watermarks, reclaim, show_mem()
+- ``oom``      the OOM killer: selection, abort on TIF_MEMDIE, SIGKILL
 - ``tasks``    the tasks: worker threads running kernel-named functions
-- ``memory``   the emulated zones behind show_mem()
+- ``detectors`` khungtaskd, warn_alloc and PSI, for comparison
+- ``classify`` the run's classification, from the reports
 - ``printk``   timestamped log lines, as text or JSON Lines
 - ``stacks``   sched_show_task() from a worker thread's Python stack
 - ``loop``     kmallocwd(), the watchdog kernel thread, step for step

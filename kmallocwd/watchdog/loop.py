@@ -169,7 +169,7 @@ class Watchdog:
                 buf = f" seq={seq} gfp=0x{gfp:x} order={order} delay={delay}"
             # Victim tasks get pending SIGKILL removed before arriving at
             # do_exit(). Therefore, print " exiting" instead for " dying".
-            unint = p.state == TASK_UNINTERRUPTIBLE
+            unint = bool(p.state & TASK_UNINTERRUPTIBLE)  # TASK_KILLABLE too
             exiting = p.exiting
             text = (f"MemAlloc: {p.comm}({p.pid}){buf}"
                     f"{' uninterruptible' if unint else ''}{' exiting' if exiting else ''}"

@@ -1,28 +1,29 @@
-"""One run of the emulated machine: boot it (tasks, the OOM killer's fates,
-the kmallocwd thread), let it run, halt it, then the slot dump and the
-summary."""
+"""One run of the emulated machine: boot it (the workload's tasks, kswapd,
+the kmallocwd thread, the comparison detectors), let it run, halt it, then
+the slot dump and the summary with its classification."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import TextIO
 
 from kmallocwd.watchdog.carith import LONG_MAX
+from kmallocwd.watchdog.classify import classify_reports
+from kmallocwd.watchdog.detectors import Detectors
 from kmallocwd.watchdog.loop import Watchdog
-from kmallocwd.watchdog.printk import Log
-from kmallocwd.watchdog.scenario import Scenario
+from kmallocwd.watchdog.printk import Log, seconds
 from kmallocwd.watchdog.summary import SlotState, Summary, classify, dump_slots
 from kmallocwd.watchdog.system import System
-from kmallocwd.watchdog.tasks import fate_schedule, make_tasks, oom_killer
+from kmallocwd.watchdog.tasks import make_tasks
+from kmallocwd.watchdog.workload import Workload
 
 JOIN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    scenario: Scenario
+    scenario: Workload
     protocol: str = "v3"
     hz: int = 1000
     timeout_s: float | None = None  # None: the scenario's own
@@ -31,7 +32,10 @@ class RunConfig:
     initial_jiffies: int | None = None  # None: the kernel's INITIAL_JIFFIES
     json: bool = False
     dump_slots: bool = False
-    time_scale: float | None = None  # None: timeout / the scenario's timeout
+    time_scale: float | None = None  # None: 1 (the workload's own pace, whatever the timeout)
+    detectors: tuple[str, ...] = ()  # of "khungtaskd", "warn_alloc", "psi"
+    hung_task_timeout_s: float = 120.0  # /proc/sys/kernel/hung_task_timeout_secs
+    warn_alloc_s: float = 10.0  # 4.9's stall_timeout step (10 * HZ)
 
     @property
     def timeout(self) -> float:
@@ -47,27 +51,37 @@ class RunConfig:
 
     @property
     def scale(self) -> float:
-        """The factor applied to the scenario's times: --time-scale if given,
-        else timeout / the scenario's timeout (1 with --timeout 0)."""
-        if self.time_scale is not None:
-            return self.time_scale
-        return self.timeout / self.scenario.timeout_s if self.timeout > 0 else 1.0
+        """The factor applied to the workload's times (and rates divided by):
+        --time-scale, 1 by default.  The watchdog's timeout does not change
+        the workload."""
+        return 1.0 if self.time_scale is None else self.time_scale
 
 
 class Run:
     def __init__(self, cfg: RunConfig, out: TextIO) -> None:
         self.cfg = cfg
         self.scenario = cfg.scenario.scaled(cfg.scale)
-        self.system = System(cfg.protocol, cfg.hz, self.scenario.tasks, self.scenario.zones,
+        self.system = System(cfg.protocol, cfg.hz, self.scenario.tasks, self.scenario.memory,
                              cfg.initial_jiffies)
         self.tasks = make_tasks(self.system, self.scenario, cfg.seed)
         self.system.tasks = self.tasks
         self.log = Log(out, self.system.uptime_ns, cfg.json)
+        self.system.set_printk(self.printk)
         tj = cfg.timeout_jiffies
         self.watchdog = Watchdog(self.system, tj, self.log) if tj else None
-        self.killer = threading.Thread(target=oom_killer, name="oom-killer", daemon=True,
-                                       args=(self.system, fate_schedule(self.system, self.tasks)))
+        self.detectors = (Detectors(self.system, cfg.detectors, cfg.hung_task_timeout_s,
+                                    cfg.warn_alloc_s) if cfg.detectors else None)
+        self.system.detectors = self.detectors
         self.t_end_ns = 0
+
+    def printk(self, text: str) -> int:
+        """The OOM killer's and the detectors' dmesg lines: text lines, or
+        ``printk`` records in JSON Lines (the watchdog's own lines are in its
+        ``report`` records)."""
+        ns = self.log.printk(text)
+        if self.cfg.json:
+            self.log.record({"type": "printk", "time": seconds(ns), "text": text})
+        return ns
 
     def boot(self) -> None:
         cfg, sys_ = self.cfg, self.system
@@ -75,14 +89,17 @@ class Run:
             "type": "boot", "scenario": self.scenario.name, "protocol": cfg.protocol,
             "hz": cfg.hz, "timeout_s": cfg.timeout, "timeout_jiffies": cfg.timeout_jiffies,
             "scale": cfg.scale, "initial_jiffies": int(sys_.clock.initial), "seed": cfg.seed,
-            "tasks": [{"comm": t.comm, "pid": t.pid, "ppid": t.ppid, "gfp": f"0x{t.group.gfp:x}",
-                       "order": t.group.order} for t in self.tasks],
+            "detectors": list(cfg.detectors),
+            "tasks": [{"comm": t.comm, "pid": t.pid, "tgid": t.tgid, "ppid": t.ppid,
+                       "gfp": f"0x{t.spec.gfp:x}", "order": t.spec.order, "use": t.spec.use,
+                       "locks": list(t.spec.locks)} for t in self.tasks],
         })
         for t in self.tasks:
             t.thread.start()
-        self.killer.start()
         if self.watchdog is not None:
             self.watchdog.thread.start()
+        if self.detectors is not None:
+            self.detectors.thread.start()
 
     def wait(self, poll: float = 0.2) -> None:
         """Until --duration is over or the machine halts (a thread failed).
@@ -99,9 +116,11 @@ class Run:
 
     def halt(self) -> None:
         self.system.halt()
-        threads = [t.thread for t in self.tasks] + [self.killer]
+        threads = [t.thread for t in self.tasks]
         if self.watchdog is not None:
             threads.append(self.watchdog.thread)
+        if self.detectors is not None:
+            threads.append(self.detectors.thread)
         end = time.monotonic() + JOIN_TIMEOUT_S
         for th in threads:
             if th.is_alive():
@@ -122,14 +141,19 @@ class Run:
             self.log.text(lines)
             self.log.record(rec)
         reports = self.watchdog.reports if self.watchdog else []
+        elapsed = (self.t_end_ns - sys_.t0_ns) / 1e9
         summary = Summary(
             scenario=self.scenario.name, tasks=len(self.tasks), protocol=cfg.protocol,
             hz=cfg.hz, timeout_s=cfg.timeout, timeout_jiffies=cfg.timeout_jiffies,
-            elapsed_s=(self.t_end_ns - sys_.t0_ns) / 1e9, interrupted=interrupted,
+            elapsed_s=elapsed, interrupted=interrupted,
             reports=reports,
             verdicts=classify(reports, self.tasks, final, now, cfg.timeout_jiffies),
             reader=self.watchdog.stats if self.watchdog else None,
             scans=self.watchdog.scans if self.watchdog else 0,
+            classification=classify_reports(reports) if self.watchdog else None,
+            detectors=self.detectors.summary(elapsed) if self.detectors else None,
+            oom_kills=[(round(ns / 1e9, 3), comm, pid) for ns, comm, pid in sys_.oom_victims],
+            memory=sys_.memory.show_mem()[1],
         )
         if record:
             self.log.record(summary.to_json())

@@ -13,7 +13,8 @@ import threading
 import traceback
 from dataclasses import dataclass
 
-from kmallocwd.watchdog.tasks import TASK_RUNNING, Task
+from kmallocwd.watchdog.sched import TASK_RUNNING, state_char
+from kmallocwd.watchdog.tasks import Task
 
 # arch/x86/include/asm/thread_info.h (4.4): the bits the header shows.
 TIF_SIGPENDING = 1 << 2
@@ -53,7 +54,7 @@ def header(p: Task, pc: int) -> str:
     state = p.state
     flags = (TIF_SIGPENDING if p.sigkill else 0) | (TIF_MEMDIE if p.memdie else 0)
     mid = "  running task    " if state == TASK_RUNNING else f" {pc & (2**64 - 1):016x} "
-    return f"{p.comm:<15.15} {state}{mid}{0:5d} {p.pid:5d} {p.ppid:6d} 0x{flags:08x}"
+    return f"{p.comm:<15.15} {state_char(state)}{mid}{0:5d} {p.pid:5d} {p.ppid:6d} 0x{flags:08x}"
 
 
 def sched_show_task(p: Task) -> tuple[str, list[Frame]]:

@@ -15,10 +15,11 @@ The seed's own lines are never changed; this is printed after them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from kmallocwd import protocols
 from kmallocwd.watchdog.carith import ulong
+from kmallocwd.watchdog.classify import Classification
 from kmallocwd.watchdog.loop import ReaderStats
 from kmallocwd.watchdog.printk import seconds
 from kmallocwd.watchdog.report import Report
@@ -123,6 +124,10 @@ class Summary:
     verdicts: list[Verdict]
     reader: ReaderStats | None  # None: the watchdog was disabled (--timeout 0)
     scans: int
+    classification: Classification | None = None  # None: the watchdog was disabled
+    detectors: dict | None = None  # Detectors.summary(), with --detectors
+    oom_kills: list = field(default_factory=list)  # (seconds, comm, pid) of TIF_MEMDIE marks
+    memory: dict | None = None  # show_mem() at the end
 
     @property
     def raced(self) -> int:
@@ -165,6 +170,19 @@ class Summary:
                        f"sequence, {r.rejected_invalid} not allocating")
             out.append(f"count/print races: {self.raced} (a stalling verdict that changed "
                        "between the counting and the printing pass)")
+        if self.classification is not None:
+            out.append(f"classification: {self.classification.value}")
+            out.append(f"  evidence: {self.classification.evidence}")
+        if self.oom_kills:
+            marks = ", ".join(f"{c}({p}) at {t:.3f} s" for t, c, p in self.oom_kills[:5])
+            more = f" and {len(self.oom_kills) - 5} more" if len(self.oom_kills) > 5 else ""
+            out.append(f"OOM killer (the emulator's view, not from the reports): TIF_MEMDIE "
+                       f"given to {marks}{more}")
+        else:
+            out.append("OOM killer (the emulator's view, not from the reports): never chose a "
+                       "victim")
+        if self.detectors is not None:
+            out.extend(detector_lines(self.detectors, self.reports))
         return out
 
     def to_json(self) -> dict:
@@ -185,7 +203,39 @@ class Summary:
                          for cls in CLASSES},
             "reader": None if self.reader is None else asdict(self.reader),
             "raced": self.raced,
+            "classification": None if self.classification is None else self.classification.value,
+            "evidence": None if self.classification is None else self.classification.evidence,
+            "oom_victims": [{"time": t, "comm": c, "pid": p} for t, c, p in self.oom_kills],
+            "detectors": self.detectors,
+            "memory": self.memory,
         }
+
+
+def detector_lines(d: dict, reports: list[Report]) -> list[str]:
+    """Which comparison detector fired, and when, next to kmallocwd's first report."""
+    first = f"{reports[0].time_ns / 1e9:.3f} s" if reports else "never"
+    out = [f"detectors (kmallocwd's first report: {first}):"]
+    for name in d["enabled"]:
+        f = d["fired"][name]
+        if name == "psi":
+            ps = d["psi"]
+            avg = ps["avg"]
+            state = (f"trigger 'some 150ms/1s' first fired at {f['first']:.3f} s, {f['count']} "
+                     "time(s)" if f["count"] else "trigger 'some 150ms/1s' never fired")
+            out.append(f"  psi: {state}; memory some avg10={avg['some']['avg10']:.2f} "
+                       f"avg60={avg['some']['avg60']:.2f} avg300={avg['some']['avg300']:.2f}, "
+                       f"full avg10={avg['full']['avg10']:.2f} avg60={avg['full']['avg60']:.2f} "
+                       f"avg300={avg['full']['avg300']:.2f} at the end; stalled "
+                       f"{ps['some_pct']:.0f}% (some) / {ps['full_pct']:.0f}% (full) of the run")
+            continue
+        what = {"khungtaskd": f"hung_task_timeout_secs={d['hung_task_timeout_s']:g}",
+                "warn_alloc": f"stall_timeout={d['warn_alloc_stall_s']:g} s"}[name]
+        if f["count"]:
+            out.append(f"  {name} ({what}): fired {f['count']} time(s), first at "
+                       f"{f['first']:.3f} s: {f['first_text']}")
+        else:
+            out.append(f"  {name} ({what}): silent")
+    return out
 
 
 # ---- the slot dump (--dump-slots) ----

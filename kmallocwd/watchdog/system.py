@@ -1,20 +1,21 @@
 """The emulated machine: jiffies, the slots (one ``struct memalloc_info``
-per task), the task list, the emulated memory, and the halt switch."""
+per task), the task list, the memory model, named locks, the printk hook
+the OOM killer and the detectors print through, and the halt switch."""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from kmallocwd import protocols
 from kmallocwd._core import lib
 from kmallocwd.clock import jiffies, make_clock
 from kmallocwd.slots import SlotArray
-from kmallocwd.watchdog.memory import Memory
-from kmallocwd.watchdog.scenario import Zone
+from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:
-    from kmallocwd.watchdog.tasks import Task
+    from kmallocwd.watchdog.sched import Mutex
+    from kmallocwd.watchdog.tasks import Process, Task
 
 
 class Halt(BaseException):
@@ -25,8 +26,11 @@ class Halt(BaseException):
 class System:
     """One emulated machine; ``tasks`` is its task list, in fork order."""
 
-    def __init__(self, protocol: str, hz: int, nslots: int, zones: tuple[Zone, ...],
+    def __init__(self, protocol: str, hz: int, nslots: int,
+                 memory: MemorySpec = DEFAULT_MEMORY,
                  initial_jiffies: int | None = None) -> None:
+        from kmallocwd.watchdog.mm import Memory
+
         self.protocol = protocol
         self.proto_id = protocols.cid(protocol)
         self.hz = hz
@@ -34,9 +38,44 @@ class System:
         self.t0_ns = int(self.clock.t0_ns)  # the emulated boot
         self.slots = SlotArray(max(1, nslots))
         self.tasks: list[Task] = []
-        self.memory = Memory(zones)
+        self.processes: list[Process] = []
+        self.memory = Memory(memory)
         self.halted = threading.Event()
         self.errors: list[BaseException] = []
+        self.lock_guard = threading.Lock()  # guards every Mutex of the machine
+        self.locks: dict[str, Mutex] = {}
+        self.kswapd_task: Task | None = None
+        self.oom_victims: list[tuple[int, str, int]] = []  # (uptime ns, comm, pid)
+        self.detectors = None  # kmallocwd.watchdog.detectors.Detectors, if any
+        self._printk: Callable[[str], int] | None = None
+        self._printed_once: set[str] = set()
+
+    # ---- printk and the hooks ----
+
+    def set_printk(self, fn: Callable[[str], int]) -> None:
+        self._printk = fn
+
+    def printk(self, text: str) -> None:
+        if self._printk is not None:
+            self._printk(text)
+
+    def printk_once(self, text: str) -> None:
+        if text not in self._printed_once:
+            self._printed_once.add(text)
+            self.printk(text)
+
+    def warn_alloc_check(self, p: "Task", gfp_mask: int, order: int) -> None:
+        """4.9's stall warning, if the warn_alloc detector is on."""
+        if self.detectors is not None:
+            self.detectors.warn_alloc(p, gfp_mask, order)
+
+    def named_lock(self, name: str) -> "Mutex":
+        from kmallocwd.watchdog.sched import Mutex
+
+        with self.lock_guard:
+            if name not in self.locks:
+                self.locks[name] = Mutex(name, self.lock_guard)
+            return self.locks[name]
 
     def jiffies(self) -> int:
         return jiffies(self.clock)

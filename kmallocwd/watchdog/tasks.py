@@ -1,18 +1,19 @@
-"""Emulated tasks: one worker thread per task, allocating through its slot.
-
-The worker runs module-level functions named after the kernel functions
-they stand for (``__alloc_pages_nodemask``, ``__alloc_pages_slowpath``,
-``wait_iff_congested``, ``mutex_lock``, ``do_exit``, ...), so that the
-watchdog's emulated sched_show_task(), which prints the worker's Python
-stack, shows where the task is stuck.  (They are module-level functions on
-purpose: inside a class, Python would mangle the ``__`` names.)
+"""Emulated tasks: one worker thread per task, running its workload through
+the allocator model (``mm``), the OOM killer (``oom``) and the locks
+(``sched``).
 
 A task's fields that the watchdog reads are the task_struct bits the seed
-reads: ``state`` (p->state: 'R', 'S' or 'D' = TASK_UNINTERRUPTIBLE),
-``exiting`` (PF_EXITING), ``sigkill`` (fatal_signal_pending()), ``memdie``
+reads: ``state`` (p->state, a bit mask: ``state & TASK_UNINTERRUPTIBLE``),
+``flags`` (PF_EXITING), ``sigkill`` (fatal_signal_pending()), ``memdie``
 (TIF_MEMDIE); the per-task ``dumped`` counter is in the slot, as in the
-seed.  The OOM killer (the scenario's fates) sets flags from its own
-thread, as the kernel's does.
+seed.  Nothing is scripted: SIGKILL and TIF_MEMDIE come from the OOM killer
+that an allocating task runs, and a task blocks only on a lock some other
+task holds.
+
+Functions are module-level and named after the kernel's, so that the
+watchdog's sched_show_task() (the worker's Python stack) reads like a
+kernel trace.  (Module-level on purpose: in a class, Python would mangle the
+``__`` names.)
 """
 
 from __future__ import annotations
@@ -20,274 +21,346 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass
 
-from kmallocwd._core import lib
-from kmallocwd.watchdog import scenario as sc
-from kmallocwd.watchdog.memory import Block
+from kmallocwd.watchdog import mm as M
+from kmallocwd.watchdog import sched
+from kmallocwd.watchdog import workload as W
+from kmallocwd.watchdog.sched import (TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_UNINTERRUPTIBLE,
+                                      Mutex)
 from kmallocwd.watchdog.system import Halt, System
 
-TASK_RUNNING = "R"
-TASK_INTERRUPTIBLE = "S"
-TASK_UNINTERRUPTIBLE = "D"
+# Kept for the modules that import them from here.
+__all__ = ["TASK_RUNNING", "TASK_INTERRUPTIBLE", "TASK_UNINTERRUPTIBLE", "Task", "make_tasks",
+           "start_memalloc_timer", "stop_memalloc_timer"]
+
+start_memalloc_timer = M.start_memalloc_timer
+stop_memalloc_timer = M.stop_memalloc_timer
+
+
+class MMStruct:
+    """An mm_struct: the anonymous pages per zone, its users, its locks."""
+
+    def __init__(self, guard: threading.Lock, nzones: int) -> None:
+        self.zone_pages = [0] * nzones
+        self.users = 0
+        self.guard = guard
+        self.locks: dict[str, Mutex] = {}
+        self.mmap_sem = self.lock("&mm->mmap_sem")
+
+    def lock(self, name: str) -> Mutex:
+        if name not in self.locks:
+            self.locks[name] = Mutex(name, self.guard)
+        return self.locks[name]
+
+    def rss(self) -> int:
+        return sum(self.zone_pages)
+
+
+class Process:
+    """A thread group (signal_struct + the shared mm)."""
+
+    def __init__(self, system: System, spec: W.ProcessSpec) -> None:
+        self.spec = spec
+        self.comm = spec.name
+        self.tgid = spec.tgid
+        self.ppid = spec.ppid
+        self.oom_score_adj = spec.oom_score_adj
+        self.kthread = spec.kthread
+        self.mm = None if spec.kthread else MMStruct(system.lock_guard, len(system.memory.zones))
+        self.threads: list[Task] = []
 
 
 class Task:
-    """One emulated task: a comm, a pid, a slot, flags, a worker thread."""
+    """One emulated task: comm, pid, tgid, a slot, flags, a worker thread."""
 
-    def __init__(self, system: System, group: sc.Group, pid: int, slot: int,
+    def __init__(self, system: System, process: Process, spec: W.ThreadSpec, pid: int, slot: int,
                  rng: random.Random) -> None:
         self.system = system
-        self.group = group
-        self.comm = group.name
+        self.process = process
+        self.spec = spec
+        self.comm = spec.name
         self.pid = pid
-        self.ppid = group.ppid
+        self.tgid = process.tgid
+        self.ppid = process.ppid
         self.slot = slot
         self.m = system.slots.slot(slot)  # &p->memalloc
         self.rng = rng
         # The task_struct bits the watchdog reads.
-        self.state = TASK_INTERRUPTIBLE
-        self.exiting = False  # PF_EXITING
+        self.state = TASK_RUNNING
+        self.flags = (M.PF_KTHREAD if process.kthread else 0) | (
+            M.PF_MEMALLOC_NOIO if spec.memalloc_noio else 0)
         self.sigkill = False  # fatal_signal_pending()
         self.memdie = False  # TIF_MEMDIE
+        self.mm = process.mm
         self.exited = False  # released: gone from the task list
-        # What the scenario asked for and the worker has yet to act on.
-        self.stall_mode = False
-        self.block_pending = False
-        self.exit_pending: str | None = None
         self.wake = threading.Event()
-        self.held: Block | None = None
-        self.requests = 0  # allocation requests made (outer ones)
-        # Fate times drawn once, in the scenario's order.
-        self.fates = [(f.at_s.draw(rng), f.action) for f in group.fates]
+        self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
+        self.nivcsw = 0
+        self.memstall = False  # inside __alloc_pages_slowpath (PSI's memstall)
+        self.slowpath_since: int | None = None  # jiffies at the slow path's entry
+        self.blocked_on: Mutex | None = None
+        self.requests = 0  # allocation requests made
+        self.failed = 0  # requests that returned no page
         self.thread = threading.Thread(target=task_main, args=(self,),
                                        name=f"{self.comm}({pid})", daemon=True)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.pid == self.tgid
+
+    @property
+    def exiting(self) -> bool:
+        return bool(self.flags & M.PF_EXITING)
+
+    def lock(self, name: str) -> Mutex:
+        if name.startswith(W.MM_LOCK_PREFIX) and self.process.mm is not None:
+            return self.process.mm.lock(name)
+        return self.system.named_lock(name)
 
     def __repr__(self) -> str:
         return f"{self.comm}({self.pid})"
 
 
-def make_tasks(system: System, scen: sc.Scenario, seed: int) -> list[Task]:
-    """The scenario's tasks, in fork (pid) order, one slot each."""
-    members = sorted(((pid, g) for g in scen.groups for pid in g.pids), key=lambda x: x[0])
+def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
+    """The workload's tasks in for_each_process_thread() order (processes in
+    fork order, each with its threads), one slot each."""
     tasks = []
-    for slot, (pid, g) in enumerate(members):
-        rng = random.Random(seed * 1_000_003 + pid)
-        tasks.append(Task(system, g, pid, slot, rng))
+    system.processes = []
+    for spec in scen.processes:
+        proc = Process(system, spec)
+        system.processes.append(proc)
+        if proc.mm is not None and spec.rss_kb:
+            system.memory.charge_boot_rss(proc.mm, spec.rss_kb // W.PAGE_KB)
+        for th in spec.threads:
+            for pid in th.pids:
+                rng = random.Random(seed * 1_000_003 + pid)
+                t = Task(system, proc, th, pid, len(tasks), rng)
+                proc.threads.append(t)
+                if th.writeback:
+                    system.memory.flusher = True
+                if proc.mm is not None:
+                    proc.mm.users += 1
+                tasks.append(t)
     return tasks
 
 
-# ---- the slot's writer: the seed's start/stop_memalloc_timer() ----
-
-
-def start_memalloc_timer(p: Task, gfp_mask: int, order: int) -> None:
-    lib.kmw_start_memalloc_timer(p.system.proto_id, p.m, gfp_mask, order, p.system.jiffies())
-
-
-def stop_memalloc_timer(p: Task, gfp_mask: int) -> None:
-    lib.kmw_stop_memalloc_timer(p.system.proto_id, p.m, gfp_mask)
-
-
-# ---- sleeping ----
-
-
-def schedule_timeout(p: Task, seconds: float | None) -> None:
-    """Sleep until the time is up or something wakes the task; the caller
-    re-checks what it waits for.  Raises Halt when the machine halts."""
-    p.system.check_halted()
-    p.wake.wait(seconds)
-    p.wake.clear()
-    p.system.check_halted()
-
-
-def _left(deadline: float) -> float:
-    return deadline - time.monotonic()
+# ---- sleeping between requests ----
 
 
 def schedule_timeout_interruptible(p: Task, seconds: float) -> None:
-    """The task's think time between requests; a fate cuts it short."""
-    p.state = TASK_INTERRUPTIBLE
+    """Think time; a signal cuts it short."""
     deadline = time.monotonic() + seconds
-    while not (p.stall_mode or p.exit_pending or p.block_pending):
-        left = _left(deadline)
+    while not p.sigkill:
+        left = deadline - time.monotonic()
         if left <= 0:
             break
-        schedule_timeout(p, left)
-
-
-def schedule(p: Task) -> None:
-    """Sleep uninterruptibly for good: nothing but a halt ends it."""
-    p.state = TASK_UNINTERRUPTIBLE
-    while True:
-        schedule_timeout(p, None)
-
-
-def __mutex_lock_slowpath(p: Task, lock: str) -> None:
-    schedule(p)  # the holder never unlocks: it is stuck in an allocation
-
-
-def mutex_lock(p: Task, lock: str) -> None:
-    """An unkillable lock held by someone who never lets go."""
-    __mutex_lock_slowpath(p, lock)
-
-
-def rwsem_down_read_failed(p: Task, sem: str) -> None:
-    schedule(p)
-
-
-def down_read(p: Task, sem: str) -> None:
-    rwsem_down_read_failed(p, sem)
-
-
-# ---- allocating ----
-
-
-def wait_iff_congested(p: Task, seconds: float | None) -> None:
-    """The slow path's back-off between retries (the task stays runnable:
-    the "100% CPU" kind of stall of the seed's documentation)."""
+        sched.schedule_timeout(p, left, TASK_INTERRUPTIBLE)
     p.state = TASK_RUNNING
-    schedule_timeout(p, seconds)
 
 
-def shrink_slab(p: Task) -> None:
-    """Direct reclaim that itself allocates: a nested request."""
-    g = p.group
-    __alloc_pages_nodemask(p, g.nest_gfp, g.nest_order, g.nest_request_s.draw(p.rng), False)
-
-
-def __alloc_pages_slowpath(p: Task, gfp_mask: int, order: int, duration: float | None,
-                           nest: bool) -> bool:
-    """Retry until the request is satisfied (after ``duration`` seconds),
-    never (a stall), or the task is told to exit (the allocation fails)."""
+def do_wait(p: Task) -> None:
+    """An idle thread (a main thread in wait4(), a daemon's sleeping thread):
+    sleeps interruptibly until a signal comes."""
+    while not p.sigkill:
+        sched.schedule(p, TASK_INTERRUPTIBLE)
     p.state = TASK_RUNNING
-    deadline = None if duration is None else time.monotonic() + duration
-    if nest:
-        shrink_slab(p)
-    while True:
-        if p.exit_pending:
-            return False
-        if p.stall_mode:
-            deadline = None  # memory ran out: this request no longer finishes
-        left = None if deadline is None else _left(deadline)
-        if left is not None and left <= 0:
-            return True
-        wait_iff_congested(p, left)
 
 
-def __alloc_pages_nodemask(p: Task, gfp_mask: int, order: int, duration: float | None,
-                           nest: bool) -> bool:
-    """mm/page_alloc.c as the seed patches it: the timer brackets the slow
-    path.  On a halt the slot is left as it is (no stop_memalloc_timer)."""
-    start_memalloc_timer(p, gfp_mask, order)
-    ok = __alloc_pages_slowpath(p, gfp_mask, order, duration, nest)
-    stop_memalloc_timer(p, gfp_mask)
-    return ok
+# ---- what the pages are for: each a kernel path that allocates ----
 
 
-def alloc_pages(p: Task) -> None:
-    """One request of the task's group: its gfp and order, a duration drawn
-    from request_s, or a stall (never finishes) with stall_probability."""
-    g = p.group
-    p.system.memory.free(p.held)  # the task freed its last allocation
-    p.held = None
-    stall = p.stall_mode or p.rng.random() < g.stall_probability
-    duration = None if stall else g.request_s.draw(p.rng)
-    nest = p.rng.random() < g.nest_probability
+def _alloc_one(p: Task) -> M.Page | None:
+    s = p.spec
     p.requests += 1
-    if __alloc_pages_nodemask(p, g.gfp, g.order, duration, nest):
-        p.held = p.system.memory.alloc(g.order)
-    p.state = TASK_INTERRUPTIBLE
+    page = M.alloc_pages(p, s.gfp, s.order)
+    if page is None:
+        p.failed += 1
+        return None
+    if s.use == W.BUFFER:
+        p.system.memory.hold(page, time.monotonic() + s.hold_s.draw(p.rng))
+    else:
+        p.system.memory.account(page, s.use, p.mm)
+    return page
+
+
+def handle_mm_fault(p: Task) -> bool:
+    return _alloc_one(p) is not None
+
+
+def generic_perform_write(p: Task) -> bool:
+    return _alloc_one(p) is not None
+
+
+def page_cache_read(p: Task) -> bool:
+    return _alloc_one(p) is not None
+
+
+def kmem_cache_alloc(p: Task) -> bool:
+    return _alloc_one(p) is not None
+
+
+def __get_free_pages(p: Task) -> bool:
+    return _alloc_one(p) is not None
+
+
+_PATHS = {W.ANON: handle_mm_fault, W.DIRTY: generic_perform_write, W.PAGECACHE: page_cache_read,
+          W.KERNEL: kmem_cache_alloc, W.BUFFER: __get_free_pages}
+
+
+def do_requests(p: Task) -> None:
+    """One burst of requests, under the thread's locks.  A fatal signal ends
+    it: a write checks fatal_signal_pending() before each page, as
+    generic_perform_write() does (so a killed writer that gets the lock
+    does not allocate); other paths notice it after a page."""
+    path = _PATHS[p.spec.use]
+    writes = p.spec.use in (W.DIRTY, W.PAGECACHE)
+    for _ in range(p.spec.burst):
+        if writes and p.sigkill:
+            break
+        if not path(p) or p.sigkill:
+            break
+
+
+def take_locks(p: Task) -> list[Mutex]:
+    held = []
+    for name in p.spec.locks:
+        lock = p.lock(name)
+        ok = sched.mutex_lock_killable(p, lock) if p.spec.killable else sched.mutex_lock(p, lock)
+        if not ok:
+            break
+        held.append(lock)
+    p.state = TASK_RUNNING
+    return held
 
 
 # ---- exiting ----
 
 
-def exit_mm(p: Task, blocked: bool) -> None:
-    if blocked:
-        down_read(p, "&mm->mmap_sem")  # held by a task stuck in an allocation
-    p.system.memory.free(p.held)
-    p.held = None
+def exit_oom_victim(p: Task) -> None:
+    p.memdie = False
 
 
-def do_exit(p: Task, blocked: bool) -> None:
+def exit_mm(p: Task) -> None:
+    """down_read(&mm->mmap_sem) (blocks while a task holding it allocates),
+    drop the task's mm; the last user frees the pages (mmput); then
+    TIF_MEMDIE is cleared, as 4.4 does."""
+    mm = p.mm
+    if mm is None:
+        return
+    sched.down_read(p, mm.mmap_sem)
+    p.state = TASK_RUNNING
+    p.mm = None
+    mm.users -= 1
+    sched.up_read(p, mm.mmap_sem)
+    if mm.users == 0:
+        p.system.memory.mmput(mm)
+    if p.memdie:
+        exit_oom_victim(p)
+
+
+def do_exit(p: Task) -> None:
     # get_signal() dequeued SIGKILL before do_exit() (the seed prints
-    # "exiting" rather than "dying" for such a task), then PF_EXITING.
+    # "exiting" rather than "dying" for such a task); exit_signals() sets
+    # PF_EXITING.
     p.sigkill = False
-    p.exiting = True
-    exit_mm(p, blocked)
+    p.flags |= M.PF_EXITING
+    exit_mm(p)
     p.exited = True  # release_task(): gone from the task list
+
+
+# ---- kswapd ----
+
+
+def balance_pgdat(p: Task) -> None:
+    mem = p.system.memory
+    while True:
+        zones = mem.below_high()
+        if not zones:
+            return
+        reclaimed = 0
+        with mem.lock:
+            mem.tick()
+            for z in zones:
+                n = min(z.file, M.SWAP_CLUSTER_MAX)
+                if n:
+                    z.file -= n
+                    z.give(n)
+                    reclaimed += n
+        if not reclaimed:
+            return
+        cost = reclaimed / mem.reclaim_rate if mem.reclaim_rate else 0.0
+        sched.cond_resched(p, max(M.COND_RESCHED_S, min(cost, 0.1)))
+
+
+def kswapd(p: Task) -> None:
+    """Sleeps until an allocation wakes it, then reclaims clean page cache
+    until every zone is above its high watermark or nothing is left."""
+    p.system.kswapd_task = p
+    while True:
+        sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+        balance_pgdat(p)
+
+
+# ---- the flusher ----
+
+
+def wb_writeback(p: Task) -> None:
+    """A flusher thread: each batch of writeback needs a page for the I/O (a
+    bio, a buffer head); while that allocation stalls, no dirty page is
+    written back."""
+    mem = p.system.memory
+    s = p.spec
+    page = M.alloc_pages(p, s.gfp, s.order)
+    if page is None:
+        return
+    with mem.lock:
+        mem.writeback(flushing=True)
+    mem.free_page(page, W.BUFFER)  # the I/O completed
+
+
+def wb_workfn(p: Task) -> None:
+    mem = p.system.memory
+    with mem.lock:
+        mem.writeback(flushing=True)  # starts the writeback clock now
+    while True:
+        schedule_timeout_interruptible(p, p.spec.interval_s.draw(p.rng))
+        wb_writeback(p)
 
 
 # ---- the task's life ----
 
 
 def task_main(p: Task) -> None:
-    """The worker thread: think, allocate, repeat; obey the fates."""
-    g = p.group
+    s = p.spec
     try:
+        if p.comm.startswith("kswapd"):
+            kswapd(p)
+            return
+        if s.writeback:
+            wb_workfn(p)
+            return
+        start = s.start_s.draw(p.rng)
+        if start > 0:
+            schedule_timeout_interruptible(p, start)
         while True:
-            if p.exit_pending:
-                do_exit(p, p.exit_pending == sc.EXIT_BLOCKED)
+            if p.sigkill and not p.process.kthread:
+                do_exit(p)
                 return
-            if p.block_pending:
-                mutex_lock(p, "&inode->i_mutex")
-            if not p.stall_mode:
-                schedule_timeout_interruptible(p, g.interval_s.draw(p.rng))
-                if p.exit_pending or p.block_pending:
-                    continue
-            alloc_pages(p)
+            if s.idle:
+                do_wait(p)
+                continue
+            schedule_timeout_interruptible(p, s.interval_s.draw(p.rng))
+            if p.sigkill:
+                continue
+            held = take_locks(p)
+            try:
+                if len(held) == len(s.locks):
+                    do_requests(p)
+            finally:
+                for lock in reversed(held):
+                    sched.mutex_unlock(p, lock)
     except Halt:
         pass
     except BaseException as exc:  # surfaced by the run
         p.system.errors.append(exc)
         p.system.halt()
-
-
-# ---- the OOM killer and the other fates ----
-
-
-@dataclass(frozen=True)
-class Due:
-    at_ns: int
-    task: Task
-    action: str
-
-
-def apply_fate(p: Task, action: str) -> None:
-    """What the OOM killer, a signal or the scenario does to a task."""
-    if action == sc.STALL:
-        p.stall_mode = True
-    elif action == sc.UNINTERRUPTIBLE:
-        p.block_pending = True
-    elif action == sc.SIGKILL:
-        p.sigkill = True
-    elif action == sc.VICTIM:
-        p.memdie = True
-    elif action in (sc.EXIT, sc.EXIT_BLOCKED):
-        p.exit_pending = action
-    p.wake.set()
-
-
-def fate_schedule(system: System, tasks: list[Task]) -> list[Due]:
-    due = [Due(system.t0_ns + int(at * 1e9), t, a) for t in tasks for at, a in t.fates]
-    return sorted(due, key=lambda d: d.at_ns)  # stable: a task's fates keep their order
-
-
-def oom_killer(system: System, due: list[Due]) -> None:
-    """Thread body: apply each fate at its time (since the emulated boot)."""
-    try:
-        for d in due:
-            while True:
-                left = (d.at_ns - system.now_ns()) / 1e9
-                if left <= 0:
-                    break
-                if system.halted.wait(left):
-                    return
-            if system.halted.is_set():
-                return
-            if not d.task.exited:
-                apply_fate(d.task, d.action)
-    except BaseException as exc:  # pragma: no cover - surfaced by the run
-        system.errors.append(exc)
-        system.halt()
-

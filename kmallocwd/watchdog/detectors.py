@@ -1,0 +1,281 @@
+"""Comparison detectors on the same run (``--detectors khungtaskd,warn_alloc,psi``).
+
+- **khungtaskd** (kernel/hung_task.c, 4.4): every hung_task_timeout_secs
+  (default 120) it checks each task whose ``state == TASK_UNINTERRUPTIBLE``
+  (exactly: TASK_KILLABLE sleepers are skipped) and reports it if its
+  context-switch count (nvcsw + nivcsw) has not changed since the last
+  check: "INFO: task %s:%d blocked for more than %ld seconds.", at most
+  hung_task_warnings (10) times.  A task looping in the allocator (R) or
+  sleeping in short congestion waits (D, but switched every 20 ms) is never
+  reported: the seed's Documentation's motivation.
+- **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
+  after a failed direct reclaim, prints "%s: page allocation stalls for
+  %ums, order:%u, mode:%#x(%pGg)" once it has been in the slow path longer
+  than stall_timeout (10 s, then +10 s each time), rate-limited like
+  nopage_rs (10 per 5 s), not for __GFP_NOWARN.  dump_stack() and
+  show_mem() that follow are left out.  A task blocked outside the
+  allocator (in a lock, in exit_mm()) is never reported.
+- **psi** (kernel/sched/psi.c, 4.20+): memory pressure from the tasks'
+  stall time: "some" while at least one task is in the allocator's slow
+  path, "full" while every non-idle task is (idle: sleeping, or blocked on
+  a lock); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
+  "some 150000 1000000" (150 ms of stall within 1 s, the example of
+  Documentation/accounting/psi.rst) fires at most once per window.  PSI
+  prints nothing to dmesg: the summary shows it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kmallocwd import gfp as G
+from kmallocwd.watchdog.carith import time_after, ulong
+from kmallocwd.watchdog.sched import TASK_RUNNING, TASK_UNINTERRUPTIBLE
+from kmallocwd.watchdog.system import Halt, System
+
+NAMES = ("khungtaskd", "warn_alloc", "psi")
+HUNG_TASK_WARNINGS = 10
+PSI_FREQ_S = 2.0
+PSI_TICK_S = 0.02
+PSI_WINDOWS = (10, 60, 300)
+TRIGGER_STALL_S, TRIGGER_WINDOW_S = 0.15, 1.0
+RATELIMIT_INTERVAL_S, RATELIMIT_BURST = 5.0, 10
+GFP_NOWARN_BIT = G.___GFP_NOWARN  # a plain name: a class would mangle "___GFP_..."
+
+# 4.9's gfpflag_names order for %pGg: composite masks first, then single bits.
+_PGG = (("GFP_TRANSHUGE", G.GFP_TRANSHUGE), ("GFP_HIGHUSER_MOVABLE", G.GFP_HIGHUSER_MOVABLE),
+        ("GFP_HIGHUSER", G.GFP_HIGHUSER), ("GFP_USER", G.GFP_USER),
+        ("GFP_KERNEL", G.GFP_KERNEL), ("GFP_NOFS", G.GFP_NOFS), ("GFP_ATOMIC", G.GFP_ATOMIC),
+        ("GFP_NOIO", G.GFP_NOIO), ("GFP_NOWAIT", G.GFP_NOWAIT))
+
+
+def pgg(mask: int) -> str:
+    """%pGg: the flag names of a gfp mask as 4.9 prints them: composite
+    names first, greedily; the single bits here in bit order."""
+    names = []
+    for name, m in _PGG:
+        if m and mask & m == m:
+            names.append(name)
+            mask &= ~m
+    for name, v in sorted(((k[1:], v) for k, v in vars(G).items()
+                           if k.startswith("___GFP_") and isinstance(v, int)), key=lambda x: x[1]):
+        if mask & v:
+            names.append(name)
+            mask &= ~v
+    if mask:
+        names.append(f"{mask:#x}")
+    return "|".join(names)
+
+
+@dataclass
+class Event:
+    detector: str
+    time_ns: int
+    text: str
+
+    def to_json(self) -> dict:
+        return {"detector": self.detector, "time": round(self.time_ns / 1e9, 6), "text": self.text}
+
+
+@dataclass
+class PsiState:
+    some_total: float = 0.0
+    full_total: float = 0.0
+    some_period: float = 0.0
+    full_period: float = 0.0
+    avg: dict = field(default_factory=lambda: {k: {w: 0.0 for w in PSI_WINDOWS}
+                                               for k in ("some", "full")})
+    max_avg10: dict = field(default_factory=lambda: {"some": 0.0, "full": 0.0})
+    window: collections.deque = field(default_factory=collections.deque)  # (t, some dt)
+    window_sum: float = 0.0
+    last_fire: float = -1e9
+    fired: int = 0
+
+
+class Detectors:
+    def __init__(self, system: System, names: tuple[str, ...], hung_task_timeout_s: float,
+                 warn_alloc_s: float) -> None:
+        self.sys = system
+        self.names = names
+        self.hung_timeout = hung_task_timeout_s
+        self.warn_s = warn_alloc_s
+        self.events: list[Event] = []
+        self.first: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.hung_warnings = HUNG_TASK_WARNINGS
+        self.last_switch: dict[int, int] = {}
+        self.warn_state: dict[int, tuple[int, int]] = {}  # pid -> (slow path entry, next stall)
+        self.rate: collections.deque = collections.deque()
+        self.suppressed = 0
+        self.psi = PsiState()
+        self.thread = threading.Thread(target=self.main, name="detectors", daemon=True)
+
+    def emit(self, detector: str, text: str, printk: bool = True) -> None:
+        ns = self.sys.uptime_ns()
+        if printk:
+            self.sys.printk(text)
+        with self.lock:
+            self.events.append(Event(detector, ns, text))
+            self.first.setdefault(detector, ns / 1e9)
+
+    # ---- warn_alloc: called by the allocating task ----
+
+    def warn_alloc(self, p, gfp_mask: int, order: int) -> None:
+        if "warn_alloc" not in self.names or p.slowpath_since is None:
+            return
+        since = p.slowpath_since
+        hz = self.sys.hz
+        step = max(1, round(self.warn_s * hz))
+        entry, stall = self.warn_state.get(p.pid, (None, step))
+        if entry != since:
+            stall = step
+        now = self.sys.jiffies()
+        if time_after(now, ulong(since + stall)):
+            stall += step
+            if not gfp_mask & GFP_NOWARN_BIT and self._ratelimit():
+                ms = ulong(now - since) * 1000 // hz
+                self.emit("warn_alloc", f"{p.comm}: page allocation stalls for {ms}ms, "
+                          f"order:{order}, mode:{gfp_mask:#x}({pgg(gfp_mask)})")
+        self.warn_state[p.pid] = (since, stall)
+
+    def _ratelimit(self) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            while self.rate and now - self.rate[0] > RATELIMIT_INTERVAL_S:
+                self.rate.popleft()
+            if len(self.rate) >= RATELIMIT_BURST:
+                self.suppressed += 1
+                return False
+            self.rate.append(now)
+            return True
+
+    # ---- khungtaskd ----
+
+    def check_hung_uninterruptible_tasks(self) -> None:
+        for t in self.sys.for_each_process_thread():
+            if t.state == TASK_UNINTERRUPTIBLE:  # "==": TASK_KILLABLE is skipped
+                self.check_hung_task(t)
+
+    def check_hung_task(self, t) -> None:
+        switch_count = t.nvcsw + t.nivcsw
+        if switch_count != self.last_switch.get(t.pid):
+            self.last_switch[t.pid] = switch_count
+            return
+        if not self.hung_warnings:
+            return
+        self.hung_warnings -= 1
+        from kmallocwd.watchdog.stacks import sched_show_task
+
+        self.emit("khungtaskd", f"INFO: task {t.comm}:{t.pid} blocked for more than "
+                  f"{self.hung_timeout:g} seconds.")
+        self.sys.printk("      Not tainted 4.4.0-kmallocwd #1")
+        self.sys.printk('"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this '
+                        "message.")
+        head, frames = sched_show_task(t)
+        self.sys.printk(head)
+        self.sys.printk("Call Trace:")
+        for f in frames:
+            self.sys.printk(f.text())
+
+    # ---- PSI ----
+
+    def psi_sample(self, dt: float, now: float) -> None:
+        stalled = nonidle = 0
+        for t in self.sys.for_each_process_thread():
+            if t.process.kthread and t.comm.startswith("kswapd"):
+                continue
+            if t.memstall:
+                stalled += 1
+                nonidle += 1
+            elif t.state == TASK_RUNNING and not t.spec.idle:
+                nonidle += 1
+        ps = self.psi
+        some = dt if stalled else 0.0
+        full = dt if stalled and stalled == nonidle else 0.0
+        ps.some_total += some
+        ps.full_total += full
+        ps.some_period += some
+        ps.full_period += full
+        ps.window.append((now, some))
+        ps.window_sum += some
+        while ps.window and now - ps.window[0][0] > TRIGGER_WINDOW_S:
+            ps.window_sum -= ps.window.popleft()[1]
+        if "psi" in self.names and ps.window_sum >= TRIGGER_STALL_S and \
+                now - ps.last_fire >= TRIGGER_WINDOW_S:
+            ps.last_fire = now
+            ps.fired += 1
+            self.emit("psi", f"memory some trigger (150000 us in 1000000 us) fired, "
+                      f"{ps.window_sum * 1000:.0f} ms stalled in the last second",
+                      printk=False)
+
+    def psi_update_averages(self, period: float) -> None:
+        ps = self.psi
+        for kind, stall in (("some", ps.some_period), ("full", ps.full_period)):
+            pct = min(100.0, 100.0 * stall / period) if period > 0 else 0.0
+            for w in PSI_WINDOWS:
+                e = math.exp(-period / w)
+                ps.avg[kind][w] = ps.avg[kind][w] * e + pct * (1 - e)
+            ps.max_avg10[kind] = max(ps.max_avg10[kind], ps.avg[kind][10])
+        ps.some_period = ps.full_period = 0.0
+
+    # ---- the thread ----
+
+    def main(self) -> None:
+        try:
+            start = time.monotonic()
+            last = start
+            next_psi = start + PSI_FREQ_S
+            next_hung = start + self.hung_timeout
+            while not self.sys.halted.wait(PSI_TICK_S):
+                now = time.monotonic()
+                self.psi_sample(now - last, now)
+                last = now
+                if now >= next_psi:
+                    self.psi_update_averages(PSI_FREQ_S)
+                    next_psi += PSI_FREQ_S
+                if "khungtaskd" in self.names and now >= next_hung:
+                    self.check_hung_uninterruptible_tasks()
+                    next_hung = now + self.hung_timeout
+        except Halt:
+            return
+        except BaseException as exc:  # surfaced by the run
+            self.sys.errors.append(exc)
+            self.sys.halt()
+
+    def summary(self, elapsed_s: float) -> dict:
+        ps = self.psi
+        out: dict = {"enabled": list(self.names), "hung_task_timeout_s": self.hung_timeout,
+                     "warn_alloc_stall_s": self.warn_s, "fired": {}}
+        for name in self.names:
+            evs = [e for e in self.events if e.detector == name]
+            out["fired"][name] = {"count": len(evs),
+                                  "first": round(evs[0].time_ns / 1e9, 3) if evs else None,
+                                  "first_text": evs[0].text if evs else None}
+        if "warn_alloc" in self.names:
+            out["fired"]["warn_alloc"]["suppressed"] = self.suppressed
+        if "psi" in self.names:
+            el = max(elapsed_s, 1e-9)
+            out["psi"] = {
+                "some_total_s": round(ps.some_total, 3), "full_total_s": round(ps.full_total, 3),
+                "some_pct": round(100 * ps.some_total / el, 1),
+                "full_pct": round(100 * ps.full_total / el, 1),
+                "avg": {k: {f"avg{w}": round(v, 2) for w, v in d.items()}
+                        for k, d in ps.avg.items()},
+                "max_avg10": {k: round(v, 2) for k, v in ps.max_avg10.items()},
+            }
+        return out
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """``khungtaskd,warn_alloc,psi`` (any subset, any order; ``all``)."""
+    if text.strip() == "all":
+        return NAMES
+    names = tuple(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
+    bad = [n for n in names if n not in NAMES]
+    if bad or not names:
+        raise ValueError(f"unknown detector {bad[0]!r}" if bad else "no detector named")
+    return names

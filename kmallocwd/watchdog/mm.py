@@ -1,0 +1,545 @@
+"""A small model of Linux 4.4's page allocator (mm/page_alloc.c, mm/vmscan.c).
+
+Enough for the seed's situations, in pages of 4 kB:
+
+- zones with free blocks per order and min/low/high watermarks (low = min +
+  min/4, high = min + min/2, as __setup_per_zone_wmarks() sets them), clean
+  and dirty page cache, anonymous and kernel pages;
+- the fast path: get_page_from_freelist() above the low watermark;
+- __alloc_pages_slowpath(): wake kswapd, retry at the min watermark
+  (ALLOC_HIGH/ALLOC_HARDER lower it, TIF_MEMDIE ignores it), direct reclaim
+  of clean page cache at the scenario's rate, wait_iff_congested() while
+  dirty pages wait for writeback, retry while reclaim "made progress", then
+  __alloc_pages_may_oom();
+- did_some_progress as 4.4 computes it: pages reclaimed, or else "some zone
+  is still reclaimable" (NR_PAGES_SCANNED < 6 x its file pages; any page
+  freed to the zone resets the count), which is what lets 4.4 loop without
+  ever invoking the OOM killer;
+- __alloc_pages_may_oom(): oom_lock, the high-watermark retry, no OOM for
+  costly orders, lowmem or !__GFP_FS requests ("keep looping as per
+  tradition": did_some_progress = 1), else out_of_memory() (``oom``).
+
+The seed's start_memalloc_timer()/stop_memalloc_timer() bracket the slow
+path only, with memalloc_noio_flags()'s mask: a request served by the fast
+path never touches the task's memalloc_info.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kmallocwd import gfp as G
+from kmallocwd._core import lib
+from kmallocwd.watchdog import sched
+from kmallocwd.watchdog.scenario import MAX_ORDER
+from kmallocwd.watchdog.workload import PAGE_KB, MemorySpec
+
+if TYPE_CHECKING:
+    from kmallocwd.watchdog.tasks import MMStruct, Task
+
+SWAP_CLUSTER_MAX = 32
+PAGE_ALLOC_COSTLY_ORDER = 3
+ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH = 0, 1, 2
+ALLOC_WMARK_MASK = 3
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_HARDER = 0x10
+ALLOC_HIGH = 0x20
+
+PF_MEMALLOC = 0x00000800
+PF_MEMALLOC_NOIO = 0x00080000
+PF_EXITING = 0x00000004
+PF_KTHREAD = 0x00200000
+
+# gfp bits, as plain names: inside a class Python would mangle "___GFP_...".
+GFP_DMA_BIT, GFP_DMA32_BIT = G.___GFP_DMA, G.___GFP_DMA32
+
+# The least time one pass of a retry loop costs (the CPU time of a reclaim
+# pass that finds nothing); keeps looping tasks from spinning the host.
+COND_RESCHED_S = 0.004
+
+
+@dataclass(frozen=True)
+class Page:
+    """A block handed out: zone index and order."""
+
+    zone: int
+    order: int
+
+    @property
+    def pages(self) -> int:
+        return 1 << self.order
+
+
+class ZoneState:
+    def __init__(self, spec, idx: int) -> None:
+        z = spec.zone
+        self.idx = idx
+        self.name = z.name
+        self.present = z.present_kb // PAGE_KB
+        self.min = z.min_kb // PAGE_KB
+        self.low = self.min + self.min // 4
+        self.high = self.min + self.min // 2
+        self.free = list(z.free)
+        self.file = spec.file_kb // PAGE_KB  # clean page cache
+        self.dirty = spec.dirty_kb // PAGE_KB
+        self.kernel = spec.kernel_kb // PAGE_KB
+        self.anon = 0
+        self.pages_scanned = 0  # NR_PAGES_SCANNED
+
+    def free_pages(self) -> int:
+        return sum(n << o for o, n in enumerate(self.free))
+
+    def reclaimable(self) -> int:
+        """zone_reclaimable_pages(): the file LRU (no swap: anon is not)."""
+        return self.file + self.dirty
+
+    def zone_reclaimable(self) -> bool:
+        return self.pages_scanned < self.reclaimable() * 6
+
+    def watermark_ok(self, order: int, mark: int, alloc_flags: int) -> bool:
+        """__zone_watermark_ok() (lowmem_reserve left out)."""
+        min_ = mark
+        if alloc_flags & ALLOC_HIGH:
+            min_ -= min_ // 2
+        if alloc_flags & ALLOC_HARDER:
+            min_ -= min_ // 4
+        return self.free_pages() - ((1 << order) - 1) > min_
+
+    def take(self, order: int) -> bool:
+        """A 2^order block: the smallest free block that fits, split; else
+        smaller blocks put together (what compaction would give)."""
+        for o in range(order, MAX_ORDER):
+            if self.free[o]:
+                self.free[o] -= 1
+                while o > order:
+                    o -= 1
+                    self.free[o] += 1
+                return True
+        need = 1 << order
+        if self.free_pages() < need:
+            return False
+        for o in range(order - 1, -1, -1):
+            while self.free[o] and need > 0:
+                self.free[o] -= 1
+                need -= 1 << o
+        if need < 0:  # the last block was larger than what was left to take
+            self.give(-need)
+        return True
+
+    def give(self, pages: int) -> None:
+        """Free ``pages`` pages (buddies merged as far as they go) and reset
+        NR_PAGES_SCANNED, as free_pcppages_bulk()/free_one_page() do."""
+        if pages <= 0:
+            return
+        top = MAX_ORDER - 1
+        self.free[top] += pages >> top
+        rest = pages & ((1 << top) - 1)
+        for o in range(top):
+            if rest >> o & 1:
+                self.free[o] += 1
+        self.pages_scanned = 0
+
+
+class Memory:
+    """The machine's memory: zones (lowest first), reclaim and writeback."""
+
+    def __init__(self, spec: MemorySpec) -> None:
+        self.zones = [ZoneState(z, i) for i, z in enumerate(spec.zones)]
+        self.lock = threading.Lock()
+        self.reclaim_rate = spec.reclaim_kbps / PAGE_KB  # pages per second
+        self.writeback_rate = spec.writeback_kbps / PAGE_KB
+        self._wb_t = time.monotonic()
+        self._wb_carry = 0.0
+        self.flusher = False  # True: a flusher task does the writeback (flush())
+        self.timed: list[tuple[float, int, Page]] = []  # "buffer" pages, by the time they go
+        self._seq = itertools.count()
+        self.oom_lock = threading.Lock()
+        self.oom_kills = 0
+        self.slowpath_entries = 0
+
+    # ---- bookkeeping ----
+
+    def zonelist(self, gfp_mask: int) -> list[ZoneState]:
+        """The zones a request may use, preferred (highest) first."""
+        names = [z.name for z in self.zones]
+        if gfp_mask & GFP_DMA_BIT and "DMA" in names:
+            top = names.index("DMA")
+        elif gfp_mask & GFP_DMA32_BIT and "DMA32" in names:
+            top = names.index("DMA32")
+        else:
+            top = len(self.zones) - 1
+        return [self.zones[i] for i in range(top, -1, -1)]
+
+    def lowmem_only(self, gfp_mask: int) -> bool:
+        """ac->high_zoneidx < ZONE_NORMAL."""
+        return bool(gfp_mask & (GFP_DMA_BIT | GFP_DMA32_BIT)) and len(self.zones) > 1
+
+    def writeback(self, flushing: bool = False) -> None:
+        """Dirty page cache becomes clean at the writeback rate: as time goes
+        by, or, with a flusher task, only when it writes (``flushing``, after
+        its I/O allocation succeeded).  Called under the lock."""
+        if self.flusher and not flushing:
+            return
+        now = time.monotonic()
+        self._wb_carry += (now - self._wb_t) * self.writeback_rate
+        self._wb_t = now
+        n = int(self._wb_carry)
+        if n <= 0:
+            return
+        self._wb_carry -= n
+        for z in reversed(self.zones):
+            k = min(n, z.dirty)
+            z.dirty -= k
+            z.file += k
+            n -= k
+        if n > 0:
+            self._wb_carry = 0.0
+
+    def hold(self, page: Page, until: float) -> None:
+        """A buffer freed at a given time (its user is done with it then,
+        whatever that thread is doing)."""
+        with self.lock:
+            heapq.heappush(self.timed, (until, next(self._seq), page))
+
+    def tick(self) -> None:
+        """Time-driven changes, under the lock: writeback, and the buffers due."""
+        self.writeback()
+        now = time.monotonic()
+        while self.timed and self.timed[0][0] <= now:
+            _, _, page = heapq.heappop(self.timed)
+            self.zones[page.zone].give(page.pages)
+
+    def congested(self, zones: list[ZoneState]) -> bool:
+        """ZONE_CONGESTED, roughly: reclaim meets mostly pages under writeback."""
+        return any(z.dirty and z.dirty * 2 >= z.reclaimable() for z in zones)
+
+    def free_page(self, page: Page, use: str, mm: "MMStruct | None" = None) -> None:
+        with self.lock:
+            z = self.zones[page.zone]
+            if use == "anon" and mm is not None:
+                mm.zone_pages[page.zone] -= page.pages
+                z.anon -= page.pages
+            z.give(page.pages)
+
+    def account(self, page: Page, use: str, mm: "MMStruct | None") -> None:
+        """What the pages of a finished request become."""
+        with self.lock:
+            z = self.zones[page.zone]
+            n = page.pages
+            if use == "anon" and mm is not None:
+                z.anon += n
+                mm.zone_pages[page.zone] += n
+            elif use == "pagecache":
+                z.file += n
+            elif use == "dirty":
+                z.dirty += n
+            elif use == "kernel":
+                z.kernel += n
+
+    def charge_boot_rss(self, mm: "MMStruct", pages: int) -> None:
+        """The anonymous memory a process has at boot, in the highest zones."""
+        with self.lock:
+            for z in reversed(self.zones):
+                room = max(0, z.present - z.free_pages() - z.file - z.dirty - z.kernel - z.anon)
+                k = min(room, pages) if z.idx else pages
+                z.anon += k
+                mm.zone_pages[z.idx] += k
+                pages -= k
+                if pages <= 0:
+                    return
+
+    def mmput(self, mm: "MMStruct") -> int:
+        """The last user left: the mm's pages go back to their zones."""
+        with self.lock:
+            freed = 0
+            for i, n in enumerate(mm.zone_pages):
+                if n:
+                    self.zones[i].anon -= n
+                    self.zones[i].give(n)
+                    freed += n
+                mm.zone_pages[i] = 0
+            return freed
+
+    def below_high(self) -> list[ZoneState]:
+        with self.lock:
+            return [z for z in self.zones if z.free_pages() < z.high]
+
+    # ---- show_mem(), in 4.4's units ----
+
+    def show_mem(self) -> tuple[list[str], dict]:
+        """lib/show_mem.c and show_free_areas() of 4.4: the global counters in
+        pages, each zone in kB, the free lists as N*SIZEkB, then the page
+        totals.  Counters the model does not keep print 0."""
+        with self.lock:
+            self.tick()
+            zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
+                   z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable())
+                  for z in self.zones]
+        anon = sum(z[5] for z in zs)
+        file_ = sum(z[6] for z in zs)
+        dirty = sum(z[7] for z in zs)
+        slab = sum(z[8] for z in zs)
+        free = sum(z[1] for z in zs)
+        lines = [
+            "Mem-Info:",
+            f"active_anon:{anon} inactive_anon:0 isolated_anon:0",
+            f" active_file:0 inactive_file:{file_ + dirty} isolated_file:0",
+            f" unevictable:0 dirty:{dirty} writeback:0 unstable:0",
+            f" slab_reclaimable:0 slab_unreclaimable:{slab}",
+            f" mapped:0 shmem:0 pagetables:0 bounce:0",
+            f" free:{free} free_pcp:0 free_cma:0",
+        ]
+        k = PAGE_KB
+        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl) in zs:
+            lines.append(
+                f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
+                f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
+                f"inactive_file:{(fi + di) * k}kB unevictable:0kB isolated(anon):0kB "
+                f"isolated(file):0kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
+                f"dirty:{di * k}kB writeback:0kB mapped:0kB shmem:0kB slab_reclaimable:0kB "
+                f"slab_unreclaimable:{ke * k}kB kernel_stack:0kB pagetables:0kB unstable:0kB "
+                f"bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB writeback_tmp:0kB "
+                f"pages_scanned:{scanned} all_unreclaimable? {'yes' if unrecl else 'no'}")
+            lines.append("lowmem_reserve[]: " + " ".join("0" for _ in zs))
+        for z in zs:
+            parts = " ".join(f"{n}*{k << o}kB" for o, n in enumerate(z[10]))
+            lines.append(f"Node 0 {z[0]}: {parts} = {z[1] * k}kB")
+        lines.append(f"{file_ + dirty} total pagecache pages")
+        ram = sum(z[9] for z in zs)
+        lines += [f"{ram} pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
+        data = {
+            "free_pages": free, "anon_pages": anon, "file_pages": file_, "dirty_pages": dirty,
+            "slab_pages": slab, "ram_pages": ram,
+            "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
+                       "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
+                       "pages_scanned": z[11], "all_unreclaimable": z[12]} for z in zs],
+        }
+        return lines, data
+
+
+# ---- the allocator, as the allocating task runs it ----
+
+
+def memalloc_noio_flags(p: "Task", gfp_mask: int) -> int:
+    if p.flags & PF_MEMALLOC_NOIO:
+        gfp_mask &= ~(G.___GFP_IO | G.___GFP_FS)
+    return gfp_mask
+
+
+def get_page_from_freelist(p: "Task", gfp_mask: int, order: int, alloc_flags: int) -> Page | None:
+    mem = p.system.memory
+    with mem.lock:
+        mem.tick()
+        for z in mem.zonelist(gfp_mask):
+            if not alloc_flags & ALLOC_NO_WATERMARKS:
+                mark = (z.min, z.low, z.high)[alloc_flags & ALLOC_WMARK_MASK]
+                if not z.watermark_ok(order, mark, alloc_flags):
+                    continue
+            if z.take(order):
+                return Page(z.idx, order)
+    return None
+
+
+def gfp_to_alloc_flags(p: "Task", gfp_mask: int) -> int:
+    alloc_flags = ALLOC_WMARK_MIN
+    if gfp_mask & G.___GFP_HIGH:
+        alloc_flags |= ALLOC_HIGH
+    if gfp_mask & G.___GFP_ATOMIC and not gfp_mask & G.___GFP_NOMEMALLOC:
+        alloc_flags |= ALLOC_HARDER  # (and rt tasks, which the model has none of)
+    if not gfp_mask & G.___GFP_NOMEMALLOC:
+        if gfp_mask & G.___GFP_MEMALLOC:
+            alloc_flags |= ALLOC_NO_WATERMARKS
+        elif p.flags & PF_MEMALLOC:
+            alloc_flags |= ALLOC_NO_WATERMARKS
+        elif p.memdie:  # TIF_MEMDIE, outside interrupts
+            alloc_flags |= ALLOC_NO_WATERMARKS
+    return alloc_flags
+
+
+def wake_all_kswapds(p: "Task", order: int) -> None:
+    k = p.system.kswapd_task
+    if k is not None and k.state & sched.TASK_INTERRUPTIBLE:
+        k.wake.set()
+
+
+def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
+    """Direct reclaim: up to SWAP_CLUSTER_MAX clean page-cache pages from the
+    request's zones.  Returns 4.4's did_some_progress: pages reclaimed, or
+    1 if some zone is still "reclaimable" (scanned less than 6 times its
+    file pages), or 0.
+
+    Scanning takes time: the pages scanned at the reclaim rate, at least
+    one cond_resched, at most 0.1 s.  A pass that frees nothing scans every
+    priority from DEF_PRIORITY to 0, about twice the file LRU of each zone;
+    NR_PAGES_SCANNED grows slice by slice while it scans, and any page freed
+    meanwhile resets it, so zone_reclaimable(), asked at the end as
+    shrink_zones() does, sees what was scanned since the last free.  Dirty
+    pages are left for writeback: direct reclaim does not write file pages."""
+    mem = p.system.memory
+    with mem.lock:
+        mem.tick()
+        zones = mem.zonelist(gfp_mask)
+        reclaimed = 0
+        for z in zones:
+            n = min(z.file, SWAP_CLUSTER_MAX - reclaimed)
+            if n:
+                z.file -= n
+                z.give(n)
+                reclaimed += n
+            if reclaimed >= SWAP_CLUSTER_MAX:
+                break
+        scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
+    if reclaimed:
+        cost = reclaimed / mem.reclaim_rate
+        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
+        return reclaimed
+    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
+    slices = max(1, round(cost / 0.01))
+    for _ in range(slices):
+        with mem.lock:
+            mem.tick()
+            for z, n in zip(zones, scans):
+                z.pages_scanned += n // slices
+        sched.cond_resched(p, cost / slices)
+    with mem.lock:
+        mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
+        return 1 if any(z.zone_reclaimable() for z in zones) else 0
+
+
+def __perform_reclaim(p: "Task", gfp_mask: int, order: int) -> int:
+    p.flags |= PF_MEMALLOC
+    try:
+        return try_to_free_pages(p, gfp_mask, order)
+    finally:
+        p.flags &= ~PF_MEMALLOC
+
+
+def __alloc_pages_direct_reclaim(p: "Task", gfp_mask: int, order: int,
+                                 alloc_flags: int) -> tuple[Page | None, int]:
+    progress = __perform_reclaim(p, gfp_mask, order)
+    if not progress:
+        return None, 0
+    return get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS), progress
+
+
+def wait_iff_congested(p: "Task", seconds: float) -> None:
+    """mm/backing-dev.c: sleep (TASK_UNINTERRUPTIBLE, io_schedule_timeout)
+    only if a zone is congested; else just cond_resched()."""
+    mem = p.system.memory
+    with mem.lock:
+        congested = mem.congested(mem.zonelist(0))
+    if congested:
+        sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
+    else:
+        sched.cond_resched(p, COND_RESCHED_S)
+
+
+def schedule_timeout_uninterruptible(p: "Task", seconds: float) -> None:
+    sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
+
+
+def __alloc_pages_may_oom(p: "Task", gfp_mask: int, order: int) -> tuple[Page | None, int]:
+    from kmallocwd.watchdog.oom import out_of_memory
+
+    mem = p.system.memory
+    hz = p.system.hz
+    if not mem.oom_lock.acquire(blocking=False):
+        schedule_timeout_uninterruptible(p, 1 / hz)  # somebody else is making progress for us
+        return None, 1
+    try:
+        page = get_page_from_freelist(p, gfp_mask | G.___GFP_HARDWALL, order, ALLOC_WMARK_HIGH)
+        if page:
+            return page, 0
+        if not gfp_mask & G.___GFP_NOFAIL:
+            if order > PAGE_ALLOC_COSTLY_ORDER:
+                return None, 0
+            if mem.lowmem_only(gfp_mask):
+                return None, 0
+            if not gfp_mask & G.___GFP_FS:
+                # "XXX: Page reclaim didn't yield anything, and the OOM killer
+                # can't be invoked, but keep looping as per tradition."
+                return None, 1
+            if gfp_mask & G.___GFP_THISNODE:
+                return None, 0
+        progress = 1 if out_of_memory(p, gfp_mask, order) or gfp_mask & G.___GFP_NOFAIL else 0
+        return None, progress
+    finally:
+        mem.oom_lock.release()
+
+
+def __alloc_pages_slowpath(p: "Task", gfp_mask: int, order: int) -> Page | None:
+    hz = p.system.hz
+    can_direct_reclaim = bool(gfp_mask & G.___GFP_DIRECT_RECLAIM)
+    pages_reclaimed = 0
+    while True:  # retry:
+        if gfp_mask & G.___GFP_KSWAPD_RECLAIM:
+            wake_all_kswapds(p, order)
+        alloc_flags = gfp_to_alloc_flags(p, gfp_mask)
+        page = get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS)
+        if page:
+            return page
+        if alloc_flags & ALLOC_NO_WATERMARKS:
+            page = get_page_from_freelist(p, gfp_mask, order, alloc_flags)
+            if page:
+                return page
+        if not can_direct_reclaim:
+            return None  # atomic: fail
+        if p.flags & PF_MEMALLOC:
+            return None  # no recursion into reclaim
+        if p.memdie and not gfp_mask & G.___GFP_NOFAIL:
+            return None  # "Avoid allocations with no watermarks from looping endlessly"
+        page, progress = __alloc_pages_direct_reclaim(p, gfp_mask, order, alloc_flags)
+        if page:
+            return page
+        p.system.warn_alloc_check(p, gfp_mask, order)  # 4.9's stall warning (a detector)
+        if gfp_mask & G.___GFP_NORETRY:
+            return None
+        pages_reclaimed += progress
+        if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) or (
+                gfp_mask & G.___GFP_REPEAT and pages_reclaimed < (1 << order)):
+            wait_iff_congested(p, (hz // 50) / hz)  # HZ/50
+            continue
+        page, progress = __alloc_pages_may_oom(p, gfp_mask, order)
+        if page:
+            return page
+        if progress:
+            continue
+        return None  # nopage (warn_alloc_failed)
+
+
+def start_memalloc_timer(p: "Task", gfp_mask: int, order: int) -> None:
+    lib.kmw_start_memalloc_timer(p.system.proto_id, p.m, gfp_mask, order, p.system.jiffies())
+
+
+def stop_memalloc_timer(p: "Task", gfp_mask: int) -> None:
+    lib.kmw_stop_memalloc_timer(p.system.proto_id, p.m, gfp_mask)
+
+
+def __alloc_pages_nodemask(p: "Task", gfp_mask: int, order: int) -> Page | None:
+    """mm/page_alloc.c as the seed patches it: the fast path first; the
+    timer brackets the slow path only, with memalloc_noio_flags()'s mask.
+    On a halt the slot is left as it is (no stop_memalloc_timer)."""
+    page = get_page_from_freelist(p, gfp_mask | G.___GFP_HARDWALL, order, ALLOC_WMARK_LOW)
+    if page:
+        return page
+    alloc_mask = memalloc_noio_flags(p, gfp_mask)
+    p.system.memory.slowpath_entries += 1
+    start_memalloc_timer(p, alloc_mask, order)
+    p.slowpath_since = p.system.jiffies()
+    p.memstall = True
+    try:
+        page = __alloc_pages_slowpath(p, alloc_mask, order)
+    finally:
+        p.memstall = False
+        p.slowpath_since = None
+    stop_memalloc_timer(p, alloc_mask)
+    return page
+
+
+def alloc_pages(p: "Task", gfp_mask: int, order: int) -> Page | None:
+    return __alloc_pages_nodemask(p, gfp_mask, order)

@@ -1,0 +1,292 @@
+"""The allocator and OOM-killer model, step by step, without threads: a
+machine is built from a scenario, its tasks are not started, and the test
+thread calls the kernel-named functions as a task would."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from kmallocwd.watchdog import mm as M
+from kmallocwd.watchdog import oom
+from kmallocwd.watchdog import workload as W
+from kmallocwd.watchdog.detectors import Detectors, pgg
+from kmallocwd.watchdog.loop import Watchdog
+from kmallocwd.watchdog.printk import Log
+from kmallocwd.watchdog.sched import (TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_UNINTERRUPTIBLE,
+                                      state_char)
+from kmallocwd.watchdog.system import Halt, System
+from kmallocwd.watchdog.tasks import make_tasks
+
+MACHINE = """
+[memory]
+reclaim_kbps = 400000
+writeback_kbps = 0
+[[memory.zone]]
+name = "Normal"
+present_kb = 400000
+min_kb = 4000                 # 1000 pages; low 1250, high 1500
+free = [{free}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+file_kb = {file_kb}
+
+[[process]]
+name = "hog"
+pid = 100
+rss_kb = 40000
+[[process.thread]]
+gfp = "GFP_HIGHUSER_MOVABLE"
+use = "anon"
+
+[[process]]
+name = "child"
+pid = 200
+ppid = 100
+rss_kb = 4000
+[[process.thread]]
+idle = true
+[[process.thread]]
+count = 2
+gfp = 0x242014a
+
+[[process]]
+name = "big"
+pid = 300
+rss_kb = 80000
+[[process.thread]]
+gfp = "GFP_KERNEL"
+memalloc_noio = true
+"""
+
+
+def machine(free: int = 3000, file_kb: int = 0):
+    scen = W.loads(MACHINE.format(free=free, file_kb=file_kb), "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    printed: list[str] = []
+    system.set_printk(lambda text: printed.append(text) or 0)
+    return system, {t.pid: t for t in system.tasks}, printed
+
+
+def test_task_list_is_for_each_process_thread_order_with_thread_groups():
+    system, t, _ = machine()
+    assert [x.pid for x in system.for_each_process_thread()] == [100, 200, 201, 202, 300]
+    assert [(x.tgid, x.ppid) for x in system.tasks] == [(100, 1), (200, 100), (200, 100),
+                                                        (200, 100), (300, 1)]
+    assert t[200].is_leader and not t[201].is_leader
+    assert t[201].mm is t[200].mm is not t[100].mm
+    assert t[100].mm.rss() == 10000 and t[300].mm.rss() == 20000
+
+
+def test_seq_counts_slow_path_entries_only():
+    system, t, _ = machine(free=3000)  # above the low watermark: fast path
+    hog = t[100]
+    assert M.alloc_pages(hog, hog.spec.gfp, 0) is not None
+    assert (hog.m.sequence, hog.m.valid) == (0, 0)  # the timer never started
+    system2, t2, _ = machine(free=1100)  # below low, above min: served in the slow path
+    hog2 = t2[100]
+    assert M.alloc_pages(hog2, hog2.spec.gfp, 0) is not None
+    assert (hog2.m.sequence >> 1, hog2.m.valid, hog2.m.gfp) == (1, 0, hog2.spec.gfp)
+
+
+def test_memalloc_noio_flags_mask_what_the_seed_records():
+    system, t, _ = machine(free=1100)
+    big = t[300]  # GFP_KERNEL under PF_MEMALLOC_NOIO
+    assert big.flags & M.PF_MEMALLOC_NOIO
+    assert M.alloc_pages(big, big.spec.gfp, 0) is not None
+    assert big.m.gfp == 0x2400000  # GFP_KERNEL & ~(__GFP_IO | __GFP_FS)
+
+
+def test_watermarks_and_alloc_flags():
+    system, t, _ = machine(free=1100)
+    (z,) = system.memory.zones
+    assert (z.min, z.low, z.high) == (1000, 1250, 1500)
+    assert not z.watermark_ok(0, z.low, M.ALLOC_WMARK_LOW)
+    assert z.watermark_ok(0, z.min, M.ALLOC_WMARK_MIN)
+    z.free = [900] + [0] * 10
+    assert not z.watermark_ok(0, z.min, 0)
+    assert z.watermark_ok(0, z.min, M.ALLOC_HIGH | M.ALLOC_HARDER)  # GFP_ATOMIC dips below
+    hog = t[100]
+    hog.memdie = True  # TIF_MEMDIE ignores the watermarks
+    assert M.gfp_to_alloc_flags(hog, hog.spec.gfp) & M.ALLOC_NO_WATERMARKS
+
+
+def test_reclaim_progress_is_4_4s_zone_reclaimable():
+    system, t, _ = machine(free=900, file_kb=0)
+    hog = t[100]
+    (z,) = system.memory.zones
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 0  # nothing reclaimable at all
+    z.dirty = 1000  # under writeback to a stuck device: not freed, but "reclaimable"
+    assert [M.try_to_free_pages(hog, hog.spec.gfp, 0) for _ in range(3)] == [1, 1, 0]
+    z.give(1)  # any page freed resets NR_PAGES_SCANNED
+    assert z.pages_scanned == 0 and M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1
+    z.file = 10
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 10
+
+
+def test_no_gfp_fs_never_invokes_the_oom_killer():
+    system, t, printed = machine(free=900)
+    writer = t[201]  # 0x242014a: no __GFP_FS
+    page, progress = M.__alloc_pages_may_oom(writer, writer.spec.gfp, 0)
+    assert (page, progress) == (None, 1)  # "keep looping as per tradition"
+    assert system.oom_victims == [] and printed == []
+    page, progress = M.__alloc_pages_may_oom(writer, writer.spec.gfp, 4)
+    assert (page, progress) == (None, 0)  # costly orders do not loop either
+
+
+def test_oom_kill_sacrifices_the_child_sigkills_its_group_and_then_aborts():
+    system, t, printed = machine(free=900)
+    hog = t[100]
+    system.halted.set()  # out_of_memory() ends with schedule_timeout_killable(1)
+    with pytest.raises(Halt):
+        M.__alloc_pages_may_oom(hog, hog.spec.gfp, 0)
+    # "big" has the largest RSS and no child: it is the victim.
+    assert re.fullmatch(r"hog invoked oom-killer: gfp_mask=0x24200ca, order=0, oom_score_adj=0",
+                        printed[0])
+    assert printed[1].startswith("Out of memory: Kill process 300 (big)")
+    assert t[300].memdie and t[300].sigkill
+    assert not any(t[p].memdie for p in (100, 200, 201, 202))
+    # While a TIF_MEMDIE task exists, every other invocation aborts.
+    system.halted.clear()
+    assert oom.select_bad_process(hog)[0] is oom.ABORT
+    assert oom.out_of_memory(hog, hog.spec.gfp, 0) is True and len(system.oom_victims) == 1
+
+
+def test_or_sacrifice_child():
+    system, t, printed = machine(free=900)
+    t[300].process.oom_score_adj = -1000  # "big" is unkillable: the hog is the largest
+    system.halted.set()
+    with pytest.raises(Halt):
+        oom.out_of_memory(t[100], t[100].spec.gfp, 0)
+    assert printed[1].startswith("Out of memory: Kill process 100 (hog)")
+    assert printed[2].startswith("Killed process 200 (child)")  # its child, with its own mm
+    assert t[200].memdie and not t[201].memdie  # TIF_MEMDIE: the task found with the mm
+    assert all(t[p].sigkill for p in (200, 201, 202))  # SIGKILL: the whole group
+    assert not t[100].sigkill
+
+
+def test_a_dying_current_task_becomes_the_victim_itself():
+    system, t, printed = machine(free=900)
+    t[201].sigkill = True
+    assert oom.out_of_memory(t[201], 0x24200CA, 0) is True
+    assert t[201].memdie and printed == []
+
+
+def test_killable_is_uninterruptible_for_the_seed_but_not_for_khungtaskd():
+    system, t, _ = machine()
+    assert (state_char(TASK_KILLABLE), state_char(TASK_UNINTERRUPTIBLE),
+            state_char(TASK_INTERRUPTIBLE), state_char(0)) == ("D", "D", "S", "R")
+    out = io.StringIO()
+    wd = Watchdog(system, 1000, Log(out, system.uptime_ns, False))
+    now = system.jiffies()
+    for p in (t[201], t[202]):
+        M.start_memalloc_timer(p, 0x242014A, 0)
+        p.m.start = now - 5000
+    t[201].state, t[202].state = TASK_KILLABLE, TASK_UNINTERRUPTIBLE
+    system.halted.set()
+    with pytest.raises(Halt):
+        wd.stalling()
+    lines = out.getvalue()
+    assert re.search(r"MemAlloc: child\(201\) seq=1 .* uninterruptible$", lines, re.M)
+    assert re.search(r"MemAlloc: child\(202\) seq=1 .* uninterruptible$", lines, re.M)
+    det = Detectors(system, ("khungtaskd",), 120, 10)
+    for _ in range(2):
+        det.check_hung_uninterruptible_tasks()
+    assert [e.text for e in det.events] == [
+        "INFO: task child:202 blocked for more than 120 seconds."]
+
+
+def test_warn_alloc_pgg_names():
+    assert pgg(0x24280CA) == "GFP_HIGHUSER_MOVABLE|__GFP_ZERO"
+    # composite names first, greedily, as format_flags() does with gfpflag_names
+    assert pgg(0x242014A) == "GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_COLD|__GFP_HARDWALL"
+    assert pgg(0x2400000) == "GFP_NOIO"
+
+
+def test_show_mem_is_in_4_4s_units():
+    system, t, _ = machine(free=3000, file_kb=400)
+    lines, data = system.memory.show_mem()
+    assert lines[0] == "Mem-Info:"
+    assert lines[1] == "active_anon:31000 inactive_anon:0 isolated_anon:0"  # pages
+    assert " free:3000 free_pcp:0 free_cma:0" in lines
+    zone = next(x for x in lines if x.startswith("Node 0 Normal free:"))
+    assert zone.startswith("Node 0 Normal free:12000kB min:4000kB low:5000kB high:6000kB "
+                           "active_anon:124000kB")
+    assert "Node 0 Normal: 3000*4kB 0*8kB 0*16kB" in "\n".join(lines)
+    assert lines[-3:] == ["100000 pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
+    assert data["free_pages"] == 3000 and data["file_pages"] == 100
+
+
+def test_a_killable_lock_wait_ends_on_sigkill_an_uninterruptible_one_does_not():
+    """Threads, but no timing: each waiter is released by an event, and the
+    test waits for states, with generous limits."""
+    import threading
+    import time
+
+    from kmallocwd.watchdog import sched
+
+    system, t, _ = machine()
+    holder, killable, unkillable = t[100], t[201], t[202]
+    lock = system.named_lock("&inode->i_mutex")
+    assert sched.mutex_lock(holder, lock)
+    got: dict[int, bool] = {}
+
+    def waiter(p, fn):
+        try:
+            got[p.pid] = fn(p, lock)
+        except Halt:
+            got[p.pid] = None
+
+    threads = [threading.Thread(target=waiter, args=(killable, sched.mutex_lock_killable)),
+               threading.Thread(target=waiter, args=(unkillable, sched.mutex_lock))]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + 30
+    while len(lock.waiters) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert killable.state == TASK_KILLABLE and unkillable.state == TASK_UNINTERRUPTIBLE
+    oom.do_send_sig_info_sigkill_group(killable)  # SIGKILL to the child's whole group
+    threads[0].join(30)
+    assert got[201] is False  # -EINTR
+    assert unkillable.sigkill and 202 not in got  # still waiting, dying
+    sched.mutex_unlock(holder, lock)  # hand-off to the uninterruptible waiter
+    threads[1].join(30)
+    assert got[202] is True and lock.owner is unkillable
+
+
+def test_warn_alloc_every_10_s_of_one_slow_path_entry():
+    system, t, printed = machine()
+    det = Detectors(system, ("warn_alloc",), 120, 10)
+    hog = t[100]
+    now = system.jiffies()
+    hog.slowpath_since = now - 10_500  # in the slow path for 10.5 s
+    det.warn_alloc(hog, 0x24280CA, 0)
+    det.warn_alloc(hog, 0x24280CA, 0)  # the next one is due at 20 s
+    assert len(printed) == 1
+    assert re.fullmatch(r"hog: page allocation stalls for 105\d\dms, order:0, "
+                        r"mode:0x24280ca\(GFP_HIGHUSER_MOVABLE\|__GFP_ZERO\)", printed[0])
+    hog.slowpath_since = now - 1_000  # a new request: stall_timeout starts again at 10 s
+    det.warn_alloc(hog, 0x24280CA, 0)
+    assert len(printed) == 1
+    hog.slowpath_since = now - 30_000
+    det.warn_alloc(hog, 0x24280CA | 0x200, 0)  # __GFP_NOWARN: silent
+    assert len(printed) == 1
+
+
+def test_psi_averages_are_psis_exponential_moving_averages():
+    import math
+
+    system, t, _ = machine()
+    det = Detectors(system, ("psi",), 120, 10)
+    for p in t.values():
+        p.state = TASK_INTERRUPTIBLE  # sleeping: idle for PSI
+    t[100].memstall = True  # one task stalled, the others idle: some == full
+    for i in range(100):
+        det.psi_sample(0.02, i * 0.02)
+    det.psi_update_averages(2.0)
+    avg = det.psi.avg
+    assert avg["some"][10] == pytest.approx(100 * (1 - math.exp(-2 / 10)))
+    assert avg["some"][300] == pytest.approx(100 * (1 - math.exp(-2 / 300)))
+    assert avg["full"][60] == avg["some"][60]
+    assert det.psi.fired == 2  # the 150 ms / 1 s trigger, at most once per window
