@@ -25,17 +25,15 @@ def _toml(name: str, body: str) -> tuple[str, str]:
 
 
 FILES = dict([
-    _toml("spin.toml", "[[group]]\nname = 'x'\nrequest_s = 0\ninterval_s = 0\n"),
-    _toml("spin2.toml", "[[group]]\nname = 'x'\nrequest_s = [0, 0]\ninterval_s = 0\n"),
     _toml("zone.toml", "[[memory.zone]]\nname = 'Normal'\npresent_kb = 100\nmin_kb = 101\n"
-          "free = [0,0,0,0,0,0,0,0,0,0,0]\n[[group]]\nname = 'x'\n"),
-    _toml("newline.toml", '[[group]]\nname = "x\\n[    1.000000] MemAlloc-Info: forged"\n'),
-    _toml("nul.toml", '[[group]]\nname = "x\\u0000y"\n'),
-    _toml("esc.toml", '[[group]]\nname = "\\u001b[31mred"\n'),
-    _toml("bidi.toml", '[scenario]\nname = "a\\u202eb"\n[[group]]\nname = "x"\n'),
+          "free = [0,0,0,0,0,0,0,0,0,0,0]\n[[process]]\nname = 'x'\n"),
+    _toml("newline.toml", '[[process]]\nname = "x\\n[    1.000000] MemAlloc-Info: forged"\n'),
+    _toml("nul.toml", '[[process]]\nname = "x\\u0000y"\n'),
+    _toml("esc.toml", '[[process]]\nname = "\\u001b[31mred"\n'),
+    _toml("bidi.toml", '[scenario]\nname = "a\\u202eb"\n[[process]]\nname = "x"\n'),
     _toml("zonename.toml", '[[memory.zone]]\nname = "N\\r"\npresent_kb = 1\n'
-          "free = [0,0,0,0,0,0,0,0,0,0,0]\n[[group]]\nname = 'x'\n"),
-    _toml("input.toml", "[[group]]\nname = 'x'\n"),
+          "free = [0,0,0,0,0,0,0,0,0,0,0]\n[[process]]\nname = 'x'\n"),
+    _toml("input.toml", "[[process]]\nname = 'x'\n"),
     _toml("notoml.toml", "[[group]\n"),
     _toml("in.png", "not a bench run\n"),
 ])
@@ -150,12 +148,10 @@ TABLE: list[tuple[list[str], str]] = [
     (["run", "--scenario", "{t}/deep.toml"], "{t}/deep.toml"),
     (["run", "--scenario", "{t}/deep-table.toml"], "{t}/deep-table.toml"),
     (["run", "--scenario", "{t}/notoml.toml"], "{t}/notoml.toml"),
-    (["run", "--scenario", "{t}/spin.toml"], "'group[0].request_s'"),
-    (["run", "--scenario", "{t}/spin2.toml"], "'group[0].request_s'"),
     (["run", "--scenario", "{t}/zone.toml"], "'memory.zone[0].min_kb'"),
-    (["run", "--scenario", "{t}/newline.toml"], "'group[0].name'"),
-    (["run", "--scenario", "{t}/nul.toml"], "'group[0].name'"),
-    (["run", "--scenario", "{t}/esc.toml"], "'group[0].name'"),
+    (["run", "--scenario", "{t}/newline.toml"], "'process[0].name'"),
+    (["run", "--scenario", "{t}/nul.toml"], "'process[0].name'"),
+    (["run", "--scenario", "{t}/esc.toml"], "'process[0].name'"),
     (["run", "--scenario", "{t}/bidi.toml"], "'scenario.name'"),
     (["run", "--scenario", "{t}/zonename.toml"], "'memory.zone[0].name'"),
     (["run", "--log", ""], "--log ''"),

@@ -490,3 +490,13 @@ def test_a_signal_after_the_summary_keeps_the_status(sig):
             p.wait()
     assert json.loads(line)["exit_status"] == 0
     assert p.returncode == 0 and "Traceback" not in err, (p.returncode, err)
+
+
+@pytest.mark.timeout(60)
+def test_a_workload_with_no_think_time_still_stops_at_the_duration(tmp_path, capsys):
+    """interval_s = 0: the task yields and checks the halt each time round,
+    so -d 1 ends the run (pytest-timeout guards the old 11 s spin)."""
+    f = tmp_path / "spin.toml"
+    f.write_text("[[process]]\nname = 'x'\n[[process.thread]]\ninterval_s = 0\nburst = 1\n")
+    assert main(["run", "-q", "-s", str(f), "-d", "1"]) == 0
+    assert "summary" in capsys.readouterr().out.lower()

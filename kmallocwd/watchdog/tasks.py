@@ -148,7 +148,13 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
 
 
 def schedule_timeout_interruptible(p: Task, seconds: float) -> None:
-    """Think time; a signal cuts it short."""
+    """Think time; a signal cuts it short, a halt ends the task.  No think
+    time at all still yields (cond_resched()), so that a workload with
+    interval_s = 0 cannot hold the machine past its halt."""
+    p.system.check_halted()
+    if seconds <= 0:
+        time.sleep(0)
+        return
     deadline = time.monotonic() + seconds
     while not p.sigkill:
         left = deadline - time.monotonic()

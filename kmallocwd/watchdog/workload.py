@@ -159,7 +159,7 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
     c.keys("", data, _TOP_KEYS)
     head = c.table("scenario", data.get("scenario", {}))
     c.keys("scenario", head, _SCENARIO_KEYS)
-    name = c.string("scenario.name", head.get("name", default_name))
+    name = _name(c, "scenario.name", head.get("name", default_name))
     description = c.string("scenario.description", head.get("description", ""), lo=0)
     timeout = c.number("scenario.timeout", head.get("timeout", 10), 0, 86400, lo_open=True)
     memory = _memory(c, data["memory"]) if "memory" in data else DEFAULT_MEMORY
@@ -305,20 +305,18 @@ def loads(text: str, file: str = "<string>", default_name: str = "scenario") -> 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"scenario {file}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"scenario {file}: not a scenario: nested too deeply") from None
     return parse(data, file, default_name)
 
 
-def load_file(path: str | Path) -> Workload:
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError(f"scenario {p}: too large: expected at most {MAX_FILE_BYTES} "
-                                f"bytes, got {p.stat().st_size}")
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ScenarioError(f"scenario {p}: cannot read it: {reason}") from None
-    return loads(text, str(p), p.stem)
+def load_file(path: str | Path, option: str = "--scenario") -> Workload:
+    """A scenario file, read with a bound (MAX_FILE_BYTES, regular files
+    only): UsageError (from kmallocwd.inputs) if it cannot be read."""
+    from kmallocwd.inputs import read_text
+
+    text = read_text(str(path), option, MAX_FILE_BYTES)
+    return loads(text, str(path), Path(path).stem)
 
 
 def builtin_names() -> tuple[str, ...]:
@@ -340,7 +338,7 @@ def resolve(spec: str) -> Workload:
     if spec in builtin_names():
         return load_builtin(spec)
     p = Path(spec)
-    if p.exists() or p.suffix == ".toml" or "/" in spec:
-        return load_file(p)
+    if not spec or p.exists() or p.suffix == ".toml" or "/" in spec:
+        return load_file(spec)
     raise ScenarioError(f"scenario {spec}: no built-in scenario or file of that name "
                         f"(built-ins: {', '.join(builtin_names())})")
