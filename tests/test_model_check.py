@@ -156,3 +156,14 @@ def test_verdicts_helper():
     from kmallocwd.model import verdicts
     for spec in PROTOCOLS:
         assert verdicts(spec) == spec.expect
+
+
+def test_gcc_merged_no_wmb_still_tears_on_x86():
+    """GCC 12 -O2 merges no-wmb's two sequence++ into one += 2: the merged
+    program (both sections merged) still tears under the x86 model."""
+    res = explore(BY_NAME["no-wmb"], "x86", 2)
+    labels = [p.label() for p in res.programs]
+    both = labels.index("GCC merged sequence++ pair in section 1, 2")
+    assert res.positive_by_variant[both] > 0
+    assert sum(res.positive_by_variant) == res.positive
+    assert to_json([res])["models"]["x86"]["programs"][both]["positive"] > 0

@@ -71,6 +71,7 @@ class Exploration:
     outcomes: Counter = field(default_factory=Counter)
     condition: tuple[str, ...] = ()
     witness: tuple[int, list[tuple], Terminal] | None = None  # (variant, steps, end)
+    positive_by_variant: list[int] = field(default_factory=list)  # torn executions per program
     seconds: float = 0.0
 
     @property
@@ -265,6 +266,10 @@ def explore(spec: Spec, model: str, sections: int = 2, retries: int = 0,
     res.states = len(parents)
     res.executions = len(terminals)
     res.positive = sum(1 for k, o in terminals.items() if o in cond_set)
+    res.positive_by_variant = [0] * len(progs)
+    for k, o in terminals.items():
+        if o in cond_set:
+            res.positive_by_variant[k[0]] += 1
     res.outcomes = Counter(terminals.values())
     res.seconds = time.perf_counter() - t0
     return res

@@ -186,7 +186,9 @@ def to_json(results: list[Exploration]) -> dict:
              "matches_expect": verdict(r) == spec.expect.get(r.model),
              "executions": r.executions, "positive": r.positive, "states": r.states,
              "seconds": round(r.seconds, 4), "observation": observation(r),
-             "outcomes": dict(sorted(r.outcomes.items())), "counterexample": None}
+             "outcomes": dict(sorted(r.outcomes.items())), "counterexample": None,
+             "programs": [{"program": p.label(), "positive": n}
+                          for p, n in zip(r.programs, r.positive_by_variant)]}
         if r.witness is not None:
             vi, _steps, term = r.witness
             d["counterexample"] = {"program": r.programs[vi].label(), "outcome": term.outcome,
