@@ -171,7 +171,7 @@ def test_an_oversized_scenario_file_is_refused(tmp_path, capsys):
     f.write_text("# " + "x" * (W.MAX_FILE_BYTES + 10) + "\n")
     assert main(["run", "-q", "--scenario", str(f), "--duration", "1"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert str(f) in line and "too large" in line
+    assert str(f) in line and "over the limit" in line
 
 
 def test_unknown_scenario_name_lists_the_builtins(capsys):

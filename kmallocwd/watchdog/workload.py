@@ -159,7 +159,9 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
     c.keys("", data, _TOP_KEYS)
     head = c.table("scenario", data.get("scenario", {}))
     c.keys("scenario", head, _SCENARIO_KEYS)
-    name = _name(c, "scenario.name", head.get("name", default_name))
+    name = c.string("scenario.name", head.get("name", default_name))
+    if not name.isprintable():  # it is printed in the summary: no forged lines
+        raise c.fail("scenario.name", "a name without control characters", name)
     description = c.string("scenario.description", head.get("description", ""), lo=0)
     timeout = c.number("scenario.timeout", head.get("timeout", 10), 0, 86400, lo_open=True)
     memory = _memory(c, data["memory"]) if "memory" in data else DEFAULT_MEMORY
