@@ -113,6 +113,13 @@ int kmw_read_slot(int proto, struct memalloc_info *m,
 	return r;
 }
 
+void kmw_tally_read(struct kmw_tally *t, int r, const struct memalloc_info *snap,
+		    size_t slot)
+{
+	t->attempts++;
+	kmw_tally(t, r, snap, slot, NULL, 0);
+}
+
 int kmw_classify(const struct memalloc_info *snap,
 		 const struct kmw_request *reqs, uint32_t nreqs)
 {

@@ -95,6 +95,8 @@ void kmw_stop_memalloc_timer(int proto, struct memalloc_info *m,
 int kmw_read_slot(int proto, struct memalloc_info *m,
                   struct memalloc_info *snap, uint64_t *retries,
                   const int *stop);
+void kmw_tally_read(struct kmw_tally *t, int r, const struct memalloc_info *snap,
+                    size_t slot);
 int kmw_classify(const struct memalloc_info *snap,
                  const struct kmw_request *reqs, uint32_t nreqs);
 uint64_t kmw_witness(unsigned int end_seq, unsigned long start,

@@ -25,7 +25,6 @@ ones are counted (the seed does not know; the emulator tells).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 from kmallocwd._core import ffi, lib
 from kmallocwd.watchdog.carith import first_loop_t, ulong
@@ -35,18 +34,43 @@ from kmallocwd.watchdog.stacks import sched_show_task
 from kmallocwd.watchdog.system import Halt, System
 from kmallocwd.watchdog.tasks import TASK_UNINTERRUPTIBLE, Task
 
-ACCEPT, REJECT_ODD = lib.KMW_ACCEPT, lib.KMW_REJECT_ODD
 
 
-@dataclass
 class ReaderStats:
-    """What is_stalling_task()'s reader did over the whole run."""
+    """What is_stalling_task()'s reader did over the whole run: the C core's
+    one tally (struct kmw_tally, as stress's scan fills it), read here."""
 
-    calls: int = 0
-    accepted: int = 0
-    torn: int = 0  # accepted, yet torn (exact witness check)
-    rejected_odd: int = 0
-    rejected_invalid: int = 0
+    def __init__(self) -> None:
+        self.tally = ffi.new("struct kmw_tally *")
+
+    def add(self, outcome: int, snap, slot: int) -> None:
+        lib.kmw_tally_read(self.tally, outcome, snap, slot)
+
+    @property
+    def calls(self) -> int:
+        return int(self.tally.attempts)
+
+    @property
+    def torn(self) -> int:
+        t = self.tally
+        return int(t.outcome[lib.KMW_O_TORN_MIXED] + t.outcome[lib.KMW_O_TORN_SEQ]
+                   + t.outcome[lib.KMW_O_TORN_INSIDE])
+
+    @property
+    def accepted(self) -> int:
+        return int(self.tally.outcome[lib.KMW_O_CONSISTENT]) + self.torn
+
+    @property
+    def rejected_odd(self) -> int:
+        return int(self.tally.outcome[lib.KMW_O_REJECTED_ODD])
+
+    @property
+    def rejected_invalid(self) -> int:
+        return int(self.tally.outcome[lib.KMW_O_REJECTED_INVALID])
+
+    def to_dict(self) -> dict:
+        return {"calls": self.calls, "accepted": self.accepted, "torn": self.torn,
+                "rejected_odd": self.rejected_odd, "rejected_invalid": self.rejected_invalid}
 
 
 class Watchdog:
@@ -67,21 +91,11 @@ class Watchdog:
     # ---- the seed's helpers ----
 
     def is_stalling_task(self, p: Task, expire: int) -> bool:
-        st = self.stats
-        st.calls += 1
         stalling = bool(lib.kmw_is_stalling_task(self.sys.proto_id, p.m, expire,
                                                  self.memalloc, self.outcome))
-        outcome = self.outcome[0]
-        self.torn = False
-        if outcome == ACCEPT:
-            st.accepted += 1
-            if lib.kmw_classify(self.memalloc, ffi.NULL, 0) != lib.KMW_O_CONSISTENT:
-                st.torn += 1
-                self.torn = True
-        elif outcome == REJECT_ODD:
-            st.rejected_odd += 1
-        else:
-            st.rejected_invalid += 1
+        before = self.stats.torn
+        self.stats.add(self.outcome[0], self.memalloc, p.pid)
+        self.torn = self.stats.torn != before
         return stalling
 
     def schedule_timeout_interruptible(self, t: int) -> None:

@@ -201,7 +201,7 @@ class Summary:
                         for r in self.reports],
             "progress": {cls: [asdict(v) for v in self.verdicts if v.verdict == cls]
                          for cls in CLASSES},
-            "reader": None if self.reader is None else asdict(self.reader),
+            "reader": None if self.reader is None else self.reader.to_dict(),
             "raced": self.raced,
             "classification": None if self.classification is None else self.classification.value,
             "evidence": None if self.classification is None else self.classification.evidence,
