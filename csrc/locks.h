@@ -88,8 +88,15 @@ static inline int kmw_write_lock(int *lock, struct kmw_rctx *c)
 
 static inline void kmw_write_unlock(int *lock)
 {
-	/* RELEASE: pairs with the ACQUIRE of the next lock. */
-	__atomic_fetch_sub(lock, KMW_QW_LOCKED, __ATOMIC_RELEASE);
+	/*
+	 * RELEASE: pairs with the ACQUIRE of the next lock.  As the kernel's
+	 * qrwlock does, only the writer byte (the lock word's low byte; the
+	 * readers' counts live above it) is cleared, with a plain store-release
+	 * rather than a locked read-modify-write.
+	 */
+	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+		       "the writer byte is the lock word's first byte");
+	__atomic_store_n((unsigned char *)lock, 0, __ATOMIC_RELEASE);
 }
 
 static inline int kmw_spin_lock(int *lock, struct kmw_rctx *c)

@@ -292,6 +292,23 @@ def write_text(target: OutputTarget, text: str) -> None:
         raise
 
 
+def write_outputs(command: str, outputs: Sequence[tuple["OutputTarget | None",
+                                                          Callable[[], str]]]) -> bool:
+    """Write each checked output (target, text producer) that was asked for;
+    a failure is one line on stderr and the others are still written.
+    False if any failed (the command then exits 74)."""
+    ok = True
+    for target, produce in outputs:
+        if target is None:
+            continue
+        try:
+            write_text(target, produce())
+        except WriteFailed as exc:
+            sys.stderr.write(f"{command}: error: {exc}\n")
+            ok = False
+    return ok
+
+
 def write_file(target: OutputTarget, produce: Callable[[str], None]) -> None:
     """Like write_text, for a writer that wants a path (a chart library):
     ``produce(tmp_path)`` writes the temporary file (it keeps the target's

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd.commands.check_cmd import add_protocol_args, models_from, specs_from
+from kmallocwd.commands.check_cmd import models_from
+from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_OK, UsageError
 
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "detection power (the share of the variants the model calls broken that stress saw "
         "tear).  Exit 0; 1 if the protocol as written can tear under a model its [expect] "
         "says never; 2 on bad usage.")
-    add_protocol_args(p, required=True)
+    add_protocol_options(p, required=True)
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
     p.add_argument("-d", "--duration", default="0", metavar="SECONDS",
                    help="stress seconds per variant, 0 to 3600 (default 0: model only)")
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import annotate, api, junit, outpath
-    from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_WRITE_FAILED, WriteFailed
+    from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_WRITE_FAILED
     from kmallocwd.model.ablate import render
     from kmallocwd.progress import Progress
 
@@ -82,17 +83,9 @@ def run(args: argparse.Namespace) -> int:
                               for m, v in r.verdicts.items()):
             c.failure = "the protocol as written can tear where [expect] says never"
         cases.append(c)
-    failed = False
-    for target, text in ((json_t, rep.to_json), (junit_t, lambda: junit.to_xml(
-            f"kmallocwd ablate {spec.name}", cases))):
-        if target is None:
-            continue
-        try:
-            outpath.write_text(target, text())
-        except WriteFailed as exc:
-            sys.stderr.write(f"kmallocwd ablate: error: {exc}\n")
-            failed = True
-    if failed:
+    if not outpath.write_outputs("kmallocwd ablate", [
+            (json_t, rep.to_json),
+            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases))]):
         return EXIT_WRITE_FAILED
     first = rep.rows_obj[0]
     if any(v == "sometimes" and spec.expect.get(m) == "never" for m, v in first.verdicts.items()):

@@ -14,18 +14,11 @@ import argparse
 import json
 import sys
 
+from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 
 MAX_SECTIONS = 4
 MAX_RETRIES = 2
-
-
-def add_protocol_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    g = p.add_mutually_exclusive_group(required=required)
-    g.add_argument("--protocol", "-p", metavar="NAME", default=None,
-                   help="a built-in protocol (kmallocwd/protocols/NAME.toml)")
-    g.add_argument("--protocol-file", metavar="FILE", default=None,
-                   help="a protocol file (format: docs/protocols.md)")
 
 
 def add_model_args(p: argparse.ArgumentParser, models_default: str = "all") -> None:
@@ -36,19 +29,6 @@ def add_model_args(p: argparse.ArgumentParser, models_default: str = "all") -> N
     p.add_argument("--retries", default="0", metavar="N",
                    help=f"reader retries before giving up, 0..{MAX_RETRIES} (default 0: a retry "
                    "ends the attempt with no snapshot; docs/model.md says why that loses no tear)")
-
-
-def specs_from(args: argparse.Namespace, all_if_none: bool = False):
-    from kmallocwd import protocols
-    from kmallocwd.protocols.spec import SpecError
-    try:
-        if args.protocol is None and args.protocol_file is None:
-            if all_if_none:
-                return list(protocols.PROTOCOLS)
-            raise UsageError("name a protocol (-p NAME) or a protocol file (--protocol-file F)")
-        return [protocols.resolve(args.protocol, args.protocol_file)]
-    except SpecError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def models_from(value: str) -> list[str]:
@@ -85,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With no protocol, every built-in. Exit 0 when every verdict equals the file's [expect], "
         "1 when a model finds a tear [expect] says never, 3 when [expect] says sometimes and "
         "no tear was found, 2 for bad usage.")
-    add_protocol_args(p)
+    add_protocol_options(p)
     add_model_args(p)
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the results as JSON to PATH ('-': stdout, instead of the table)")
@@ -162,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     retries = int_arg("--retries", args.retries, 0, MAX_RETRIES)
     from kmallocwd import annotate, junit, outpath
-    from kmallocwd.errors import EXIT_WRITE_FAILED, WriteFailed
+    from kmallocwd.errors import EXIT_WRITE_FAILED
 
     inputs = [args.protocol_file] if args.protocol_file else []
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
@@ -180,17 +160,9 @@ def run(args: argparse.Namespace) -> int:
     doc = docs[0] if len(docs) == 1 else {"schema": "kmallocwd.check-all/1", "protocols": docs}
     if annotate.wanted(args.annotate):
         annotate.emit(notes, sys.stderr if args.json == "-" else sys.stdout)
-    failed = False
-    for target, text in ((json_t, lambda: json.dumps(doc, indent=2) + "\n"),
-                         (junit_t, lambda: junit.to_xml("kmallocwd check", cases))):
-        if target is None:
-            continue
-        try:
-            outpath.write_text(target, text())
-        except WriteFailed as exc:
-            sys.stderr.write(f"kmallocwd check: error: {exc}\n")
-            failed = True
-    if failed:
+    if not outpath.write_outputs("kmallocwd check", [
+            (json_t, lambda: json.dumps(doc, indent=2) + "\n"),
+            (junit_t, lambda: junit.to_xml("kmallocwd check", cases))]):
         return EXIT_WRITE_FAILED
     if args.json != "-":
         words = {EXIT_OK: "OK: every verdict equals [expect]",

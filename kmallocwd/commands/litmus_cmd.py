@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd.commands.check_cmd import MAX_SECTIONS, add_protocol_args, int_arg, specs_from
+from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg
+from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_OK, UsageError
 
 
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "exists clause that is the torn-and-accepted condition). Run it with "
         "'herd7 -conf linux-kernel.cfg FILE' in tools/memory-model: its Observation should "
         "match 'kmallocwd check --model weak'.")
-    add_protocol_args(p)
+    add_protocol_options(p)
     p.add_argument("--sections", "-k", default="2", metavar="K",
                    help=f"write sections, 1..{MAX_SECTIONS} (default 2; herd7 takes minutes "
                    "at 2)")

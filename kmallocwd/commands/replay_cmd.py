@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from kmallocwd.commands.check_cmd import (MAX_SECTIONS, add_protocol_args, int_arg, models_from,
-                                          specs_from)
+from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg, models_from
+from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_OK
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each step handed over through a step counter with acquire/release; reorderings run as "
         "reordered program text) and classify the reader's snapshot with stress's witness. "
         "Exit 0 when every run reproduced its tear (or there is none to replay), 1 otherwise.")
-    add_protocol_args(p, required=True)
+    add_protocol_options(p, required=True)
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
     p.add_argument("--sections", "-k", default="2", metavar="K",
                    help=f"write sections, 1..{MAX_SECTIONS} (default 2)")

@@ -8,30 +8,11 @@ import sys
 
 from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd.commands.common import add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = 1024
 MAX_ITERATIONS = 10**12  # pairs per writer: about 1 h at 3 ns a pair
-
-
-def add_protocol_options(p: argparse.ArgumentParser, default: str | None = "v3") -> None:
-    """-p NAME | --protocol-file F: shared by stress, check, litmus, replay, ablate."""
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--protocol", "-p", default=None, type=choice(protocols.NAMES, "protocol"),
-                   help=f"a built-in protocol{f' (default {default})' if default else ''}: "
-                   f"{', '.join(protocols.NAMES)}")
-    g.add_argument("--protocol-file", metavar="FILE", default=None,
-                   help="a protocol file of your own (format: docs/protocols.md); its C is "
-                   "generated and compiled on first use, then cached")
-
-
-def spec_from(args: argparse.Namespace, default: str | None = "v3") -> protocols.Spec:
-    try:
-        if args.protocol_file is not None:
-            return protocols.load_path(args.protocol_file)
-        return protocols.resolve(args.protocol or default)
-    except protocols.SpecError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or fewer overlaps than --min-overlaps); 4: the model says the protocol can tear, "
         "not observed here; 74: the JSON could not be written; 130/143: interrupted.",
     )
-    add_protocol_options(p)
+    add_protocol_options(p, default="v3")
     p.add_argument("--threads", "-t", type=int_range(1, MAX_THREADS), default=1,
                    help=f"writer threads, each owning slots i, i+T, ... (default 1, at most "
                    f"{MAX_THREADS})")
@@ -111,7 +92,7 @@ def config_from(args: argparse.Namespace):
     if args.threads > args.slots:
         raise UsageError(f"--threads {args.threads} is more than --slots {args.slots} "
                          f"(accepted: 1 to {args.slots}; each slot has one writer, its task)")
-    spec = spec_from(args)
+    spec = spec_from(args, "v3")
     duration = args.duration
     if duration is None and args.iterations is None:
         duration = 5.0
@@ -125,8 +106,8 @@ def config_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import stress_report
-    from kmallocwd.errors import EXIT_WRITE_FAILED, WriteFailed
-    from kmallocwd.outpath import check_output, write_text
+    from kmallocwd.errors import EXIT_WRITE_FAILED
+    from kmallocwd.outpath import check_output, write_outputs
     from kmallocwd.progress import Progress
     from kmallocwd.protocols.backend import backend
     from kmallocwd.stressrun import StressResult, run_stress
@@ -176,14 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
         annotate.emit(stress_report.annotations(runs, args.expect),
                       sys.stderr if args.json == "-" else sys.stdout)
-    failed = False
-    for out, text in ((target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
-                      (junit, lambda: stress_report.to_junit(runs, args.expect))):
-        if out is None:
-            continue
-        try:
-            write_text(out, text())
-        except WriteFailed as exc:
-            print(f"kmallocwd stress: error: {exc}", file=sys.stderr)
-            failed = True
-    return EXIT_WRITE_FAILED if failed else status
+    ok = write_outputs("kmallocwd stress", [
+        (target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
+        (junit, lambda: stress_report.to_junit(runs, args.expect))])
+    return status if ok else EXIT_WRITE_FAILED

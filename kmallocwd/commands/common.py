@@ -1,0 +1,40 @@
+"""What several commands share: naming a protocol (-p NAME or
+--protocol-file F) and reading it."""
+
+from __future__ import annotations
+
+import argparse
+
+from kmallocwd import protocols
+from kmallocwd.argtypes import choice
+from kmallocwd.errors import UsageError
+
+
+def add_protocol_options(p: argparse.ArgumentParser, default: str | None = None,
+                         required: bool = False) -> None:
+    """-p NAME | --protocol-file F (stress, check, litmus, replay, ablate)."""
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--protocol", "-p", default=None, type=choice(protocols.NAMES, "protocol"),
+                   help=f"a built-in protocol (kmallocwd/protocols/NAME.toml)"
+                   f"{f', default {default}' if default else ''}: {', '.join(protocols.NAMES)}")
+    g.add_argument("--protocol-file", metavar="FILE", default=None,
+                   help="a protocol file of your own (format: docs/protocols.md); its C is "
+                   "generated and compiled on first use, then cached")
+
+
+def spec_from(args: argparse.Namespace, default: str | None = None) -> protocols.Spec:
+    """The protocol the options name (or ``default``); UsageError if bad."""
+    try:
+        if args.protocol_file is not None:
+            return protocols.load_path(args.protocol_file)
+        return protocols.resolve(args.protocol or default)
+    except protocols.SpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def specs_from(args: argparse.Namespace, all_if_none: bool = False) -> list[protocols.Spec]:
+    """The protocol the options name, or every built-in when none is named
+    and ``all_if_none``."""
+    if args.protocol is None and args.protocol_file is None and all_if_none:
+        return list(protocols.PROTOCOLS)
+    return [spec_from(args)]
