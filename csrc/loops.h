@@ -139,11 +139,41 @@ extern const int kmw_protocol_count;
 } while (0)
 
 /*
- * The four builds of the writer loop a protocol has: protocol mode; and in
+ * Protocol mode on one slot with one request: the slot and the request are
+ * the caller's own (current->memalloc, the gfp and order it was called
+ * with), not an emulator's table, so they are hoisted out of the loop.
+ * What remains is what the kernel pays per allocation.
+ */
+#define KMW_WRITER_ONE(a, START, STOP) do {					\
+	struct memalloc_info *const m_ = &(a)->slots[(a)->idx[0]];		\
+	const gfp_t gfp_ = (a)->reqs[0].gfp;					\
+	const unsigned int order_ = (a)->reqs[0].order;				\
+	unsigned long now_ = kmw_jiffies((a)->clock);				\
+	uint64_t i_;								\
+										\
+	for (i_ = 0; i_ < (a)->n; i_++) {					\
+		if ((i_ & 255) == 0 && i_) {					\
+			if (READ_ONCE(*(a)->stop))				\
+				break;						\
+			now_ = kmw_jiffies((a)->clock);				\
+		}								\
+		START(m_, gfp_, order_, now_, (a)->w, 0, KMW_NO_KNOBS);		\
+		/* __alloc_pages_slowpath(): opaque to the compiler */		\
+		barrier();							\
+		STOP(m_, gfp_);							\
+	}									\
+	return i_;								\
+} while (0)
+
+/*
+ * The five builds of the writer loop a protocol has: protocol mode (on one
+ * slot and one request, or on many); and in
  * emulator mode, with --preempt (a call inside the section), with --hold-ns
  * or --alloc-ns only (no call), and with no knob, the protocol as written.
  */
 #define KMW_WRITER_LOOP(a, mode, START, STOP) do {				\
+	if ((mode) == KMW_PROTOCOL && (a)->nidx == 1 && (a)->nreqs == 1)	\
+		KMW_WRITER_ONE(a, START, STOP);					\
 	if ((mode) == KMW_PROTOCOL)						\
 		KMW_WRITER_PASS(a, START, STOP, 0, KMW_NO_KNOBS);		\
 	if ((a)->w->preempt)							\
