@@ -8,7 +8,7 @@ Roles, each timed inside C:
   over its own slots (kmw_writer_run, knobs NULL, GFP_KERNEL order 0).
   ns_per_op is a writer's time per pair (summed over threads / pairs), so it
   includes time spent preempted when T writers share 2 cores;
-  aggregate_ns_per_op is the slowest thread's time / all pairs (throughput).
+  aggregate_ns_per_op is the writers' wall time / all pairs (throughput).
 * writer-with-reader: the same, while one watchdog thread scans all the
   slots without pause (kmw_reader_scan).  Only the writers are timed.
 * reader-alone: one reader reading every slot in turn (kmw_bench_reads:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -196,9 +197,24 @@ class Writers:
             return int(done), int(el[0])
         return run
 
-    def round(self, n: int, stop) -> list[tuple[int, int]]:
-        """One measured batch: n pairs per thread; (pairs, ns) per thread."""
-        return run_threads([self.body(w, n, stop) for w in range(len(self.idx))], self.where)
+    def round(self, n: int, stop) -> tuple[list[tuple[int, int]], int]:
+        """One measured batch: n pairs per thread; ((pairs, ns) per thread,
+        the wall time from the first thread's start to the last one's end:
+        with more threads than cores they run in turns, and only the wall
+        time gives the aggregate throughput)."""
+        spans: list[tuple[int, int]] = []
+
+        def timed(body: Callable[[], tuple[int, int]]) -> Callable[[], tuple[int, int]]:
+            def run() -> tuple[int, int]:
+                t0 = time.monotonic_ns()
+                out = body()
+                spans.append((t0, time.monotonic_ns()))
+                return out
+            return run
+
+        res = run_threads([timed(self.body(w, n, stop)) for w in range(len(self.idx))],
+                          self.where)
+        return res, max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans)
 
 
 class Reader:
@@ -295,8 +311,8 @@ READERS = (READER_ALONE, READER_WITH_WRITER, READER_WITH_ALLOCATING)
 class RoleCase:
     """One (protocol, role, slots, threads, mode) set-up.  Entering starts the
     other side (if the role has one); batch() runs one measured C batch and
-    returns (operations, ns summed over the measured threads, ns of the
-    slowest writer or None for a reader); info() says what the other side
+    returns (operations, ns summed over the measured threads, the writers'
+    wall time or None for a reader); info() says what the other side
     and the reader saw."""
 
     def __init__(self, proto: str, role: str, nslots: int, threads: int | None,
@@ -348,8 +364,8 @@ class RoleCase:
     def batch(self, n: int | None = None) -> tuple[int, int, int | None]:
         n = n or self.n
         if self.role in (WRITER_ALONE, WRITER_WITH_READER):
-            res = self.writers.round(n, self.stop)
-            return sum(d for d, _ in res), sum(e for _, e in res), max(e for _, e in res)
+            res, wall = self.writers.round(n, self.stop)
+            return sum(d for d, _ in res), sum(e for _, e in res), wall
 
         def read() -> tuple[int, int, None]:
             done, ns = self.reader.read(n, self.stop)
@@ -451,7 +467,7 @@ class Recorder:
 
     def add(self, ops: int, ns_total: float, ns_wall: float | None = None) -> None:
         """One round: ops operations that took ns_total nanoseconds summed over
-        the measured threads (and ns_wall for the slowest of them)."""
+        the measured threads (and ns_wall, the writers' wall time)."""
         if ops <= 0:
             raise RuntimeError("a measured C loop did no operation")
         self.ops = ops

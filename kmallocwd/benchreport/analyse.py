@@ -163,7 +163,7 @@ def duty(run: Run) -> list[dict]:
 def thread_scaling(run: Run) -> list[dict]:
     """The writer pair by writer threads, at each slot count with more than
     one thread count: ns per pair (a writer's own time) and the aggregate
-    throughput (all pairs / the slowest thread's time), alone and with a
+    throughput (all pairs / the writers' wall time), alone and with a
     concurrent watchdog scan.  SLOT-IN (issue 12, item 3): the lead's runs
     with 8 threads and the global-lock protocols (v2-rwlock as one global
     rwlock, v1-spinlock) are matrix figures too, and appear here as they

@@ -100,8 +100,8 @@ def plot_all(run: Run, base: str | Path, baseline: str = BASELINE) -> tuple[list
 
 
 def _colors(plt, run: Run) -> dict[str, object]:
-    cmap = plt.get_cmap("tab10")
-    return {p: cmap(i % 10) for i, p in enumerate(run.protocols())}
+    cmap = plt.get_cmap("tab20")  # 20 colours: one per protocol, up to 20
+    return {p: cmap(i % 20) for i, p in enumerate(run.protocols())}
 
 
 def _title(fig, run: Run, what: str) -> None:
