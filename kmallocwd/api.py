@@ -135,6 +135,15 @@ def counterexample_text(protocol: str | protocols.Spec, models: list[str],
     return ("model checker, " + text[i:].strip()) if i >= 0 else ""
 
 
+def _models(model: str | list[str]) -> list[str]:
+    """'all', one model's name, or a list of them."""
+    from kmallocwd.model import MODELS
+
+    if model == "all":
+        return list(MODELS)
+    return [model] if isinstance(model, str) else list(model)
+
+
 @dataclass
 class CheckReport:
     """``kmallocwd check``'s JSON document for one protocol, as a dataclass."""
@@ -176,12 +185,11 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
           sections: int = 2, retries: int = 0) -> CheckReport:
     """Run ``kmallocwd check`` on one protocol and return its report."""
     from kmallocwd.commands.check_cmd import exit_status
-    from kmallocwd.model import MODELS, explore
+    from kmallocwd.model import explore
     from kmallocwd.model.report import render_text, to_json
 
     spec = resolve_spec(protocol)
-    models = list(MODELS) if model == "all" else ([model] if isinstance(model, str) else model)
-    results = [explore(spec, m, sections, retries) for m in models]
+    results = [explore(spec, m, sections, retries) for m in _models(model)]
     d = to_json(results)
     return CheckReport(schema=d["schema"], protocol=d["protocol"], path=d["path"],
                        sections=d["sections"], retries=d["retries"],
@@ -243,12 +251,11 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     """Run ``kmallocwd ablate``: each ordering annotation removed (or
     weakened), its verdict per model, and with ``duration`` > 0 a stress run
     of each variant here (compiled on first use)."""
-    from kmallocwd.model import MODELS
     from kmallocwd.model.ablate import ablate as model_ablate
     from kmallocwd.model.ablate import detection_power
 
     spec = resolve_spec(protocol)
-    models = list(MODELS) if model == "all" else ([model] if isinstance(model, str) else model)
+    models = _models(model)
     total = 1 + len(spec.ordering_ops())
     done = [0]
 

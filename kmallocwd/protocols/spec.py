@@ -692,28 +692,16 @@ def _check_vars(op: Op, defined: set[str], fail, key: str) -> None:
             raise fail(op.line, key, f"{op.text}: {v} is not loaded before it")
 
 
-def load_path(path: str | Path) -> Spec:
-    """Read and parse a protocol file (size-bounded, regular files only)."""
-    p = Path(path)
+def load_path(path: str | Path, option: str = "--protocol-file") -> Spec:
+    """Read and parse a protocol file (kmallocwd.inputs: size-bounded,
+    regular files only, UTF-8); SpecError with one line on any fault."""
+    from kmallocwd.errors import UsageError
+    from kmallocwd.inputs import read_text
+
     try:
-        st = p.stat()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    import stat as _stat
-    if not _stat.S_ISREG(st.st_mode):
-        raise SpecError(f"{path}: not a regular file (accepted: a protocol file, .toml)")
-    if st.st_size > MAX_FILE_BYTES:
-        raise SpecError(f"{path}: {st.st_size} bytes (accepted: at most {MAX_FILE_BYTES})")
-    try:
-        with open(p, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-        text = data.decode("utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not UTF-8 text (accepted: a protocol file, .toml)") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise SpecError(f"{path}: over {MAX_FILE_BYTES} bytes (accepted: at most {MAX_FILE_BYTES})")
+        text = read_text(str(path), option, MAX_FILE_BYTES)
+    except UsageError as exc:
+        raise SpecError(str(exc)) from None
     return load_text(text, str(path))
 
 
