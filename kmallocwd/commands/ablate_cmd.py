@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-d {args.duration!r} (accepted: seconds from 0 to 3600)")
     inputs = [args.protocol_file] if args.protocol_file else []
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
-    junit_t = outpath.check_output(args.junit, "--junit", inputs) if args.junit else None
+    junit_t = (outpath.check_output(args.junit, "--junit", inputs)
+               if args.junit is not None else None)
     total = 1 + len(spec.ordering_ops())
     with Progress(total, "variants", quiet=args.quiet or duration == 0,
                   desc=f"ablate {spec.name}") as bar:

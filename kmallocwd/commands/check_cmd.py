@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = [args.protocol_file] if args.protocol_file else []
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
-    junit_t = outpath.check_output(args.junit, "--junit", inputs) if args.junit else None
+    junit_t = (outpath.check_output(args.junit, "--junit", inputs)
+               if args.junit is not None else None)
     docs, status, cases, notes = [], EXIT_OK, [], []
     for spec in specs:
         results = [explore(spec, m, k, retries) for m in models]

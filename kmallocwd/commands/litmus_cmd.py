@@ -4,11 +4,10 @@ Linux-kernel memory model (docs/model.md, "The litmus export")."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg
 from kmallocwd.commands.common import add_protocol_options, specs_from
-from kmallocwd.errors import EXIT_OK, UsageError
+from kmallocwd.errors import EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,16 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmallocwd import outpath
+    from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.model.litmus import render
+
     spec = specs_from(args)[0]
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
-    text = render(spec, k)
-    if args.output:
-        try:
-            with open(args.output, "w") as f:
-                f.write(text)
-        except OSError as exc:
-            raise UsageError(f"-o {args.output}: cannot write it ({exc.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    inputs = [args.protocol_file] if args.protocol_file else []
+    target = outpath.check_output(args.output if args.output is not None else "-", "-o",
+                                  inputs)
+    if not outpath.write_outputs("kmallocwd litmus", [(target, lambda: render(spec, k))]):
+        return EXIT_WRITE_FAILED
     return EXIT_OK

@@ -68,12 +68,12 @@ def markdown() -> str:
 def run(args: argparse.Namespace) -> int:
     if args.c is not None:
         from kmallocwd.protocols.cgen import one_protocol_c
+        from kmallocwd.api import resolve_spec
+
         try:
-            spec = (protocols.BY_NAME[args.c] if args.c in protocols.BY_NAME
-                    else protocols.load_path(args.c))
+            spec = resolve_spec(args.c)
         except protocols.SpecError as exc:
-            raise UsageError(f"--c {args.c}: {exc} (accepted: "
-                             f"{', '.join(protocols.NAMES)}, or a protocol file)") from None
+            raise UsageError(f"--c: {exc}") from None
         sys.stdout.write(one_protocol_c(spec))
         return 0
     if args.json:
