@@ -141,9 +141,11 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
         def submit(cell: Cell, attempts: list[dict], avoid: str | None = None) -> None:
             kw = {}
             if avoid:
+                # strictly another worker (a loose restriction lets a busy
+                # scheduler pick the failed one again); with none, any
                 others = [w for w in client.scheduler_info().get("workers", {}) if w != avoid]
                 if others:
-                    kw = {"workers": others, "allow_other_workers": True}
+                    kw = {"workers": others, "allow_other_workers": False}
             fut = client.submit(run_cell, cell.to_wire(), token, opts.python,
                                 key=f"kmallocwd-cell-{uuid.uuid4().hex}", pure=False,
                                 retries=0, **kw)
