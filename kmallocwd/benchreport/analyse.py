@@ -164,10 +164,8 @@ def thread_scaling(run: Run) -> list[dict]:
     """The writer pair by writer threads, at each slot count with more than
     one thread count: ns per pair (a writer's own time) and the aggregate
     throughput (all pairs / the writers' wall time), alone and with a
-    concurrent watchdog scan.  SLOT-IN (issue 12, item 3): the lead's runs
-    with 8 threads and the global-lock protocols (v2-rwlock as one global
-    rwlock, v1-spinlock) are matrix figures too, and appear here as they
-    are, with no change to this code."""
+    concurrent watchdog scan (bench/bench_scaling.py's runs of seqcount,
+    v2-rwlock and global-spinlock with 1 to 8 writers are matrix figures)."""
     out = []
     for mode in run.modes():
         for role in (WRITER_ALONE, WRITER_WITH_READER):

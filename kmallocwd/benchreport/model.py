@@ -22,10 +22,9 @@ SCHEMAS = (1, 2)
 BASELINE = "seqcount"
 
 # ---- modes: what was built into the timed loops ----
-# "emulator": the loops with the torn-read witness and the knobs (today's
-# only build).  SLOT-IN (issue 12, item 1): the lead's "protocol" build of
-# the loops, without witness or instrumentation, records mode="protocol" in
-# the same benchmarks; every table, ratio and chart is keyed by mode, and
+# "emulator": the loops with the torn-read witness, the stamps and the
+# knobs; "protocol": the protocol's own operations, without instrumentation.
+# Every table, ratio and chart is keyed by mode, and
 # analyse.instrumentation_overhead() pairs the two.
 EMULATOR = "emulator"
 PROTOCOL = "protocol"
