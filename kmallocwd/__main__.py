@@ -44,6 +44,10 @@ def entry() -> None:
         status = main()
     except SystemExit as exc:  # the early handler, before main() took over
         status = exc.code
+    except KeyboardInterrupt as exc:  # main()'s handler, before main()'s try
+        from kmallocwd.interrupt import exit_status
+
+        status = exit_status(exc)
     _leave(status)
 
 

@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers stay installed after the command (a late signal exits with the
     status), otherwise the previous ones are restored (tests)."""
     program = argv is None
-    sig = interrupt.install()
+    try:
+        sig = interrupt.install()
+    except KeyboardInterrupt as exc:  # a signal while the handlers are being installed
+        return interrupt.exit_status(exc)
     out, err = sys.stdout, sys.stderr
     if program:
         _plug_closed_fds()
