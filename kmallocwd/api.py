@@ -37,8 +37,24 @@ def resolve_spec(protocol: str | protocols.Spec) -> protocols.Spec:
                               f"{', '.join(protocols.NAMES)}, or a protocol file)")
 
 
+class _JsonReport:
+    """A command's JSON document as a dataclass: the fields named in
+    ``_INTERNAL`` are kept for Python callers and left out of the JSON."""
+
+    _INTERNAL: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)  # type: ignore[call-overload]
+        for k in self._INTERNAL:
+            d.pop(k)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+
 @dataclass
-class StressReport:
+class StressReport(_JsonReport):
     """``kmallocwd stress``'s JSON document, as a dataclass (README, "Stress
     report JSON"); ``runs`` keeps the raw results (not in the JSON)."""
 
@@ -74,19 +90,12 @@ class StressReport:
     result: str
     exit_status: int
     runs: list = field(default_factory=list, repr=False, compare=False)
+    _INTERNAL = ("runs",)
 
     @classmethod
     def from_dict(cls, d: dict, runs: list | None = None) -> "StressReport":
         names = {f.name for f in fields(cls)} - {"runs"}
         return cls(**{k: d[k] for k in names}, runs=runs or [])
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("runs")
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def histogram(self) -> str:
         rows = [f"  {name:<17} {o['count']:>14,}  {o['expect']}"
@@ -145,7 +154,7 @@ def _models(model: str | list[str]) -> list[str]:
 
 
 @dataclass
-class CheckReport:
+class CheckReport(_JsonReport):
     """``kmallocwd check``'s JSON document for one protocol, as a dataclass."""
 
     schema: str
@@ -159,15 +168,7 @@ class CheckReport:
     exit_status: int
     text: str = field(default="", repr=False, compare=False)  # the table and the traces
     results: list = field(default_factory=list, repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("text")
-        d.pop("results")
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+    _INTERNAL = ("text", "results")
 
     @property
     def broken_on(self) -> list[str]:
@@ -214,7 +215,7 @@ def stress_variant(spec: protocols.Spec, duration: float) -> dict:
 
 
 @dataclass
-class AblateReport:
+class AblateReport(_JsonReport):
     """``kmallocwd ablate``'s JSON document, as a dataclass."""
 
     schema: str
@@ -226,15 +227,7 @@ class AblateReport:
     detection_power: dict | None  # {"seen": n, "broken": m} over the stressed variants
     rows_obj: list = field(default_factory=list, repr=False, compare=False)
     spec: Any = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("rows_obj")
-        d.pop("spec")
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+    _INTERNAL = ("rows_obj", "spec")
 
     def assert_no_forbidden(self) -> None:
         """Raise if the protocol as written can tear (the first row)."""

@@ -46,12 +46,10 @@ class Verdict:
 
 
 def broken_models(spec: protocols.Spec) -> list[str]:
-    """The models under which the protocol can tear: the checker's verdicts
-    where the checker is available, else the protocol file's table."""
-    try:
-        from kmallocwd.model import verdicts  # type: ignore[attr-defined]
-    except ImportError:
-        return [m for m in protocols.MODELS if spec.expect.get(m) == "sometimes"]
+    """The models under which the protocol can tear, as the model checker
+    finds them (kmallocwd check; computed once per protocol)."""
+    from kmallocwd.model import verdicts
+
     return [m for m, v in verdicts(spec).items() if v == "sometimes"]
 
 

@@ -362,11 +362,6 @@ def test_comm_is_cut_to_15_bytes():
     assert sc.comm("a" * 20) == "a" * 15
 
 
-def test_a_quick_but_waiting_task_is_accepted():
-    s = sc.loads("[[group]]\nname = 'x'\nrequest_s = 0\ninterval_s = 0.001\n")
-    assert s.groups[0].request_s.hi == 0
-
-
 # ---- bounded input ----
 
 @pytest.mark.timeout(30)
