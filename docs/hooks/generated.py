@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import html
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def cli_reference() -> str:
+    os.environ["COLUMNS"] = "80"  # argparse wraps the usage lines to this width
     parser = _parser()
     sub = _subparsers(parser)
     summaries = {a.dest: a.help or "" for a in sub._choices_actions}
@@ -103,6 +105,11 @@ def protocol_table() -> str:
 
 
 _cache: dict[str, str] = {}
+
+
+def on_pre_build(config) -> None:
+    """Each build (``mkdocs serve`` rebuilds too) reads the code afresh."""
+    _cache.clear()
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
