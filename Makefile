@@ -8,7 +8,7 @@ DEPS   := $(VENV)/.deps-stamp
 EXT    := kmallocwd/.ext-stamp
 CSRC   := $(wildcard csrc/*.c csrc/*.h kmallocwd/protocols/*.toml kmallocwd/protocols/*.py)
 
-.PHONY: all build run demo test bench clean tsan
+.PHONY: all build run demo test bench docs clean tsan
 
 all: build
 
@@ -62,6 +62,19 @@ bench: build $(BENCH_DEPS)
 		--benchmark-json=$(BENCH_RESULTS)/latest.json \
 		--benchmark-columns=min,median,max,rounds $(BENCH_ARGS)
 	$(PY) -m kmallocwd bench-report $(BENCH_RESULTS)/latest.json
+
+# `make docs`: the docs site (mkdocs.yml, docs/) into build/site, with
+# --strict (a warning, a broken link or anchor included, fails the build;
+# never -q, which hides the warnings from --strict too).
+# The command reference and the protocol table are generated from the code.
+DOCS_DEPS := $(VENV)/.docs-deps-stamp
+
+$(DOCS_DEPS): pyproject.toml | $(DEPS)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_DEPS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
 
 clean:
 	rm -rf build kmallocwd/_kmallocwd*.so kmallocwd/_kmallocwd.c $(EXT) *.egg-info

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -668,3 +669,143 @@ def test_targets_are_judged_in_protocol_mode_only(tmp_path: Path, capsys) -> Non
     out = capsys.readouterr().out
     assert "seqcount / v2-rwlock writer pair, 2 threads (64 slots) <= 0.2:" in out
     assert "0.100  met (1 / 10 ns per pair)" in out
+
+
+# ---- the charts' rules: colours, panels, whiskers, scales, legends ----
+
+def test_every_built_in_protocol_has_its_own_colour_blind_safe_colour_and_marker() -> None:
+    from kmallocwd.benchreport import plot
+
+    styles = {p: plot.protocol_style(p) for p in protocols.NAMES}
+    assert len({c for c, _ in styles.values()}) == len(styles)
+    assert len({m for _, m in styles.values()}) == len(styles)
+    assert {c for c, _ in styles.values()} <= set(plot.SAFE_COLOURS)
+    # fixed by the name alone: a name outside the table gets a safe colour,
+    # the same on every call
+    other = plot.protocol_style("my-seqlock")
+    assert other == plot.protocol_style("my-seqlock") and other[0] in plot.SAFE_COLOURS
+
+
+@pytest.mark.parametrize("n", range(0, 20))
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_series_are_split_into_panels_of_at_most_six(n: int, with_baseline: bool) -> None:
+    from kmallocwd.benchreport import plot
+
+    names = [f"p{i}" for i in range(n)]
+    if with_baseline and n:
+        names[n // 2] = "seqcount"
+    panels = plot.split_series(names, "seqcount")
+    assert all(1 <= len(p) <= plot.MAX_SERIES for p in panels)
+    # every name is drawn, in its order; only the baseline is repeated
+    flat = [x for p in panels for x in p]
+    assert set(flat) == set(names)
+    assert [x for x in flat if x != "seqcount"] == [x for x in names if x != "seqcount"]
+    assert all(p == sorted(p, key=names.index) for p in panels)
+    if n <= plot.MAX_SERIES:
+        assert panels == ([names] if names else [])
+    elif "seqcount" in names:
+        assert all("seqcount" in p for p in panels)
+    # as even as can be
+    sizes = [len([x for x in p if x != "seqcount"]) for p in panels]
+    assert not sizes or max(sizes) - min(sizes) <= 1
+    # no more panels than needed
+    repeated = "seqcount" in names and n > plot.MAX_SERIES
+    others = [x for x in names if x != "seqcount"] if repeated else names
+    room = plot.MAX_SERIES - 1 if repeated else plot.MAX_SERIES
+    assert len(panels) == math.ceil(len(others) / room)
+
+
+def test_the_built_ins_make_two_panels_with_the_baseline_in_both() -> None:
+    from kmallocwd.benchreport import plot
+
+    panels = plot.split_series(list(protocols.NAMES), "seqcount")
+    assert len(panels) == 2 and all("seqcount" in p and len(p) == 6 for p in panels)
+
+
+def test_a_log_axis_only_where_one_value_would_flatten_the_rest() -> None:
+    from kmallocwd.benchreport import plot
+
+    assert not plot.needs_log([2, 3, 15])
+    assert plot.needs_log([2, 3, 17])
+    assert not plot.needs_log([0, None, 1, 5, float("nan")])  # 0, None, NaN: not on a log axis
+    assert not plot.needs_log([100])
+
+
+def _chart_run(tmp_path: Path):
+    """Every built-in's scan (global-spinlock's 100x slower at 10^6 slots),
+    and a thread-scaling run in two modes."""
+    benches = []
+    for p in protocols.NAMES:
+        for n in (1000, 10_000, 100_000, 1_000_000):
+            ns = 200.0 if (p == "global-spinlock" and n == 1_000_000) else 2.0
+            benches.append(_bench(name=f"scan-{p}-{n}", **{
+                **SCAN_INFO, "protocol": p, "slots": n, "ns_per_op": ns,
+                "ns_per_op_min": ns * 0.9, "ns_per_op_max": ns * 1.1}))
+    for mode in ("emulator", "protocol"):
+        for p in ("v2-rwlock", "seqcount", "global-spinlock"):
+            for t in (1, 2, 4):
+                benches.append(_bench(name=f"w-{mode}-{p}-{t}", mode=mode, protocol=p, slots=64,
+                                      threads=t, ns_per_op=4.0 * t, ns_per_op_min=3.0 * t,
+                                      ns_per_op_max=5.0 * t, aggregate_ns_per_op=4.0))
+    path = tmp_path / "charts.json"
+    path.write_text(json.dumps(_doc(*benches, _bench(**BW_INFO))))
+    return load(path)
+
+
+def _protocol_lines(ax) -> dict:
+    from matplotlib.container import ErrorbarContainer
+
+    return {c.get_label(): c for c in ax.containers
+            if isinstance(c, ErrorbarContainer) and c.get_label() in protocols.NAMES}
+
+
+def test_charts_follow_the_rules(tmp_path: Path) -> None:
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from kmallocwd.benchreport import plot
+
+    run = _chart_run(tmp_path)
+    notes: list[str] = []
+    charts = dict(plot.figures(run, "seqcount", notes))
+    try:
+        assert set(charts) == {"threads", "scan"}
+        for name, fig in charts.items():
+            fig.canvas.draw()
+            r = fig.canvas.get_renderer()
+            axes = fig.get_axes()
+            for ax in axes:
+                lines = _protocol_lines(ax)
+                assert len(lines) <= plot.MAX_SERIES, name
+                for proto, c in lines.items():  # the protocol's own colour
+                    assert mcolors.to_hex(c.lines[0].get_color()) == \
+                        mcolors.to_hex(plot.protocol_style(proto)[0])
+            legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+            assert legends, name
+            for leg in legends:  # outside every panel's data
+                assert not any(leg.get_window_extent(r).overlaps(ax.get_window_extent(r))
+                               for ax in axes), name
+
+        scan = charts["scan"].get_axes()
+        drawn = [set(_protocol_lines(ax)) for ax in scan]
+        assert set().union(*drawn) == set(protocols.NAMES)
+        spiked = [ax for ax in scan if "global-spinlock" in _protocol_lines(ax)]
+        calm = [ax for ax in scan if _protocol_lines(ax)
+                and "global-spinlock" not in _protocol_lines(ax)]
+        assert spiked and calm
+        assert all(ax.get_yscale() == "log" for ax in spiked)
+        assert all(ax.get_yscale() == "linear" for ax in calm)
+        # the whiskers span the file's min and max
+        v3 = next(_protocol_lines(ax)["v3"] for ax in scan if "v3" in _protocol_lines(ax))
+        segs = v3.lines[2][0].get_segments()
+        assert [(s[0][1], s[1][1]) for s in segs] == [pytest.approx((1.8, 2.2))] * 4
+
+        # two modes: panels of their own, so a protocol appears once a panel
+        threads = [ax for ax in charts["threads"].get_axes() if _protocol_lines(ax)]
+        titles = [ax.get_title() for ax in threads]
+        assert any("emulator mode" in t for t in titles) and any("protocol mode" in t
+                                                                 for t in titles)
+        assert all(len(_protocol_lines(ax)) == 3 for ax in threads)
+    finally:
+        for fig in charts.values():
+            plt.close(fig)
