@@ -262,3 +262,200 @@ def test_the_pwned_repro_does_not_run(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "writer.name" in r.stderr, r.stderr
     assert not marker.exists()
     assert not (tmp_path / "cache").exists()  # refused before anything is compiled
+
+
+# ---- conditions are bounded ---------------------------------------------------------
+
+@pytest.mark.parametrize("cond,says", [
+    ("(" * 300 + "s1" + ")" * 300 + " != s0", "characters long (accepted: at most 200)"),
+    ("!" * 2000 + "s1", "characters long (accepted: at most 200)"),
+    (" || ".join(["s1 != s0"] * 3000), "characters long (accepted: at most 200)"),
+    ("(" * 17 + "s1" + ")" * 17 + " != s0", "nests more than 16 deep"),
+    ("!" * 17 + "s1", "nests more than 16 deep"),
+    ("||".join(["s1"] * 33), "33 operands in one condition (accepted: at most 32)"),
+])
+def test_a_condition_is_bounded_in_one_line(tmp_path, capsys, cond, says):
+    old = '"if (s1 != s0) retry",'
+    assert old in BASE.source
+    f = tmp_path / "deep.toml"
+    f.write_text(BASE.source.replace(old, json.dumps(f"if ({cond}) retry") + ","))
+    code = main(["check", "--protocol-file", str(f), "--no-trace"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", out
+    assert len(err.strip().splitlines()) == 1 and says in err, err
+    assert f"{f}:" in err and "reader.snapshot[6]" in err
+
+
+def test_a_condition_within_the_bounds_is_read():
+    cond = "(" * 15 + "s1" + ")" * 15 + " != s0 || " + "||".join(["!s1"] * 29) + "||s0"
+    s = load_text(BASE.source.replace('"if (s1 != s0) retry"', json.dumps(f"if ({cond}) retry")))
+    assert s.snapshot[6].cond.eval({"s1": 2, "s0": 0}) == 1
+
+
+# ---- what the loader accepts compiles ---------------------------------------------
+
+def test_the_snapshot_sequence_is_a_variable_loaded_from_sequence():
+    for sv, says in (("snap.valid", "'snap.valid' is not loaded before the copy"),
+                     ("snap.sequence", "'snap.sequence' is not loaded before the copy"),
+                     ("s1", "'s1' is not loaded before the copy"),
+                     ("v", "'v' is loaded from valid")):
+        text = BASE.source.replace('snapshot_sequence = "s0"', f"snapshot_sequence = \"{sv}\"")
+        with pytest.raises(SpecError, match=r"^s\.toml:\d+: reader\.snapshot_sequence: "
+                           + re.escape(says)):
+            load_text(text, "s.toml")
+
+
+def test_an_accept_in_the_prologue_is_refused():
+    text = BASE.source.replace('"if (!v) skip",', '"if (v) accept",', 1)
+    with pytest.raises(SpecError, match=r"reader\.prologue: if \(v\) accept: accepts before"):
+        load_text(text, "p.toml")
+
+
+def _object_macros() -> set[str]:
+    r = subprocess.run([GCC, "-dM", "-E", "-std=gnu11", f"-I{CSRC}", "-x", "c", "-"],
+                       input=cgen.one_protocol_c(BASE), text=True, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    names = set()
+    for line in r.stdout.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and "(" not in parts[1] and spec.VAR_RE.fullmatch(parts[1]):
+            names.add(parts[1])
+    return names
+
+
+@needs_gcc
+def test_a_variable_named_like_a_predefined_macro_is_refused_or_compiles():
+    """gcc predefines `linux` and `unix` (as 1) in GNU C: a reader variable
+    so named does not compile, so the loader refuses it, and every other
+    object-like macro in scope."""
+    names = _object_macros()
+    assert {"linux", "unix"} <= names
+    for name in sorted(names):
+        text = BASE.source.replace('"s1 = READ_ONCE(sequence)"', f'"{name} = READ_ONCE(sequence)"')
+        text = text.replace('"if (s1 != s0) retry"', f'"if ({name} != s0) retry"')
+        try:
+            s = load_text(text, "m.toml")
+        except SpecError as exc:
+            assert "bad variable name" in str(exc)
+            continue
+        r = compiles(cgen.one_protocol_c(s))
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+
+
+# A protocol file mutated from a built-in by the vocabulary's operations: what
+# the loader accepts must compile.  Cheap by default; KMALLOCWD_FUZZ_EXAMPLES
+# raises the count (a few thousand found snapshot_sequence = "snap.valid").
+FUZZ_EXAMPLES = int(os.environ.get("KMALLOCWD_FUZZ_EXAMPLES", "50"))
+_VARS = ["v", "s0", "s1", "x", "snap.valid", "snap.sequence"]
+_FIELDS = list(spec.FIELDS)
+
+
+def _cond() -> st.SearchStrategy[str]:
+    leaf = st.sampled_from(_VARS + ["0", "1", "2"])
+    return st.recursive(leaf, lambda c: st.one_of(
+        c.map(lambda a: "!" + a), st.tuples(st.sampled_from(["odd", "even"]), c).map(
+            lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(c, st.sampled_from([" == ", " != ", " && ", " || "]), c).map(
+            lambda t: f"({t[0]}{t[1]}{t[2]})")), max_leaves=4)
+
+
+READER_OP = st.one_of(
+    st.tuples(st.sampled_from(_VARS[:4]), st.sampled_from(["{}", "READ_ONCE({})",
+                                                           "smp_load_acquire({})"]),
+              st.sampled_from(_FIELDS)).map(lambda t: f"{t[0]} = {t[1].format(t[2])}"),
+    st.tuples(_cond(), st.sampled_from(spec.ACTIONS)).map(lambda t: f"if ({t[0]}) {t[1]}"),
+    st.sampled_from(["copy", "copy_once", "snap = *m"]),
+    st.sampled_from([f + "()" for f in spec.FENCES]),
+    st.tuples(st.sampled_from(spec.LOCK_OPS), st.sampled_from(spec.LOCKS)).map(
+        lambda t: f"{t[0]}({t[1]})"))
+WRITER_OP = st.one_of(
+    st.sampled_from(["sequence++", "WRITE_ONCE(sequence, sequence + 1)",
+                     "smp_store_release(sequence, sequence + 1)"]),
+    st.sampled_from([f"{m}({f}, {v})" if m else f"{f} = {v}"
+                     for f, v in (("start", "NOW"), ("gfp", "GFP"), ("order", "ORDER"),
+                                  ("dumped", "0"))
+                     for m in ("", "WRITE_ONCE", "smp_store_release")]),
+    st.sampled_from([f + "()" for f in spec.FENCES]),
+    st.tuples(st.sampled_from(spec.LOCK_OPS), st.sampled_from(spec.LOCKS)).map(
+        lambda t: f"{t[0]}({t[1]})"))
+
+
+@st.composite
+def mutated(draw) -> str:
+    base = draw(st.sampled_from(protocols.PROTOCOLS))
+    lists = {"section": [op.text for op in base.section],
+             "prologue": [op.text for op in base.prologue],
+             "snapshot": [op.text for op in base.snapshot]}
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(["section", "prologue", "snapshot", "snapshot"]))
+        lst = lists[key]
+        op = draw(WRITER_OP if key == "section" else READER_OP)
+        how = draw(st.sampled_from(["insert", "replace", "delete"]))
+        i = draw(st.integers(0, len(lst)))
+        if how == "insert":
+            lst.insert(i, op)
+        elif lst:
+            if how == "replace":
+                lst[min(i, len(lst) - 1)] = op
+            else:
+                del lst[min(i, len(lst) - 1)]
+    sv = draw(st.one_of(st.just(base.snapshot_sequence), st.sampled_from(_VARS)))
+    out = ["format = 1", f'name = "{base.name}"', "[writer]",
+           f'valid = "{base.valid_access}"', f"section = {json.dumps(lists['section'])}",
+           "[reader]", f"prologue = {json.dumps(lists['prologue'])}",
+           f"snapshot = {json.dumps(lists['snapshot'])}"]
+    if sv is not None:
+        out.append(f'snapshot_sequence = "{sv}"')
+    out += ["[expect]", 'sc = "never"', 'x86 = "never"', 'weak = "never"', "[outcomes]",
+            'consistent = { expect = "acceptable", reason = "r" }']
+    return "\n".join(out) + "\n"
+
+
+@needs_gcc
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(text=mutated())
+def test_what_the_loader_accepts_compiles(text):
+    try:
+        s = load_text(text, "fuzz.toml")
+    except SpecError as exc:
+        assert "\n" not in str(exc)
+        return
+    r = compiles(cgen.one_protocol_c(s))
+    assert r.returncode == 0, f"{r.stderr}\n{text}"
+
+
+# ---- check: a reader that never accepts checks nothing -------------------------------
+
+NEVER = {"skip": ('"if (s1 != s0) retry",', '"if (1) skip",'),
+         "retry": ('"if (s1 != s0) retry",', '"if (s1 == s1) retry",')}
+
+
+@pytest.mark.parametrize("how", sorted(NEVER))
+def test_check_says_a_reader_that_never_accepts_is_inconclusive(tmp_path, capsys, how):
+    old, new = NEVER[how]
+    f = tmp_path / "never.toml"
+    f.write_text(BASE.source.replace(old, new, 1).replace('name = "seqcount"',
+                                                          'name = "never-accepts"'))
+    out_json = tmp_path / "check.json"
+    code = main(["check", "--protocol-file", str(f), "--no-trace", "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert out.strip().splitlines()[-1].startswith(
+        "INCONCLUSIVE: the reader never accepts a snapshot"), out
+    doc = json.loads(out_json.read_text())
+    assert all(m["accepts"] is False for m in doc["models"].values())
+    from kmallocwd import api
+    rep = api.check(protocols.load_path(f), model="sc")
+    assert rep.exit_status == 3
+    with pytest.raises(api.ProtocolFailure, match="never accepts a snapshot"):
+        rep.assert_no_forbidden()
+
+
+def test_check_still_passes_a_reader_that_accepts(capsys):
+    code = main(["check", "-p", "seqcount", "--no-trace", "--model", "sc"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.strip().splitlines()[-1] == "OK: every verdict equals [expect]"
+    from kmallocwd.model import explore
+    assert explore(BASE, "sc").accepts

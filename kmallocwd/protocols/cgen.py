@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, NAME_RE, REJECTED_INVALID,
-                                      VALUES, VAR_RE, Expr, Op, Spec)
+from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, REJECTED_INVALID, VALUES,
+                                      VAR_RE, Expr, Op, Spec)
 
 GENERATOR_VERSION = 1
 
@@ -48,6 +48,9 @@ def _signature(head: str, args: Sequence[str]) -> str:
     return "\n".join(lines + [cur])
 
 
+# A protocol's name as C may hold it (identifiers, a string literal): the
+# loader's pattern, longer, for the ablation's variants (NAME-without-...).
+C_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,99}")
 _COMMENT_BREAK = re.compile(r"(?<=/)(?=\*)|(?<=\*)(?=/)")
 
 
@@ -74,7 +77,7 @@ def _vet(spec: Spec) -> None:
     def bad(what: str, value: object) -> UnsafeSpec:
         return UnsafeSpec(f"protocol {spec.name!r}: {what} {value!r} cannot become C")
 
-    if not isinstance(spec.name, str) or not NAME_RE.fullmatch(spec.name):
+    if not isinstance(spec.name, str) or not C_NAME_RE.fullmatch(spec.name):
         raise bad("the name", spec.name)
     if spec.valid_access not in ("plain", "once"):
         raise bad("writer.valid", spec.valid_access)
@@ -359,7 +362,7 @@ def generate(specs: Sequence[Spec], origin: str | None = None) -> str:
     again from another directory).  UnsafeSpec for anything else."""
     if origin is None:
         source = "the files in kmallocwd/protocols/: edit those files, not this one."
-    elif isinstance(origin, str) and NAME_RE.fullmatch(origin):
+    elif isinstance(origin, str) and C_NAME_RE.fullmatch(origin):
         source = f"the protocol file of {origin}: edit that file, not this one."
     else:
         raise UnsafeSpec(f"origin {origin!r}: a protocol's name, not a path or text")
