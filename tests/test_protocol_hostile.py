@@ -459,3 +459,14 @@ def test_check_still_passes_a_reader_that_accepts(capsys):
     assert code == 0 and out.strip().splitlines()[-1] == "OK: every verdict equals [expect]"
     from kmallocwd.model import explore
     assert explore(BASE, "sc").accepts
+
+
+def test_no_path_reaches_the_litmus_export(tmp_path):
+    from kmallocwd.model import litmus
+
+    d = tmp_path / "a *) exists (0:r0=1) (* b"
+    d.mkdir()
+    f = d / "p.toml"
+    f.write_text(BASE.source)
+    text = litmus.render(protocols.load_path(f))
+    assert "exists (0:r0=1)" not in text and str(tmp_path) not in text
