@@ -493,9 +493,9 @@ def load_text(text: str, path: str = "<string>") -> Spec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise SpecError(f"{path}:{m.group(1) if m else 0}: not valid TOML: {exc}") from None
+        raise SpecError(f"{shown}:{m.group(1) if m else 0}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise SpecError(f"{path}:0: not valid TOML: nested too deeply") from None
+        raise SpecError(f"{shown}:0: not valid TOML: nested too deeply") from None
 
     _check_strings(doc, lines, fail)
     known_top = {"format", "name", "stands_for", "note", "writer", "reader", "expect", "outcomes"}
@@ -736,15 +736,15 @@ def _check_strings(doc: dict, lines: list[str], fail) -> None:
     newlines too) and at most MAX_TEXT characters (the note MAX_NOTE).  Names
     are held to their own patterns after this."""
     stack: list[tuple[tuple[str, ...], object]] = [((), doc)]
-    while stack:
+    while stack:  # depth first, in the file's order; no recursion
         where, v = stack.pop()
         if isinstance(v, dict):
-            for k, x in v.items():
+            for k in v:
                 _check_string(where + (k,), k, MAX_TEXT, lines, fail, is_key=True)
-                stack.append((where + (k,), x))
+            stack += [(where + (k,), x) for k, x in reversed(v.items())]
         elif isinstance(v, list):
-            for i, x in enumerate(v):
-                stack.append((where[:-1] + (f"{where[-1]}[{i}]",), x))
+            stack += [(where[:-1] + (f"{where[-1]}[{i}]",), x)
+                      for i, x in reversed(list(enumerate(v)))]
         elif isinstance(v, str):
             _check_string(where, v, MAX_NOTE if where == ("note",) else MAX_TEXT, lines, fail)
 
@@ -755,17 +755,17 @@ def _check_string(where: tuple[str, ...], v: str, limit: int, lines: list[str], 
     if bad is None and len(v) <= limit:
         return
     key = ".".join(p if p.isprintable() and len(p) <= 60 else repr(p[:60]) for p in where)
+    # the line: the key's (a top-level key, or a key of a top-level table),
+    # then, for an array's element, the element's own if it is written plainly
     table, name = (where[0], where[1]) if len(where) > 1 else ("", where[0])
-    name = name.split("[")[0] if name.isprintable() else name
-    line = _key_line(lines, table if table.isprintable() else "", name) if name.isprintable() \
-        else _table_line(lines, table)
-    if bad is None and where[-1].endswith("]"):  # an array's element: its own line
+    line = _key_line(lines, table, name.split("[")[0])
+    if bad is None and where[-1].endswith("]"):
         line = _locate(lines, line, v[:40]) or line
     what = "key" if is_key else "string"
     if bad is not None:
-        raise fail(line, key, f"the {what} holds the control character {v[bad]!r} at position "
-                   f"{bad} (accepted: printable text, no control, format or line-separator "
-                   "character, no tab)")
+        raise fail(line, key, f"the {what} holds the unprintable character {v[bad]!r} at "
+                   f"position {bad} (accepted: printable text: no control, format or "
+                   "line-separator character, no tab)")
     raise fail(line, key, f"the {what} is {len(v)} characters long (accepted: at most {limit})")
 
 
