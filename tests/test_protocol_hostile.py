@@ -470,3 +470,11 @@ def test_no_path_reaches_the_litmus_export(tmp_path):
     f.write_text(BASE.source)
     text = litmus.render(protocols.load_path(f))
     assert "exists (0:r0=1)" not in text and str(tmp_path) not in text
+
+
+def test_checks_table_shows_an_unprintable_path_quoted(tmp_path, capsys):
+    f = tmp_path / "a\x1b[2Jb.toml"
+    f.write_text(BASE.source)
+    assert main(["check", "--protocol-file", str(f), "--no-trace", "--model", "sc"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "a\\x1b[2Jb.toml" in out

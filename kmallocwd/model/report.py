@@ -129,7 +129,8 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
     if not results:
         return ""
     spec = results[0].spec
-    out = [f"kmallocwd check: {spec.name} ({spec.path or 'protocol file'}), "
+    where = spec.path if spec.path.isprintable() else repr(spec.path)  # one line, no escapes
+    out = [f"kmallocwd check: {spec.name} ({where or 'protocol file'}), "
            f"{results[0].sections} write section(s) against one reader attempt "
            f"(retries: {results[0].retries})",
            f"  condition: the snapshot is {condition_text(results[0])}",
