@@ -132,8 +132,8 @@ class Expr:
         raise ValueError(o)
 
 
-_TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|[0-9]+|==|!=|&&|\|\||!|\(|\))",
-                    re.ASCII)
+_TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|[0-9]+"
+                    r"|==|!=|&&|\|\||!|\(|\))", re.ASCII)
 
 
 def parse_cond(text: str) -> Expr:
