@@ -176,18 +176,24 @@ class CheckReport(_JsonReport):
 
     def assert_no_forbidden(self) -> None:
         """Raise ProtocolFailure if any model finds a torn snapshot the
-        protocol's table forbids; the message holds the counterexample."""
+        protocol's table forbids (the message holds the counterexample), or
+        if the reader never accepts a snapshot (nothing was checked)."""
         if self.broken_on:
             raise ProtocolFailure(f"{self.protocol} can accept a torn snapshot under "
                                   f"{', '.join(self.broken_on)} (model checker)\n{self.text}")
+        silent = [m for m, v in self.models.items() if not v.get("accepts", True)]
+        if silent:
+            raise ProtocolFailure(f"{self.protocol}: the reader never accepts a snapshot under "
+                                  f"{', '.join(silent)}: the model checker checked nothing\n"
+                                  f"{self.text}")
 
 
 def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "all",
           sections: int = 2, retries: int = 0) -> CheckReport:
     """Run ``kmallocwd check`` on one protocol and return its report."""
-    from kmallocwd.commands.check_cmd import exit_status
     from kmallocwd.model import explore
     from kmallocwd.model.report import render_text, to_json
+    from kmallocwd.model.status import check_status
 
     spec = resolve_spec(protocol)
     results = [explore(spec, m, sections, retries) for m in _models(model)]
@@ -196,7 +202,7 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
                        sections=d["sections"], retries=d["retries"],
                        condition=d["condition"], models=d["models"],
                        matches_expect=all(v["matches_expect"] for v in d["models"].values()),
-                       exit_status=exit_status(results), text=render_text(results),
+                       exit_status=check_status(results).code, text=render_text(results),
                        results=results)
 
 

@@ -5,8 +5,9 @@ counterexample (docs/model.md).
 Exit status: 0 when every verdict equals the file's [expect] table; 1 when
 a model finds a torn snapshot the table says is ``never`` (a forbidden
 outcome, found by the checker); 3 when the table says ``sometimes`` and the
-checker finds no tear (too little evidence: try more --sections); 2 for bad
-usage.  1 wins over 3."""
+checker finds no tear (too little evidence: try more --sections), or when
+the reader never accepts a snapshot (nothing was checked); 2 for bad
+usage.  1 wins over 3.  kmallocwd.model.status decides."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import sys
 
 from kmallocwd.commands.common import add_protocol_options, specs_from
-from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
+from kmallocwd.errors import UsageError
 
 MAX_SECTIONS = 4
 MAX_RETRIES = 2
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(Never/Sometimes, herd7-style Observation lines) and the shortest counterexample. "
         "With no protocol, every built-in. Exit 0 when every verdict equals the file's [expect], "
         "1 when a model finds a tear [expect] says never, 3 when [expect] says sometimes and "
-        "no tear was found, 2 for bad usage.")
+        "no tear was found or when the reader never accepts a snapshot, 2 for bad usage.")
     add_protocol_options(p)
     add_model_args(p)
     p.add_argument("--json", metavar="PATH", default=None,
@@ -94,7 +95,9 @@ def junit_cases(results) -> list:
                        properties={"verdict": v, "expect": exp, "executions": r.executions,
                                    "torn_executions": r.positive, "sections": r.sections},
                        details=render_text([r]))
-        if v != exp and v == "sometimes":
+        if not r.accepts:
+            c.skipped = f"{observation(r)}: the reader never accepts a snapshot"
+        elif v != exp and v == "sometimes":
             c.failure = f"{observation(r)}: a torn snapshot [expect] says never happens"
         elif v != exp:
             c.skipped = f"{observation(r)}: [expect] says sometimes, no tear found"
@@ -121,17 +124,9 @@ def annotations(results) -> list[tuple[str, int, str]]:
 
 
 def exit_status(results) -> int:
-    from kmallocwd.model.report import verdict
-    status = EXIT_OK
-    for r in results:
-        exp = r.spec.expect.get(r.model)
-        v = verdict(r)
-        if v == exp:
-            continue
-        if v == "sometimes":
-            return EXIT_FORBIDDEN
-        status = EXIT_INCONCLUSIVE
-    return status
+    """The exit status of one protocol's results (kmallocwd.model.status decides)."""
+    from kmallocwd.model.status import check_status
+    return check_status(results).code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,16 +143,18 @@ def run(args: argparse.Namespace) -> int:
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
     junit_t = (outpath.check_output(args.junit, "--junit", inputs)
                if args.junit is not None else None)
-    docs, status, cases, notes = [], EXIT_OK, [], []
+    from kmallocwd.model.status import check_status, combine
+
+    docs, statuses, cases, notes = [], [], [], []
     for spec in specs:
         results = [explore(spec, m, k, retries) for m in models]
-        st = exit_status(results)
-        status = st if status == EXIT_OK or st == EXIT_FORBIDDEN else status
+        statuses.append(check_status(results))
         if args.json != "-":
             sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
         docs.append(to_json(results))
         cases += junit_cases(results)
         notes += annotations(results)
+    status = combine(statuses)
     doc = docs[0] if len(docs) == 1 else {"schema": "kmallocwd.check-all/1", "protocols": docs}
     if annotate.wanted(args.annotate):
         annotate.emit(notes, sys.stderr if args.json == "-" else sys.stdout)
@@ -166,9 +163,5 @@ def run(args: argparse.Namespace) -> int:
             (junit_t, lambda: junit.to_xml("kmallocwd check", cases))]):
         return EXIT_WRITE_FAILED
     if args.json != "-":
-        words = {EXIT_OK: "OK: every verdict equals [expect]",
-                 EXIT_FORBIDDEN: "FAIL: a model finds a tear that [expect] says never happens",
-                 EXIT_INCONCLUSIVE: "INCONCLUSIVE: [expect] says sometimes, no tear found "
-                 "(more --sections?)"}
-        sys.stdout.write(words[status] + "\n")
-    return status
+        sys.stdout.write(status.line + "\n")
+    return status.code

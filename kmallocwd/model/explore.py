@@ -78,6 +78,12 @@ class Exploration:
     def sometimes(self) -> bool:
         return self.positive > 0
 
+    @property
+    def accepts(self) -> bool:
+        """Whether some execution ends with the reader accepting a snapshot
+        (consistent or torn); a reader that never does checks nothing."""
+        return any(o == CONSISTENT or o in TORN_KINDS for o in self.outcomes)
+
 
 def torn_condition(spec: Spec) -> tuple[str, ...]:
     """The torn kinds the file forbids (or, for a control, finds interesting)."""

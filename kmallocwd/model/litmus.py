@@ -103,7 +103,7 @@ def render(spec: Spec, sections: int = 2) -> str:
                     if op.kind == "lock"})
     params = ", ".join([f"int *{loc}" for loc in LOCS] + [f"spinlock_t *lk_{lk}" for lk in locks])
     out = [f"C {name}", "",
-           f"(* kmallocwd check's litmus export of {spec.path or spec.name}: {sections} write "
+           f"(* kmallocwd check's litmus export of {spec.name}: {sections} write "
            "section(s) by",
            " * P0 (start_memalloc_timer()/stop_memalloc_timer()) against one attempt of",
            " * P1 (is_stalling_task()'s reader).  Section k stores NOW_k = GFP_k = ORDER_k = k.",

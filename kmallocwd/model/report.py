@@ -129,7 +129,8 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
     if not results:
         return ""
     spec = results[0].spec
-    out = [f"kmallocwd check: {spec.name} ({spec.path or 'protocol file'}), "
+    where = spec.path if spec.path.isprintable() else repr(spec.path)  # one line, no escapes
+    out = [f"kmallocwd check: {spec.name} ({where or 'protocol file'}), "
            f"{results[0].sections} write section(s) against one reader attempt "
            f"(retries: {results[0].retries})",
            f"  condition: the snapshot is {condition_text(results[0])}",
@@ -139,6 +140,8 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
     for r in results:
         exp = spec.expect.get(r.model, "?")
         mark = "" if verdict(r) == exp else "   <-- differs from [expect]"
+        if not r.accepts:
+            mark = "   <-- the reader never accepts a snapshot"
         out.append(f"  {r.model:<6} {verdict(r):<10} {exp:<10} "
                    f"{f'{r.positive}/{r.executions}':>16} {r.states:>8} "
                    f"{r.seconds * 1000:>6.0f}ms{mark}")
@@ -184,6 +187,7 @@ def to_json(results: list[Exploration]) -> dict:
     for r in results:
         d = {"verdict": verdict(r), "expect": spec.expect.get(r.model),
              "matches_expect": verdict(r) == spec.expect.get(r.model),
+             "accepts": r.accepts,
              "executions": r.executions, "positive": r.positive, "states": r.states,
              "seconds": round(r.seconds, 4), "observation": observation(r),
              "outcomes": dict(sorted(r.outcomes.items())), "counterexample": None,

@@ -8,13 +8,21 @@ bodies are csrc/loops.h's macros) and its row of the protocol table.
 ``generate(specs)`` is one translation unit; the build writes the built-ins'
 (``kmallocwd protocols --c NAME`` prints one), and a user's file is
 generated and compiled at run time (kmallocwd/protocols/usermod.py).
+
+A file is data, never code.  What becomes code is checked here again,
+whoever built the Spec: names and variables by their patterns, every other
+part from the vocabulary.  Free text (an operation's comment, stands_for,
+the writer's and reader's names) only ever lands inside a comment, through
+``comment_text()``, which cannot end it or the line.  No path reaches the C.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
-from kmallocwd.protocols.spec import REJECTED_INVALID, Op, Spec
+from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, REJECTED_INVALID, VALUES,
+                                      VAR_RE, Expr, Op, Spec)
 
 GENERATOR_VERSION = 1
 
@@ -40,8 +48,84 @@ def _signature(head: str, args: Sequence[str]) -> str:
     return "\n".join(lines + [cur])
 
 
+# A protocol's name as C may hold it (identifiers, a string literal): the
+# loader's pattern, longer, for the ablation's variants (NAME-without-...).
+C_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,99}")
+_COMMENT_BREAK = re.compile(r"(?<=/)(?=\*)|(?<=\*)(?=/)")
+
+
+def comment_text(text: str) -> str:
+    """Free text made safe inside a C block comment: a space between any
+    '/' and '*' that touch (no '*/' to end it, no '/*' to nest), each
+    character that is not printable (control characters, line and
+    paragraph separators) a space, so that the comment stays on its line."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return _COMMENT_BREAK.sub(" ", text)
+
+
 def _comment(op: Op) -> str:
-    return f" /* {op.comment} */" if op.comment else ""
+    return f" /* {comment_text(op.comment)} */" if op.comment else ""
+
+
+class UnsafeSpec(ValueError):
+    """A Spec whose code-bearing parts are not the loader's vocabulary."""
+
+
+def _vet(spec: Spec) -> None:
+    """Every part of ``spec`` that becomes code, checked against the
+    vocabulary (the loader checked it; a Spec built by hand may not be)."""
+    def bad(what: str, value: object) -> UnsafeSpec:
+        return UnsafeSpec(f"protocol {spec.name!r}: {what} {value!r} cannot become C")
+
+    if not isinstance(spec.name, str) or not C_NAME_RE.fullmatch(spec.name):
+        raise bad("the name", spec.name)
+    if spec.valid_access not in ("plain", "once"):
+        raise bad("writer.valid", spec.valid_access)
+    if spec.snapshot_sequence is not None and not _is_var(spec.snapshot_sequence):
+        raise bad("snapshot_sequence", spec.snapshot_sequence)
+    for op in spec.section + spec.prologue + spec.snapshot:
+        checks = ((op.kind, ("inc", "store", "load", "fence", "lock", "copy", "cond")),
+                  (op.field, FIELDS + (None,)), (op.value, tuple(VALUES) + (None,)),
+                  (op.fence, FENCES + (None,)), (op.lockop, LOCK_OPS + (None,)),
+                  (op.lock, LOCKS + (None,)),
+                  (op.access, ("plain", "once", "acquire", "release", None)),
+                  (op.action, ("accept", "retry", "skip", None)))
+        for value, allowed in checks:
+            if value not in allowed:
+                raise bad("an operation's part", value)
+        if op.var is not None and not _is_var(op.var):
+            raise bad("the variable", op.var)
+        if op.kind == "cond":
+            _vet_expr(op.cond, bad)
+
+
+def _is_var(v: object) -> bool:
+    return isinstance(v, str) and (v in ("snap.valid", "snap.sequence")
+                                   or VAR_RE.fullmatch(v) is not None)
+
+
+def _vet_expr(e: object, bad) -> None:
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, Expr):
+            raise bad("a condition's part", x)
+        if x.op == "var":
+            if len(x.args) != 1 or not _is_var(x.args[0]):
+                raise bad("the variable", x.args)
+        elif x.op == "int":
+            if len(x.args) != 1 or type(x.args[0]) is not int or not 0 <= x.args[0] < 1 << 32:
+                raise bad("the integer", x.args)
+        elif x.op in ("or", "and", "eq", "ne"):
+            if len(x.args) != 2:
+                raise bad("a condition's part", x.op)
+            stack += x.args
+        elif x.op in ("not", "odd", "even"):
+            if len(x.args) != 1:
+                raise bad("a condition's part", x.op)
+            stack += x.args
+        else:
+            raise bad("the operator", x.op)
 
 
 def _lock_c(op: Op, waiter: str) -> str:
@@ -104,7 +188,7 @@ def _writer(spec: Spec) -> str:
                  if spec.valid_access == "once" else "m->valid--;")
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
-    return f"""/* {spec.writer_name}: start_memalloc_timer() of {spec.name}. */
+    return f"""/* {comment_text(spec.writer_name)}: start_memalloc_timer() of {spec.name}. */
 static inline __attribute__((always_inline)) void
 {_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "struct kmw_writer *w", "const int emu", "const int knobs"])}
 {{
@@ -184,7 +268,7 @@ def _reader(spec: Spec) -> str:
         emit(op, snap)
     snap.append("return KMW_ACCEPT;")
     ind1, ind2 = "\n\t", "\n\t\t"
-    text = f"""/* {spec.reader_name}: the read of {spec.name}'s is_stalling_task(). */
+    text = f"""/* {comment_text(spec.reader_name)}: the read of {spec.name}'s is_stalling_task(). */
 static inline __attribute__((always_inline)) int
 {_signature(P + "_read", ["struct memalloc_info *m", "struct memalloc_info *snap", "struct kmw_rctx *c", "const int emu"])}
 {{"""
@@ -249,9 +333,10 @@ static void {P}_stop(struct memalloc_info *m, gfp_t gfp_mask)
 
 def protocol_c(spec: Spec) -> str:
     """One protocol's C: its writer, its reader and its loops."""
-    rule = "-" * max(4, 66 - len(spec.name) - len(spec.path))
-    return (f"/* ---- {spec.name} ({spec.path}) {rule} */\n"
-            + "/*\n * " + _wrap(f"{spec.name}: {spec.stands_for}.") + "\n */\n\n"
+    _vet(spec)
+    rule = "-" * max(4, 68 - len(spec.name))
+    return (f"/* ---- {spec.name} {rule} */\n"
+            + "/*\n * " + _wrap(comment_text(f"{spec.name}: {spec.stands_for}.")) + "\n */\n\n"
             + _writer(spec) + "\n" + _reader(spec) + "\n" + _loops(spec))
 
 
@@ -268,11 +353,22 @@ def _wrap(text: str, width: int = 72) -> str:
     return "\n * ".join(lines)
 
 
-def generate(specs: Sequence[Spec], origin: str = "the files in kmallocwd/protocols/") -> str:
-    """The translation unit for these protocols, with their table."""
+def generate(specs: Sequence[Spec], origin: str | None = None) -> str:
+    """The translation unit for these protocols, with their table.
+
+    ``origin``: None for the built-ins (the files in kmallocwd/protocols/),
+    else the name of the protocol whose file this is; never a path (a path
+    would put the user's text in the C, and make the same file compile
+    again from another directory).  UnsafeSpec for anything else."""
+    if origin is None:
+        source = "the files in kmallocwd/protocols/: edit those files, not this one."
+    elif isinstance(origin, str) and C_NAME_RE.fullmatch(origin):
+        source = f"the protocol file of {origin}: edit that file, not this one."
+    else:
+        raise UnsafeSpec(f"origin {origin!r}: a protocol's name, not a path or text")
     parts = [f"""/*
  * GENERATED by kmallocwd/protocols/cgen.py (version {GENERATOR_VERSION}) from
- * {origin}: edit those files, not this one.
+ * {source}
  *
  * Each protocol's start_memalloc_timer() / stop_memalloc_timer() and its
  * is_stalling_task() read, as its file declares them, then its loops (the
@@ -297,4 +393,4 @@ const int kmw_protocol_count = {len(specs)};
 
 def one_protocol_c(spec: Spec) -> str:
     """What ``kmallocwd protocols --c NAME`` prints: one protocol's C."""
-    return generate([spec], origin=spec.path or spec.name)
+    return generate([spec], origin=spec.name)

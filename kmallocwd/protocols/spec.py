@@ -16,6 +16,14 @@ from pathlib import Path
 FORMAT = 1
 MAX_FILE_BYTES = 64 * 1024
 MAX_OPS = 64
+# Every string of a file is bounded: free text (stands_for, an operation with
+# its comment, a reason) at MAX_TEXT characters, the note at MAX_NOTE, names by
+# their patterns below.  A condition: at most MAX_COND_TERMS operands, nested
+# (parentheses, !, odd(), even()) at most MAX_COND_DEPTH deep.
+MAX_TEXT = 200
+MAX_NOTE = 1000
+MAX_COND_TERMS = 32
+MAX_COND_DEPTH = 16
 
 # The slot's fields, as the seed's struct memalloc_info has them.
 FIELDS = ("sequence", "valid", "dumped", "start", "order", "gfp")
@@ -40,13 +48,19 @@ TORN_KINDS = (TORN_MIXED, TORN_SEQ, TORN_INSIDE)
 OUTCOMES = (CONSISTENT, TORN_MIXED, TORN_SEQ, TORN_INSIDE, REJECTED_ODD, REJECTED_INVALID)
 EXPECTS = ("acceptable", "interesting", "forbidden")
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-# Names a reader's variable may not take: C's keywords and the generated
-# reader's own names (csrc/loops.h, cgen.py).
+# Names are matched whole (re.fullmatch: no trailing newline slips through).
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+WHO_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]{0,39}")  # [writer] name, [reader] name
+# Names a reader's variable may not take: C's keywords (C23's too), the
+# predefined object-like macros of GNU C (linux, unix) and the ones the
+# headers may define, and the generated reader's own names (csrc/loops.h,
+# cgen.py).
 RESERVED = frozenset("""auto break case char const continue default do double else enum extern
 float for goto if inline int long register restrict return short signed sizeof static struct
-switch typedef union unsigned void volatile while typeof asm m c snap emu retry""".split())
-VAR_RE = re.compile(r"^[a-z_][a-z0-9_]{0,15}$")
+switch typedef union unsigned void volatile while typeof asm m c snap emu retry
+bool true false nullptr constexpr static_assert alignas alignof thread_local typeof_unqual
+noreturn complex imaginary linux unix i386 errno stdin stdout stderr""".split())
+VAR_RE = re.compile(r"[a-z_][a-z0-9_]{0,15}")
 
 
 class SpecError(Exception):
@@ -118,7 +132,8 @@ class Expr:
         raise ValueError(o)
 
 
-_TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|\d+|==|!=|&&|\|\||!|\(|\))")
+_TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|[0-9]+"
+                    r"|==|!=|&&|\|\||!|\(|\))", re.ASCII)
 
 
 def parse_cond(text: str) -> Expr:
@@ -132,7 +147,19 @@ def parse_cond(text: str) -> Expr:
             raise ValueError(f"cannot read the condition at {text[pos:]!r}")
         toks.append(m.group(1))
         pos = m.end()
+    terms = sum(1 for t in toks if t not in _PUNCT)
+    if terms > MAX_COND_TERMS:
+        raise ValueError(f"{terms} operands in one condition (accepted: at most "
+                         f"{MAX_COND_TERMS})")
     i = 0
+    depth = 0
+
+    def nest() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_COND_DEPTH:
+            raise ValueError(f"the condition nests more than {MAX_COND_DEPTH} deep (parentheses, "
+                             f"!, odd(), even(); accepted: at most {MAX_COND_DEPTH})")
 
     def peek() -> str | None:
         return toks[i] if i < len(toks) else None
@@ -167,20 +194,21 @@ def parse_cond(text: str) -> Expr:
         return e
 
     def p_unary() -> Expr:
+        nonlocal depth
         t = peek()
-        if t == "!":
+        if t in ("!", "odd", "even", "("):
+            nest()
             take()
-            return Expr("not", (p_unary(),))
-        if t in ("odd", "even"):
-            take()
-            take("(")
-            e = p_or()
-            take(")")
-            return Expr(t, (e,))
-        if t == "(":
-            take()
-            e = p_or()
-            take(")")
+            if t == "!":
+                e = Expr("not", (p_unary(),))
+            elif t == "(":
+                e = p_or()
+                take(")")
+            else:
+                take("(")
+                e = Expr(t, (p_or(),))
+                take(")")
+            depth -= 1
             return e
         t = take()
         if t.isdigit():
@@ -245,6 +273,9 @@ _ACCESS = {"WRITE_ONCE": "once", "smp_store_release": "release",
            "READ_ONCE": "once", "smp_load_acquire": "acquire"}
 
 
+_PUNCT = frozenset(("odd", "even", "==", "!=", "&&", "||", "!", "(", ")"))
+
+
 def parse_op(text: str, side: str, line: int = 0) -> Op:
     """One operation as written in a file; ValueError says what is wrong."""
     body, _, comment = text.partition("#")
@@ -252,19 +283,19 @@ def parse_op(text: str, side: str, line: int = 0) -> Op:
     comment = comment.strip()
     if not body:
         raise ValueError("empty operation")
-    if m := _RE_FENCE.match(body):
+    if m := _RE_FENCE.fullmatch(body):
         return Op("fence", body, line, fence=m.group(1), comment=comment)
-    if m := _RE_LOCK.match(body):
+    if m := _RE_LOCK.fullmatch(body):
         return Op("lock", body, line, lockop=m.group(1), lock=m.group(2), comment=comment)
     if side == "writer":
-        if _RE_INC.match(body):
+        if _RE_INC.fullmatch(body):
             return Op("inc", body, line, field="sequence", access="plain", comment=comment)
-        if m := _RE_INC_M.match(body):
+        if m := _RE_INC_M.fullmatch(body):
             return Op("inc", body, line, field="sequence", access=_ACCESS[m.group(1)],
                       comment=comment)
-        if m := _RE_STORE.match(body):
+        if m := _RE_STORE.fullmatch(body):
             return _store(body, line, m.group(1), m.group(2), "plain", comment)
-        if m := _RE_STORE_M.match(body):
+        if m := _RE_STORE_M.fullmatch(body):
             return _store(body, line, m.group(2), m.group(3), _ACCESS[m.group(1)], comment)
         raise ValueError(f"unknown writer operation {body!r} (accepted: sequence++, "
                          "WRITE_ONCE(sequence, sequence + 1), smp_store_release(sequence, "
@@ -274,16 +305,16 @@ def parse_op(text: str, side: str, line: int = 0) -> Op:
     if body in ("copy", "copy_once"):
         return Op("copy", body, line, access="plain" if body == "copy" else "once",
                   comment=comment)
-    if re.match(r"^snap\s*=\s*\*m$", body):
+    if re.fullmatch(r"snap\s*=\s*\*m", body):
         return Op("copy", body, line, access="plain", with_sequence=True, comment=comment)
-    if m := _RE_COND.match(body):
+    if m := _RE_COND.fullmatch(body):
         action = m.group(2)
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r} (accepted: {', '.join(ACTIONS)})")
         return Op("cond", body, line, cond=parse_cond(m.group(1)), action=action, comment=comment)
-    if m := _RE_LOAD.match(body):
+    if m := _RE_LOAD.fullmatch(body):
         var = m.group(1)
-        if var in RESERVED or var in FIELDS or not VAR_RE.match(var) or \
+        if var in RESERVED or var in FIELDS or not VAR_RE.fullmatch(var) or \
                 var.startswith(("kmw", "memalloc", "__")):
             raise ValueError(f"bad variable name {var!r} (accepted: a short lower-case name "
                              "other than a field's)")
@@ -453,18 +484,20 @@ def _key_line(lines: list[str], table: str, key: str) -> int:
 def load_text(text: str, path: str = "<string>") -> Spec:
     """Parse and validate a protocol file's text; SpecError on any fault."""
     lines = text.splitlines()
+    shown = path if path.isprintable() else repr(path)
 
     def fail(line: int, key: str, msg: str) -> SpecError:
-        return SpecError(f"{path}:{line}: {key}: {msg}")
+        return SpecError(f"{shown}:{line}: {key}: {msg}")
 
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise SpecError(f"{path}:{m.group(1) if m else 0}: not valid TOML: {exc}") from None
+        raise SpecError(f"{shown}:{m.group(1) if m else 0}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise SpecError(f"{path}:0: not valid TOML: nested too deeply") from None
+        raise SpecError(f"{shown}:0: not valid TOML: nested too deeply") from None
 
+    _check_strings(doc, lines, fail)
     known_top = {"format", "name", "stands_for", "note", "writer", "reader", "expect", "outcomes"}
     for k in doc:
         if k not in known_top:
@@ -486,7 +519,7 @@ def load_text(text: str, path: str = "<string>") -> Spec:
     if fmt != FORMAT:
         raise fail(_key_line(lines, "", "format"), "format", f"{fmt} (accepted: {FORMAT})")
     name = get(doc, "", "name", str)
-    if not NAME_RE.match(name) or name.replace("-", "_") in RESERVED or \
+    if not NAME_RE.fullmatch(name) or name.replace("-", "_") in RESERVED or \
             name.startswith(("kmw", "memalloc")):
         raise fail(_key_line(lines, "", "name"), "name",
                    f"{name!r} (accepted: a lower-case letter, then up to 39 of a-z, 0-9, -; "
@@ -559,9 +592,15 @@ def load_text(text: str, path: str = "<string>") -> Spec:
     if CONSISTENT not in out_t:
         raise fail(_table_line(lines, "outcomes"), "outcomes.consistent", "missing")
 
+    who = {}
+    for tname, table in (("writer", w), ("reader", r)):
+        who[tname] = get(table, tname, "name", str, f"{tname[0].upper()}-{name}", required=False)
+        if not WHO_RE.fullmatch(who[tname]):
+            raise fail(_key_line(lines, tname, "name"), f"{tname}.name",
+                       f"{who[tname]!r} (accepted: a letter, then up to 39 of A-Z, a-z, 0-9, "
+                       "_ . + -)")
     spec = Spec(name=name, stands_for=stands_for, note=note,
-                writer_name=get(w, "writer", "name", str, "W-" + name, required=False),
-                reader_name=get(r, "reader", "name", str, "R-" + name, required=False),
+                writer_name=who["writer"], reader_name=who["reader"],
                 valid_access=valid_access, section=section, prologue=prologue,
                 snapshot=snapshot, snapshot_sequence=snap_seq, expect=expect,
                 outcomes=tuple(outcomes), path=path, source=text)
@@ -619,6 +658,9 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
             raise fail(op.line, "reader.prologue", "the copy belongs in reader.snapshot")
         if op.kind == "cond" and op.action == "retry":
             raise fail(op.line, "reader.prologue", "retry is only for reader.snapshot")
+        if op.kind == "cond" and op.action == "accept":
+            raise fail(op.line, "reader.prologue", f"{op.text}: accepts before the copy "
+                       "(accepted: accept only in reader.snapshot, after the copy)")
     copies = [op for op in spec.snapshot if op.kind == "copy"]
     if len(copies) != 1:
         raise fail(_key_line(lines, "reader", "snapshot"), "reader.snapshot",
@@ -636,17 +678,19 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
             defined.add(op.var)
         elif op.kind == "copy":
             copied = True
-            defined |= {"snap.valid"} | ({"snap.sequence"} if op.with_sequence else set())
             if not op.with_sequence:
                 sv = spec.snapshot_sequence
                 if sv is None:
                     raise fail(op.line, "reader.snapshot_sequence",
                                "missing: name the variable the snapshot's sequence is "
                                "(or copy it with 'snap = *m')")
-                if sv not in defined:
-                    raise fail(op.line, "reader.snapshot_sequence",
-                               f"{sv!r} is not loaded before the copy")
+                if sv not in defined:  # a variable loaded before the copy, not snap.*
+                    raise fail(_key_line(lines, "reader", "snapshot_sequence"),
+                               "reader.snapshot_sequence",
+                               f"{sv!r} is not loaded before the copy (accepted: a variable "
+                               "loaded from sequence before the copy)")
                 defined.add("snap.sequence")
+            defined |= {"snap.valid"} | ({"snap.sequence"} if op.with_sequence else set())
         elif op.kind == "cond":
             _check_vars(op, defined, fail, "reader.snapshot")
             if "snap.valid" in op.cond.vars() and not copied:
@@ -684,6 +728,45 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
         if op.var in seen:
             raise fail(op.line, "reader", f"{op.var} is loaded twice (use another name)")
         seen.add(op.var)
+
+
+def _check_strings(doc: dict, lines: list[str], fail) -> None:
+    """Every string of the file, keys included: printable (no control, format
+    or line-separator character: str.isprintable, which refuses tabs and
+    newlines too) and at most MAX_TEXT characters (the note MAX_NOTE).  Names
+    are held to their own patterns after this."""
+    stack: list[tuple[tuple[str, ...], object]] = [((), doc)]
+    while stack:  # depth first, in the file's order; no recursion
+        where, v = stack.pop()
+        if isinstance(v, dict):
+            for k in v:
+                _check_string(where + (k,), k, MAX_TEXT, lines, fail, is_key=True)
+            stack += [(where + (k,), x) for k, x in reversed(v.items())]
+        elif isinstance(v, list):
+            stack += [(where[:-1] + (f"{where[-1]}[{i}]",), x)
+                      for i, x in reversed(list(enumerate(v)))]
+        elif isinstance(v, str):
+            _check_string(where, v, MAX_NOTE if where == ("note",) else MAX_TEXT, lines, fail)
+
+
+def _check_string(where: tuple[str, ...], v: str, limit: int, lines: list[str], fail,
+                  is_key: bool = False) -> None:
+    bad = next((i for i, ch in enumerate(v) if not ch.isprintable()), None)
+    if bad is None and len(v) <= limit:
+        return
+    key = ".".join(p if p.isprintable() and len(p) <= 60 else repr(p[:60]) for p in where)
+    # the line: the key's (a top-level key, or a key of a top-level table),
+    # then, for an array's element, the element's own if it is written plainly
+    table, name = (where[0], where[1]) if len(where) > 1 else ("", where[0])
+    line = _key_line(lines, table, name.split("[")[0])
+    if bad is None and where[-1].endswith("]"):
+        line = _locate(lines, line, v[:40]) or line
+    what = "key" if is_key else "string"
+    if bad is not None:
+        raise fail(line, key, f"the {what} holds the unprintable character {v[bad]!r} at "
+                   f"position {bad} (accepted: printable text: no control, format or "
+                   "line-separator character, no tab)")
+    raise fail(line, key, f"the {what} is {len(v)} characters long (accepted: at most {limit})")
 
 
 def _check_vars(op: Op, defined: set[str], fail, key: str) -> None:
