@@ -359,3 +359,60 @@ alloc_ns = 100
     assert doc["interrupted"] is True and 1 <= len(doc["cells"]) < 6
     assert len(ET.parse(xml).getroot().findall("./testsuite/testcase")) == 6
     assert _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- a kill while compiling
+
+def _compilers(cache: Path) -> list:
+    """The processes (other than Python) working in the compile cache: the compiler."""
+    import psutil
+    out = []
+    for pr in psutil.process_iter(["cmdline", "name"]):
+        try:
+            args = pr.info["cmdline"] or []
+            if any(str(cache) in a for a in args) and not (pr.info["name"] or "").startswith(
+                    "python"):
+                out.append(pr)
+        except psutil.Error:
+            continue
+    return out
+
+
+SLOW_CC = """#!/bin/sh
+# a compiler that takes its time: a signal is sure to find it running
+[ "$1" = --version ] && exec cc --version
+sleep 60
+exec cc "$@"
+"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_while_a_protocol_file_compiles_leaves_no_build_and_no_compiler(
+        tmp_path, sig, rc):
+    pytest.importorskip("psutil")
+    cache = tmp_path / "cache"  # empty: the file is compiled
+    proto = tmp_path / "mine.toml"
+    text = (ROOT / "kmallocwd" / "protocols" / "seqcount.toml").read_text()
+    proto.write_text(text.replace('name = "seqcount"', 'name = "mine"', 1))  # not a built-in
+    slow_cc = tmp_path / "slow-cc"
+    slow_cc.write_text(SLOW_CC)
+    slow_cc.chmod(0o755)
+    env = dict(ENV, KMALLOCWD_CACHE=str(cache), CC=str(slow_cc))
+    p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "stress", "--protocol-file",
+                          str(proto), "-d", "5"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_default_signals)
+    try:
+        _wait_for(lambda: _compilers(cache) or p.poll() is not None, "the compiler running")
+        assert p.poll() is None, "the compile ended before it was seen"
+        p.send_signal(sig)
+        stdout, stderr = _finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == rc, stderr
+    assert "Traceback" not in stderr
+    assert _compilers(cache) == []  # the compiler was stopped with us
+    assert list(cache.glob("*/build-*")) == []
