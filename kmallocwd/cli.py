@@ -2,9 +2,9 @@
 in kmallocwd/commands/.  Usage errors print one line and exit 2.
 
 This module imports nothing heavy at its top: ``main()`` installs the
-signal handlers (kmallocwd.interrupt) first, and only then imports the commands (numpy,
-the cffi extension), so that a signal while they load exits 130 / 143
-without a traceback.  main() also owns stdout: a stdout that is closed or
+signal handlers (kmallocwd.interrupt) first, and only then imports the
+commands (numpy, the cffi extension), so that a signal while they load
+exits 128 + N (130, 143, ...) without a traceback.  main() also owns stdout: a stdout that is closed or
 full is one line on stderr and exit 74, never a traceback."""
 
 from __future__ import annotations

@@ -104,6 +104,8 @@ class Signals:
             raise interrupt_for(signum)
 
     def quit(self, signum: int, frame: object) -> None:
+        if self.closed_status is not None:  # the outputs are in place: the status stands
+            os._exit(self.closed_status)
         hard_stop()
 
     def install(self) -> None:
