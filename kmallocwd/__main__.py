@@ -1,6 +1,7 @@
 """``python -m kmallocwd`` and the ``kmallocwd`` console script: the same CLI.
 
-The first thing done is to make SIGINT and SIGTERM exit 130 / 143 quietly,
+The first thing done is to make the stopping signals (SIGINT, SIGTERM,
+SIGHUP, SIGUSR1, SIGUSR2; and SIGQUIT) exit 128 + N quietly,
 so that a signal while the CLI's modules load (numpy, the cffi extension:
 a few tenths of a second on a loaded machine) gives no traceback; main()
 then installs the handlers the commands use (kmallocwd.interrupt).  The
@@ -17,13 +18,17 @@ import _signal
 import os
 import sys
 
+# kmallocwd.interrupt's STOPPING and HARD_STOP (not imported yet)
+_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1, _signal.SIGUSR2,
+            _signal.SIGQUIT)
+
 
 def _early_exit(signum: int, frame: object) -> None:
-    raise SystemExit(143 if signum == _signal.SIGTERM else 130)
+    raise SystemExit(128 + signum)
 
 
 def _leave(status: object) -> None:
-    for s in (_signal.SIGINT, _signal.SIGTERM):
+    for s in _SIGNALS:
         _signal.signal(s, _signal.SIG_IGN)  # the status is decided: nothing changes it now
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -35,7 +40,7 @@ def _leave(status: object) -> None:
 
 
 def entry() -> None:
-    for s in (_signal.SIGINT, _signal.SIGTERM):
+    for s in _SIGNALS:
         if _signal.getsignal(s) != _signal.SIG_IGN:  # a background job keeps SIGINT ignored
             _signal.signal(s, _early_exit)
     try:

@@ -216,8 +216,12 @@ def stress_variant(spec: protocols.Spec, duration: float) -> dict:
     cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
                        until_torn=True)
     r = run_stress(cfg, backend(spec))
-    return {"outcomes": dict(r.counts), "first_torn_after_s": r.first_torn_after_s,
-            "overlaps": r.overlaps, "accepted": r.accepted, "elapsed_s": r.elapsed_s}
+    out = {"outcomes": dict(r.counts), "first_torn_after_s": r.first_torn_after_s,
+           "overlaps": r.overlaps, "accepted": r.accepted, "elapsed_s": r.elapsed_s,
+           "interrupted": r.interrupted}
+    if r.interrupted:
+        out["interrupt_status"] = r.interrupt_status
+    return out
 
 
 @dataclass
@@ -231,6 +235,10 @@ class AblateReport(_JsonReport):
     duration: float
     rows: list  # one dict per row: the protocol as written, then each annotation
     detection_power: dict | None  # {"seen": n, "broken": m} over the stressed variants
+    interrupted: bool = False  # stopped by a signal: the rows done so far
+    variants: int = 0  # rows there would be: the protocol as written + each annotation
+    exit_status: int = 0  # the command's: 1 if the protocol as written tears where
+    # [expect] says never, the signal's 128 + N when interrupted, else 0
     rows_obj: list = field(default_factory=list, repr=False, compare=False)
     spec: Any = field(default=None, repr=False, compare=False)
     _INTERNAL = ("rows_obj", "spec")
@@ -249,9 +257,11 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
            on_row: Callable[[int, int], None] | None = None) -> AblateReport:
     """Run ``kmallocwd ablate``: each ordering annotation removed (or
     weakened), its verdict per model, and with ``duration`` > 0 a stress run
-    of each variant here (compiled on first use)."""
-    from kmallocwd.model.ablate import ablate as model_ablate
-    from kmallocwd.model.ablate import detection_power
+    of each variant here (compiled on first use).  Ctrl-C (or another
+    stopping signal) ends it: the report then holds the rows done so far,
+    ``interrupted`` set, the row whose stress run was cut short marked."""
+    from kmallocwd.interrupt import exit_status
+    from kmallocwd.model.ablate import detection_power, iter_rows
 
     spec = resolve_spec(protocol)
     models = _models(model)
@@ -265,12 +275,27 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
             on_row(done[0], total)
         return out
 
-    rows = model_ablate(spec, models, stress_fn if duration > 0 else None, duration, sections)
+    rows = []
+    status = None
+    try:
+        for row in iter_rows(spec, models, stress_fn if duration > 0 else None, duration,
+                             sections):
+            rows.append(row)
+            if row.interrupted:  # the signal stopped this row's stress run
+                status = row.stress.get("interrupt_status")
+                break
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc)
+    interrupted = status is not None
+    if status is None:
+        status = 1 if rows and any(v == "sometimes" and spec.expect.get(m) == "never"
+                                   for m, v in rows[0].verdicts.items()) else 0
     power = detection_power(rows)
     return AblateReport(schema="kmallocwd.ablate/1", protocol=spec.name, path=spec.path,
                         models=models, duration=duration, rows=[r.to_dict() for r in rows],
                         detection_power=None if power is None else
                         {"seen": power[0], "broken": power[1]},
+                        interrupted=interrupted, variants=total, exit_status=status,
                         rows_obj=rows, spec=spec)
 
 

@@ -2,9 +2,9 @@
 in kmallocwd/commands/.  Usage errors print one line and exit 2.
 
 This module imports nothing heavy at its top: ``main()`` installs the
-SIGINT/SIGTERM handlers first, and only then imports the commands (numpy,
-the cffi extension), so that a signal while they load exits 130 / 143
-without a traceback.  main() also owns stdout: a stdout that is closed or
+signal handlers (kmallocwd.interrupt) first, and only then imports the
+commands (numpy, the cffi extension), so that a signal while they load
+exits 128 + N (130, 143, ...) without a traceback.  main() also owns stdout: a stdout that is closed or
 full is one line on stderr and exit 74, never a traceback."""
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = EXIT_USAGE
     parser_exit = False
     _command.clear()
+    outpath.begin_command()  # no two outputs of the command may name one file
     try:
         try:
             try:
@@ -143,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = interrupt.exit_status(exc)
     finally:
         outpath.discard_all()
+        outpath.end_command()
         sys.stdout, sys.stderr = out, err
         if program:
             sig.closed_status = status

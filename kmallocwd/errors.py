@@ -12,7 +12,10 @@ The exit codes every command uses:
 4     the model says the protocol is broken, but this run did not observe it
 74    an output could not be written after the run (EX_IOERR): the report
       went to stdout if it could
+129   interrupted by SIGHUP, after the partial report
 130   interrupted by SIGINT (Ctrl-C), after the partial report
+131   stopped at once by SIGQUIT (Ctrl-\\): nothing written, temporary files removed
+138   interrupted by SIGUSR1 (140: SIGUSR2), after the partial report
 143   interrupted by SIGTERM, after the partial report
 ====  =====================================================================
 """
@@ -25,7 +28,9 @@ EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_UNOBSERVED = 4
 EXIT_WRITE_FAILED = 74
+EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
+EXIT_SIGQUIT = 131
 EXIT_SIGTERM = 143
 
 

@@ -11,7 +11,13 @@ anything.
   the temporary file now, in the target's directory;
 - an existing path that is not a regular file: a device, FIFO, socket or
   directory, or a symlink to one of those (or to nothing);
-- a path that is one of the command's input files.
+- a path that is one of the command's input files;
+- a path that names the same file as another output of the command (the
+  same path, a hard link, a symlink to it; or ``-`` twice);
+- a path through a symlink that the kernel's ``protected_symlinks`` rule
+  would not follow: one in a sticky, world-writable directory (``/tmp``)
+  owned by neither the current user nor the directory's owner -- checked
+  here whatever the sysctl says, since we run as root.
 
 ``-`` means stdout.  A symlink to a regular file is written *through*: its
 target is replaced (atomically), the link is kept.
@@ -42,6 +48,21 @@ ACCEPTED = "a writable regular file path, or '-' for stdout"
 # Temporary files created by check_output() and not yet committed or
 # discarded: removed at exit, whatever happens.
 _pending: dict[str, "OutputTarget"] = {}
+
+# The outputs the command being run has checked (between begin_command()
+# and end_command(), i.e. inside cli.main): no two may name one file.
+_claimed: "list[OutputTarget] | None" = None
+
+
+def begin_command() -> None:
+    """From now on, check_output() refuses a file claimed by another output."""
+    global _claimed
+    _claimed = []
+
+
+def end_command() -> None:
+    global _claimed
+    _claimed = None
 
 
 def show(path: str) -> str:
@@ -80,6 +101,8 @@ class OutputTarget:
     owner: tuple[int, int] | None = None  # uid, gid of the file it replaces
     stream: "GuardedStream | None" = field(default=None, repr=False)
     fd: int = -1  # the temporary file, open since check_output() (written through it)
+    resolved: str = ""  # the real path, every symlink resolved
+    ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file, if it exists
 
     def label(self) -> str:
         return f"{self.option} {show(self.path)}"
@@ -97,7 +120,9 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
     """Check an output path before the run and create its temporary file;
     UsageError (one line) if it cannot or must not be written."""
     if path == "-":
-        return OutputTarget(option, path, stdout=True)
+        target = OutputTarget(option, path, stdout=True)
+        _claim(target)
+        return target
     if path == "":
         raise _refuse(option, path, "an empty path")
     if "\0" in path:
@@ -110,6 +135,14 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
         path_max = 4096
     if len(os.fsencode(path)) >= path_max:
         raise _refuse(option, path, f"the path is longer than {path_max - 1} bytes")
+    link = _unprotected_link(path)
+    if link is not None:
+        lpath, luid, ldir = link
+        raise _refuse(option, path, f"goes through the symlink {show(lpath)}, owned by uid "
+                      f"{luid}, in the sticky world-writable directory {show(ldir)}: "
+                      "followed only if owned by you or by the directory's owner (the "
+                      "kernel's protected_symlinks rule)",
+                      "a path through no other user's symlink in a sticky directory")
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -165,6 +198,9 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
         if st is not None and _same_file(st, ist):
             raise _refuse(option, path, f"this is the input file {show(inp)}",
                           "a path other than the command's input files")
+    claim = OutputTarget(option, path, real=real, resolved=os.path.realpath(real),
+                         ident=None if st is None else (st.st_dev, st.st_ino))
+    _claim(claim)
     # Prove the directory takes a new file: create the temporary file now.
     # Its name: ".NAME.XXXXXXXX.tmpEXT", NAME cut to 40 bytes and EXT (the
     # target's extension, for writers that go by it) to 16, so it fits.
@@ -179,9 +215,79 @@ def check_output(path: str, option: str, inputs: Sequence[str] = ()) -> OutputTa
         mask = os.umask(0)
         os.umask(mask)
         mode = 0o666 & ~mask
-    target = OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner, fd=fd)
+    target = OutputTarget(option, path, real=real, tmp=tmp, mode=mode, owner=owner, fd=fd,
+                          resolved=claim.resolved, ident=claim.ident)
+    _release(claim)
+    _claim(target)
     _pending[tmp] = target
     return target
+
+
+def _claim(target: OutputTarget) -> None:
+    """Refuse (UsageError) a file another output of this command names; else
+    record it.  Outside a command (no begin_command()), nothing is checked."""
+    if _claimed is None:
+        return
+    for other in _claimed:
+        if target.stdout or other.stdout:
+            if target.stdout and other.stdout:
+                raise _refuse(target.option, "-", f"stdout already takes {other.label()}",
+                              "a file path")
+            continue
+        if target.resolved == other.resolved or (
+                target.ident is not None and target.ident == other.ident):
+            raise _refuse(target.option, target.path, f"the same file as {other.label()}",
+                          "a path of its own for each output")
+    _claimed.append(target)
+
+
+def _release(target: OutputTarget) -> None:
+    if _claimed is not None:
+        for i, other in enumerate(_claimed):
+            if other is target:
+                del _claimed[i]
+                break
+
+
+def _unprotected_link(path: str) -> tuple[str, int, str] | None:
+    """The first symlink on the way to ``path`` that the kernel's
+    protected_symlinks rule would not let us follow -- one in a sticky,
+    world-writable directory, owned by neither us nor the directory's
+    owner -- as (link, its owner's uid, its directory); else None.  A path
+    that cannot be walked (a missing or unreadable part, a loop) is left to
+    the checks that follow."""
+    euid = os.geteuid()
+    cur = "/" if path.startswith("/") else os.getcwd()
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            cur = os.path.dirname(cur) or "/"
+            continue
+        nxt = os.path.join(cur, name)
+        try:
+            st = os.lstat(nxt)
+        except OSError:
+            return None
+        if not stat.S_ISLNK(st.st_mode):
+            cur = nxt
+            continue
+        hops += 1
+        try:
+            dst = os.stat(cur)
+            dest = os.readlink(nxt)
+        except OSError:
+            return None
+        sticky_open = stat.S_ISVTX | stat.S_IWOTH
+        if (dst.st_mode & sticky_open) == sticky_open and st.st_uid not in (euid, dst.st_uid):
+            return nxt, st.st_uid, cur
+        if hops > 40:
+            return None  # a loop: stat() says so below
+        if dest.startswith("/"):
+            cur = "/"
+        parts = [p for p in dest.split("/") if p not in ("", ".")] + parts
+    return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -200,7 +306,9 @@ def _close(target: OutputTarget) -> None:
 
 
 def discard(target: OutputTarget) -> None:
-    """Give up an output: remove its temporary file, the target untouched."""
+    """Give up an output: remove its temporary file, the target untouched
+    (and no longer claimed by this command)."""
+    _release(target)
     _close(target)
     if target.tmp:
         try:

@@ -75,7 +75,8 @@ def check_png_base(base: str, infile: str) -> None:
         raise UsageError(f"--png {outpath.show(base)}: charts are PNG files written to "
                          "BASE-<chart>.png (accepted: a path with no suffix, or ending in .png)")
     for path in charts.chart_paths(base).values():
-        outpath.check_output(str(path), "--png", [infile])
+        # checked now, written later by the chart writer (which checks it again)
+        outpath.discard(outpath.check_output(str(path), "--png", [infile]))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,11 +62,20 @@ def _err(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    held: list = []  # the results file's lock, once taken
+    try:
+        return _run(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run(args: argparse.Namespace, held: list) -> int:
     from kmallocwd.campaign import Campaign, Options, load_plan, render, run_campaign, to_junit
     from kmallocwd import outpath
     from kmallocwd.inputs import read_text
     from kmallocwd.campaign.engine import require_dask
-    from kmallocwd.errors import EXIT_OK, EXIT_WRITE_FAILED, UsageError
+    from kmallocwd.errors import EXIT_OK, EXIT_WRITE_FAILED, UsageError, WriteFailed
     from kmallocwd.interrupt import exit_status
 
     if args.scheduler is not None and args.workers is not None:
@@ -81,14 +90,12 @@ def run(args: argparse.Namespace) -> int:
     json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
               if args.json is not None else None)
     junit_t = None
-    if args.junit is not None:
-        if args.junit == "-" and args.json == "-":
-            raise UsageError("--junit -: stdout already takes --json - (accepted: a file path)")
-        junit_t = outpath.check_output(args.junit, "--junit",
-                                       inputs=(args.plan,) + ((args.json,) if args.json else ()))
-        if json_t is not None and junit_t.real is not None and junit_t.real == json_t.real:
-            raise UsageError(f"--junit {args.junit}: is the --json results file (accepted: "
-                             "another path)")
+    if args.junit is not None:  # (outpath refuses the --json file or stdout twice)
+        junit_t = outpath.check_output(args.junit, "--junit", inputs=(args.plan,))
+    if json_t is not None and not json_t.stdout and not args.dry_run:
+        # one campaign at a time on a results file (taken before it is read)
+        from kmallocwd.campaign.lock import acquire
+        held.append(acquire(json_t.real, f"--json {args.json}"))
     campaign = Campaign(plan)
     if json_t is not None and not json_t.stdout and not args.fresh \
             and os.path.exists(json_t.real) and os.path.getsize(json_t.real) > 0:
@@ -115,12 +122,18 @@ def run(args: argparse.Namespace) -> int:
         if json_t is not None and not json_t.stdout:
             outpath.write_text(json_t, c.to_json())
 
+    warned = []
+
     def checkpoint(c: Campaign) -> None:
+        # a failed write does not stop the campaign: said once, tried again
+        # after the next cell, and at the end (exit 74 if that fails too)
         try:
             write_results(c)
-        except OSError as exc:
-            _err(f"kmallocwd campaign: warning: --json {args.json}: cannot write it yet "
-                 f"({exc.strerror or exc}); will try again")
+        except (OSError, WriteFailed) as exc:
+            if not warned:
+                _err(f"kmallocwd campaign: warning: {exc}; the campaign goes on, the "
+                     "results are written again after each cell")
+            warned.append(exc)
 
     opts = Options(scheduler=args.scheduler, workers=args.workers, retries=args.retries,
                    progress=not args.quiet and sys.stderr.isatty(), checkpoint=checkpoint,
@@ -131,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         status = exit_status(exc)
         campaign.interrupted = True
+    from kmallocwd import interrupt
+    interrupt.defer()  # from here a signal is recorded: the outputs are written whole
+    if status is None and interrupt.received() is not None:
+        status = interrupt.signal_status(interrupt.received())
     doc = campaign.to_dict()
     if status is None:
         status = doc["verdict"]["exit_status"]
@@ -143,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     for target, text in outputs:
         try:
             outpath.write_text(target, text)
+        except WriteFailed as exc:
+            failed_writes.append(str(exc))
         except OSError as exc:
             failed_writes.append(f"{target.option} {target.path}: cannot write it "
                                  f"({exc.strerror or exc})")

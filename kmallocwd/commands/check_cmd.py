@@ -143,25 +143,54 @@ def run(args: argparse.Namespace) -> int:
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
     junit_t = (outpath.check_output(args.junit, "--junit", inputs)
                if args.junit is not None else None)
+    from kmallocwd import interrupt
     from kmallocwd.model.status import check_status, combine
 
+    done = []  # (spec, the results of the models explored so far)
+    stopped: KeyboardInterrupt | None = None
+    shown = 0  # protocols whose text is printed
+    try:
+        for spec in specs:
+            results: list = []
+            done.append((spec, results))
+            for m in models:
+                results.append(explore(spec, m, k, retries))
+            if args.json != "-":
+                sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
+            shown += 1
+    except KeyboardInterrupt as exc:  # the models done so far are reported
+        stopped = exc
+    interrupt.defer()  # from here a signal is recorded: the report is written whole
     docs, statuses, cases, notes = [], [], [], []
-    for spec in specs:
-        results = [explore(spec, m, k, retries) for m in models]
-        statuses.append(check_status(results))
-        if args.json != "-":
+    for i, (spec, results) in enumerate(done):
+        if not results:
+            continue
+        if i >= shown and args.json != "-":  # the one cut short
             sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
+        statuses.append(check_status(results))
         docs.append(to_json(results))
         cases += junit_cases(results)
         notes += annotations(results)
     status = combine(statuses)
-    doc = docs[0] if len(docs) == 1 else {"schema": "kmallocwd.check-all/1", "protocols": docs}
+    if len(docs) == 1 and len(specs) == 1:
+        doc = docs[0]
+    else:
+        doc = {"schema": "kmallocwd.check-all/1", "protocols": docs}
+    doc["interrupted"] = stopped is not None
+    if stopped is not None:
+        doc["exit_status"] = interrupt.exit_status(stopped)
     if annotate.wanted(args.annotate):
         annotate.emit(notes, sys.stderr if args.json == "-" else sys.stdout)
     if not outpath.write_outputs("kmallocwd check", [
             (json_t, lambda: json.dumps(doc, indent=2) + "\n"),
             (junit_t, lambda: junit.to_xml("kmallocwd check", cases))]):
         return EXIT_WRITE_FAILED
+    if stopped is not None:
+        if args.json != "-":
+            n = sum(len(results) for _, results in done)
+            sys.stdout.write(f"INTERRUPTED: partial, {n} of {len(specs) * len(models)} "
+                             "protocol x model checks done\n")
+        return interrupt.exit_status(stopped)
     if args.json != "-":
         sys.stdout.write(status.line + "\n")
     return status.code

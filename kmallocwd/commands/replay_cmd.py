@@ -20,13 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "its steps in the trace's order on two real threads and a real slot (C, GIL released; "
         "each step handed over through a step counter with acquire/release; reorderings run as "
         "reordered program text) and classify the reader's snapshot with stress's witness. "
-        "Exit 0 when every run reproduced its tear (or there is none to replay), 1 otherwise.")
+        "Exit 0 when every run reproduced its tear (or there is none to replay), 1 otherwise, "
+        "74 when the JSON could not be written.")
     add_protocol_options(p, required=True)
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
     p.add_argument("--sections", "-k", default="2", metavar="K",
                    help=f"write sections, 1..{MAX_SECTIONS} (default 2)")
     p.add_argument("--runs", "-n", default="10", metavar="N", help="runs of each (default 10)")
-    p.add_argument("--json", metavar="-", default=None, help="'-': the results as JSON on stdout")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the results as JSON to PATH ('-': stdout, instead of the "
+                   "text)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     runs = int_arg("--runs", args.runs, 1, 100000)
+    from kmallocwd import outpath
+    from kmallocwd.errors import EXIT_WRITE_FAILED
+
+    inputs = [args.protocol_file] if args.protocol_file else []
+    json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
     status, docs = EXIT_OK, []
     for m in models:
         res = explore(spec, m, k)
@@ -62,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(f"  {r.reproduced}/{r.runs} runs classified {r.expected} "
                          f"({', '.join(f'{k} {v}' for k, v in r.outcomes.items())}): "
                          f"{verdict}\n\n")
-    if args.json == "-":
-        json.dump({"schema": "kmallocwd.replay/1", "protocol": spec.name, "sections": k,
-                   "models": docs}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    doc = {"schema": "kmallocwd.replay/1", "protocol": spec.name, "sections": k, "models": docs}
+    if not outpath.write_outputs("kmallocwd replay", [
+            (json_t, lambda: json.dumps(doc, indent=2) + "\n")]):
+        return EXIT_WRITE_FAILED
     return status

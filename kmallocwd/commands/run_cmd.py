@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and prints its MemAlloc-Info/MemAlloc lines, traces and show_mem(), then a summary "
         "(which stalling tasks made progress, the run's classification, the comparison "
         "detectors). Exit 0, 2 on bad usage or a bad scenario file, 130 on Ctrl-C, 143 on "
-        "SIGTERM (after the summary).",
+        "SIGTERM, 129 on SIGHUP (after the summary).",
     )
     p.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO, metavar="NAME|FILE",
                    help="a built-in scenario (see 'kmallocwd scenarios') or a TOML scenario "
@@ -97,7 +97,7 @@ def _scenario_path(spec: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt, outpath
-    from kmallocwd.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_WRITE_FAILED, UsageError
+    from kmallocwd.errors import EXIT_WRITE_FAILED, UsageError
 
     try:
         scen = resolve(args.scenario)
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout if target is None else outpath.open_stream(target)
     run_ = Run(cfg, out)
     interrupted: str | None = None
+    status = 0
     try:
         if not args.quiet:
             wd = (f"timeout {cfg.timeout:g} s = {cfg.timeout_jiffies} jiffies"
@@ -131,13 +132,14 @@ def run(args: argparse.Namespace) -> int:
         interrupt.defer()  # from here on a signal is recorded, not raised
     except KeyboardInterrupt as exc:
         interrupt.defer()
-        interrupted = "SIGTERM" if isinstance(exc, interrupt.Terminated) else "SIGINT"
+        interrupted = interrupt.signal_name(interrupt.signum_of(exc))
+        status = interrupt.exit_status(exc)
     # However many signals come now, the summary is written.
     summary = run_.finish(interrupted, record=False)
     if interrupted is None and interrupt.received() is not None:
         interrupted = interrupt.signal_name(interrupt.received())
         summary.interrupted = interrupted
-    status = {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(interrupted or "", 0)
+        status = interrupt.signal_status(interrupt.received())
     lines = summary.lines()
     if out is not sys.stdout:
         sys.stdout.write("\n".join(lines) + "\n")

@@ -116,9 +116,6 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.protocol_file] if args.protocol_file else []
     target = check_output(args.json, "--json", inputs) if args.json is not None else None
     junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
-    if target is not None and junit is not None and args.json == args.junit != "-":
-        raise UsageError(f"--junit {args.junit}: the same file as --json (accepted: "
-                         "another path)")
     try:
         be = backend(spec)
     except protocols.SpecError as exc:

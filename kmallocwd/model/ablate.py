@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from kmallocwd.model.events import MODELS
 from kmallocwd.model.explore import explore
@@ -39,6 +39,11 @@ class AblationRow:
         return any(v == "sometimes" for v in self.verdicts.values())
 
     @property
+    def interrupted(self) -> bool:
+        """Whether this row's stress run was cut short by a signal."""
+        return bool(self.stress and self.stress.get("interrupted"))
+
+    @property
     def stress_torn(self) -> int | None:
         if self.stress is None:
             return None
@@ -62,13 +67,15 @@ def _verdicts(spec: Spec, models, sections: int) -> tuple[dict, dict, float]:
     return v, n, time.perf_counter() - t0
 
 
-def ablate(spec: Spec, models=MODELS, stress_fn: StressFn | None = None,
-           duration: float = 0.0, sections: int = 2) -> list[AblationRow]:
-    """The protocol as written, then one row per ordering annotation."""
+def iter_rows(spec: Spec, models=MODELS, stress_fn: StressFn | None = None,
+              duration: float = 0.0, sections: int = 2) -> Iterator[AblationRow]:
+    """The protocol as written, then one row per ordering annotation, each
+    yielded as soon as it is done (a caller that is interrupted keeps the
+    rows done so far)."""
     models = list(models)
     base_v, base_n, secs = _verdicts(spec, models, sections)
-    rows = [AblationRow(0, "", -1, "(as written)", "as written", base_v, base_n, [],
-                        stress_fn(spec, duration) if stress_fn and duration > 0 else None, secs)]
+    yield AblationRow(0, "", -1, "(as written)", "as written", base_v, base_n, [],
+                      stress_fn(spec, duration) if stress_fn and duration > 0 else None, secs)
     for where, index, op in spec.ordering_ops():
         variant = spec.without(where, index)
         change = ("removed" if op.kind == "fence" else
@@ -76,15 +83,22 @@ def ablate(spec: Spec, models=MODELS, stress_fn: StressFn | None = None,
         v, n, secs = _verdicts(variant, models, sections)
         need = [m for m in models if base_v[m] == "never" and v[m] == "sometimes"]
         st = stress_fn(variant, duration) if stress_fn and duration > 0 else None
-        rows.append(AblationRow(op.line, where, index, op.text.split("#")[0].strip(), change, v,
-                                n, need, st, secs))
-    return rows
+        yield AblationRow(op.line, where, index, op.text.split("#")[0].strip(), change, v,
+                          n, need, st, secs)
+
+
+def ablate(spec: Spec, models=MODELS, stress_fn: StressFn | None = None,
+           duration: float = 0.0, sections: int = 2) -> list[AblationRow]:
+    """The protocol as written, then one row per ordering annotation."""
+    return list(iter_rows(spec, models, stress_fn, duration, sections))
 
 
 def detection_power(rows: list[AblationRow]) -> tuple[int, int] | None:
     """(variants the model calls broken that stress saw tear, variants the
-    model calls broken), over the ablated variants with a stress run."""
-    broken = [r for r in rows[1:] if r.broken and r.stress is not None]
+    model calls broken), over the ablated variants with a stress run; a run
+    cut short by a signal that saw no tear is no evidence, and not counted."""
+    broken = [r for r in rows[1:] if r.broken and r.stress is not None
+              and not (r.interrupted and not r.stress_torn)]
     if not broken:
         return None
     return sum(1 for r in broken if (r.stress_torn or 0) > 0), len(broken)
@@ -111,6 +125,8 @@ def render(spec: Spec, rows: list[AblationRow], models=MODELS) -> str:
                 ft = r.stress.get("first_torn_after_s")
                 s += (f"   {r.stress_torn:>11}  {('-' if ft is None else f'{ft:.4f}s'):>10}  "
                       f"{r.stress.get('overlaps', '-')!s:>8}")
+                if r.interrupted:
+                    s += "  [INTERRUPTED: partial]"
         out.append(s)
     if stress:
         dp = detection_power(rows)

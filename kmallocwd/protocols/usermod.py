@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -107,8 +108,21 @@ def _compile(spec: Spec, c_text: str, name: str, where: Path) -> Path:
         sources = [str(CSRC / s) for s in _build.COMMON_SOURCES] + [str(gen)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(CSRC.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        r = subprocess.run([sys.executable, "-c", script, name, str(tmp), str(CSRC), *sources],
-                           capture_output=True, text=True, env=env)
+        # In a process group of its own, so that a signal stopping us (Ctrl-C,
+        # SIGTERM) kills the compiler with it, not the child Python alone.
+        proc = subprocess.Popen([sys.executable, "-c", script, name, str(tmp), str(CSRC),
+                                 *sources], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, start_new_session=True)
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait()
+            raise
+        r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         if r.returncode != 0:
             raise SpecError(f"{spec.path}: the generated C does not compile: "
                             f"{_first_error(r.stderr + r.stdout)}")

@@ -119,7 +119,7 @@ class Summary:
     timeout_s: float
     timeout_jiffies: int
     elapsed_s: float
-    interrupted: str | None  # "SIGINT", "SIGTERM" or None
+    interrupted: str | None  # the signal's name ("SIGINT", "SIGTERM", "SIGHUP", ...) or None
     reports: list[Report]
     verdicts: list[Verdict]
     reader: ReaderStats | None  # None: the watchdog was disabled (--timeout 0)
