@@ -123,12 +123,6 @@ def annotations(results) -> list[tuple[str, int, str]]:
     return out
 
 
-def exit_status(results) -> int:
-    """The exit status of one protocol's results (kmallocwd.model.status decides)."""
-    from kmallocwd.model.status import check_status
-    return check_status(results).code
-
-
 def run(args: argparse.Namespace) -> int:
     from kmallocwd.model import explore
     from kmallocwd.model.report import render_text, to_json
