@@ -29,6 +29,7 @@ class Row:
     event: Event
     section: int = 0
     copy: bool = False  # a load of the snapshot's copy
+    ahead: Event | None = None  # the earlier operation this one was performed before
 
     def to_dict(self) -> dict:
         return {"step": self.n, "thread": self.thread, "kind": self.kind, "line": self.line,
@@ -84,7 +85,8 @@ def trace_rows(res: Exploration) -> list[Row]:
         rows.append(Row(n, THREAD_NAMES[tid], tid, "drain" if kind == "drain" else
                         ("buffer" if kind == "buffer" else e.kind), e.line, e.text, e.loc,
                         value, vt, effect, e, e.section,
-                        copy=e.kind == "load" and e.var.startswith("snap.")))
+                        copy=e.kind == "load" and e.var.startswith("snap."),
+                        ahead=evs[tid][ahead] if ahead >= 0 and e.kind != "cond" else None))
     return rows
 
 
