@@ -72,10 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "of the table)")
     p.add_argument("--junit", metavar="PATH", default=None,
                    help="also write a JUnit XML report to PATH: one testcase per run, a "
-                   "failure for a forbidden outcome, skipped when inconclusive")
+                   "failure for a forbidden outcome or an unobserved tear, skipped when "
+                   "inconclusive")
     p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub Actions ::error lines pointing at the protocol file "
-                   "(default: on when GITHUB_ACTIONS=true)")
+                   help="print GitHub Actions ::error lines pointing at the protocol file: "
+                   "the line the model blames, the forbidden outcomes seen, then a summary "
+                   "(at most 10; default: on when GITHUB_ACTIONS=true)")
+    p.add_argument("--codequality", metavar="PATH", default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress on stderr (a bar with --repeat when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -116,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.protocol_file] if args.protocol_file else []
     target = check_output(args.json, "--json", inputs) if args.json is not None else None
     junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
+    cq = (check_output(args.codequality, "--codequality", inputs)
+          if args.codequality is not None else None)
     if target is not None and junit is not None and args.json == args.junit != "-":
         raise UsageError(f"--junit {args.junit}: the same file as --json (accepted: "
                          "another path)")
@@ -154,10 +160,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
     from kmallocwd import annotate
+    findings = (stress_report.annotations(runs, args.expect)
+                if annotate.wanted(args.annotate) or cq is not None else [])
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
-        annotate.emit(stress_report.annotations(runs, args.expect),
-                      sys.stderr if args.json == "-" else sys.stdout)
+        annotate.emit(findings, annotate.Summary(
+            f"kmallocwd stress {args.protocol_file or spec.name}",
+            stress_report.verdict(runs, args.expect).line, status,
+            [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
+            spec.path), sys.stderr if args.json == "-" else sys.stdout)
     ok = write_outputs("kmallocwd stress", [
         (target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
-        (junit, lambda: stress_report.to_junit(runs, args.expect))])
+        (junit, lambda: stress_report.to_junit(runs, args.expect)),
+        (cq, lambda: annotate.codequality(findings))])
     return status if ok else EXIT_WRITE_FAILED

@@ -79,11 +79,17 @@ def _fixes(spec: Spec, models: list[str], sections: int, retries: int, e: Event,
     return all(not explore(variant, m, sections, retries).sometimes for m in models)
 
 
-def blame(results: list[Exploration]) -> list[Blame]:
-    """The findings for the models whose verdict differs from [expect]:
-    one per blamed line (models that blame the same line share it)."""
+def _expect_note(r: Exploration) -> str:
+    return " ([expect] says never)" if r.spec.expect.get(r.model) == "never" else ""
+
+
+def blame(results: list[Exploration], every_tear: bool = False) -> list[Blame]:
+    """The findings for the models whose verdict differs from [expect] (with
+    ``every_tear``: for every model that finds a tear): one per blamed line
+    (models that blame the same line share it)."""
     bad = [r for r in results if (("sometimes" if r.sometimes else "never")
-                                  != r.spec.expect.get(r.model))]
+                                  != r.spec.expect.get(r.model)
+                                  or (every_tear and r.sometimes))]
     found: dict[tuple[int, str], Blame] = {}
     for r in bad:
         spec = r.spec
@@ -119,18 +125,18 @@ def blame(results: list[Exploration]) -> list[Blame]:
                 e_text = next(row.text for row in rows if row.event.line == line)
                 found[key] = Blame(
                     line, f"missing {fence}",
-                    f"missing {fence} before line {line}: nothing orders '{a.text}' "
-                    f"(line {a.line}) before '{e_text}' (line {line}), so the model checker "
-                    f"finds a torn snapshot ([expect] says never); with {fence} here it "
-                    "finds none", fix=fence, trace=trace)
+                    f"missing {fence} before line {line}: the model performs '{e_text}' "
+                    f"(line {line}) before '{a.text}' (line {a.line}), so the model checker "
+                    f"finds a torn snapshot{_expect_note(r)}; with {fence} here it finds none",
+                    fix=fence, trace=trace)
             found[key].models.append(r.model)
             continue
         key = (expect_line, "tear")
         if key not in found:
             found[key] = Blame(
                 expect_line, "torn snapshot",
-                f"the model checker finds a torn snapshot ({r.witness[2].outcome}) that "
-                "[expect] says never happens, and no single fence removes it",
+                f"the model checker finds a torn snapshot ({r.witness[2].outcome})"
+                f"{_expect_note(r)}, and no single fence removes it",
                 trace=trace)
         found[key].models.append(r.model)
     out = list(found.values())
