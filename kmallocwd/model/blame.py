@@ -131,7 +131,7 @@ def blame(results: list[Exploration], every_tear: bool = False) -> list[Blame]:
                     fix=fence, trace=trace)
             found[key].models.append(r.model)
             continue
-        key = (expect_line, "tear")
+        key = (0, "tear")  # one finding for every model no single fence fixes
         if key not in found:
             found[key] = Blame(
                 expect_line, "torn snapshot",
