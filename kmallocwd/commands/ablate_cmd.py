@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         findings = annotate.blame_findings([explore(spec, m, 2) for m in broken], spec.path)
     if annotate.wanted(args.annotate):
         annotate.emit(findings, annotate.Summary(
-            f"kmallocwd ablate {args.protocol_file or args.protocol}", verdict, status,
+            f"kmallocwd ablate {annotate.relpath(args.protocol_file or '') or args.protocol}",
+            verdict, status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             spec.path), sys.stderr if args.json == "-" else sys.stdout)
     cases = []

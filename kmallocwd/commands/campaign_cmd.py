@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             pass
     if annotate.wanted(args.annotate):
         annotate.emit(findings, annotate.Summary(
-            f"kmallocwd campaign {args.plan}", doc["verdict"]["line"], status,
+            f"kmallocwd campaign {annotate.relpath(args.plan)}", doc["verdict"]["line"], status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             plan.path), sys.stderr if (json_t is not None and json_t.stdout)
             or (junit_t is not None and junit_t.stdout) else sys.stdout)

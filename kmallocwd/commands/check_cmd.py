@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
              EXIT_INCONCLUSIVE: "INCONCLUSIVE: [expect] says sometimes, no tear found "
              "(more --sections?)"}
     if annotate.wanted(args.annotate):
-        what = args.protocol_file or args.protocol or "(every built-in)"
+        what = annotate.relpath(args.protocol_file or "") or args.protocol or "(every built-in)"
         annotate.emit(notes, annotate.Summary(
             f"kmallocwd check {what}", words[status], status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 if annotate.wanted(args.annotate) or cq is not None else [])
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
         annotate.emit(findings, annotate.Summary(
-            f"kmallocwd stress {args.protocol_file or spec.name}",
+            f"kmallocwd stress {annotate.relpath(args.protocol_file or '') or spec.name}",
             stress_report.verdict(runs, args.expect).line, status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             spec.path), sys.stderr if args.json == "-" else sys.stdout)
