@@ -208,7 +208,7 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
             + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
-    rows = [head, f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
+    rows = _fold(head, 4) + [f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
     listed = {o.name for o in spec.outcomes}
     for name in protocols.OUTCOMES:
         o = spec.outcome(name)
@@ -218,10 +218,11 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
         exp = o.expect
         if n and o.expect == protocols.FORBIDDEN:
             exp = exp.upper()
-        rows.append(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}")
+        rows += _fold(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}", _REASON_AT)
     rows.append(f"  reads {res.attempts:,}  overlapping a section {res.overlaps:,}  "
-                f"retries {res.retries:,}  writer pairs {res.writer_ops:,}  "
-                f"scans {res.scans:,}  stopped in {res.stop_latency_s * 1e3:.1f} ms")
+                f"retries {res.retries:,}")
+    rows.append(f"  writer pairs {res.writer_ops:,}  scans {res.scans:,}  "
+                f"stopped in {res.stop_latency_s * 1e3:.1f} ms")
     if len(runs) > 1:
         rs = repeat_summary(runs)
         t = rs["first_torn_after_s"]
@@ -229,16 +230,25 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             f"; first torn after median {_time(t['median'], t['median_censored'])}, "
             f"worst {_time(t['max'], t['max_censored'])}"
             + (f" ({rs['censored_runs']} run(s) without a tear)" if rs["censored_runs"] else ""))
-        rows.append(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}")
+        rows += _fold(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}", 4)
     if res.first_torn is not None:
-        s = res.first_torn
-        rows.append(
-            f"  first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
-            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
-            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
-            f"would give 0x{s.expected_witness():016x})")
-    rows.append(verdict(runs, expect).line)
+        rows += _fold("  " + first_torn_line(res), 4)
+    rows += _fold(verdict(runs, expect).line, 2)
     return "\n".join(rows) + "\n"
+
+
+WIDTH = 100  # the tables fit in 100 columns; a longer cell folds under its column
+_REASON_AT = 49  # where the outcome table's reason column starts
+
+
+def _fold(text: str, indent: int) -> list[str]:
+    """``text`` in lines of at most WIDTH columns, continuations indented."""
+    import textwrap
+
+    if len(text) <= WIDTH:
+        return [text]
+    return textwrap.wrap(text, WIDTH, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False) or [text]
 
 
 def to_json(runs: list[StressResult], expect: str | None = None,

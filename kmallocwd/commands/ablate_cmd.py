@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
                    + (f" (lines {', '.join(str(r.line) for r in needed)})" if needed else ""))
     if args.json != "-":
         sys.stdout.write(render(spec, rep.rows_obj, models))
-        sys.stdout.write(verdict + "\n")
+        import textwrap
+
+        sys.stdout.write("\n".join(textwrap.wrap(verdict, 100, subsequent_indent="  ")) + "\n")
     findings = []
     if broken:  # exactly what the exit status says: the protocol as written
         from kmallocwd.model import explore

@@ -13,6 +13,7 @@ from kmallocwd.errors import UsageError
 
 MAX_THREADS = 1024
 MAX_ITERATIONS = 10**12  # pairs per writer: about 1 h at 3 ns a pair
+CLOCK_S = 2.0  # a single run this long gets a progress bar on a terminal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codequality", metavar="PATH", default=None,
                    help="also write the findings as a GitLab Code Quality report (JSON)")
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress on stderr (a bar with --repeat when stderr is a terminal)")
+                   help="no progress on stderr (on a terminal: a bar over the runs with "
+                   f"--repeat, over the seconds of a single run of {CLOCK_S:g} s or more)")
     p.set_defaults(func=run)
 
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd import stress_report
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.outpath import check_output, write_outputs
-    from kmallocwd.progress import Progress
+    from kmallocwd.progress import Clock, Progress
     from kmallocwd.protocols.backend import backend
     from kmallocwd.stressrun import StressResult, run_stress
 
@@ -136,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
-        with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
+        single = args.repeat == 1 and (cfg.duration or 0) >= CLOCK_S
+        with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar, \
+                Clock(cfg.duration or 0, quiet=args.quiet or not single, desc=spec.name):
             for _ in range(args.repeat):
                 try:
                     runs.append(run_stress(cfg, be))
