@@ -229,3 +229,25 @@ def test_the_fixture_is_documented(pytester):
     assert "--kmallocwd-duration-scale" in out[i:i + 800]
     res = pytester.runpytest_subprocess("--markers")
     assert "@pytest.mark.kmallocwd(duration=None, model=None, **knobs)" in res.stdout.str()
+
+
+def test_campaign_findings_blame_the_file_then_name_the_cells(tmp_path, monkeypatch):
+    from kmallocwd.campaign import Campaign, load_plan
+    from kmallocwd.campaign.annotate import findings
+
+    f, culprit = _missing_rmb(tmp_path)
+    (tmp_path / "plan.toml").write_text('[[stress]]\nprotocols = ["v3",\n  "my.toml"]\n')
+    monkeypatch.chdir(tmp_path)
+    plan = load_plan("plan.toml")
+    c = Campaign(plan)
+    cell = [x for x in plan.cells if x.protocol != "v3"][0]
+    report = {"outcomes": {"torn-mixed": {"count": 3, "expect": "forbidden"}},
+              "overlaps": 7, "exit_status": 1}
+    c.add(cell, [{"status": "done", "exit_status": 1, "report": report,
+                  "machine": {"hostname": "arm1"}, "elapsed_s": 1.0}])
+    found = findings(c.to_dict(), plan)
+    assert (found[0].line, found[0].title) == (culprit, "missing smp_rmb()")
+    assert annotate.relpath(found[0].path) == "my.toml"
+    assert (found[-1].path, found[-1].line) == ("plan.toml", 3)
+    assert found[-1].message.startswith("FAIL: forbidden outcome seen in 1 of 2 cells of my")
+    assert "3 torn-mixed" in found[-1].message and found[-1].body == [f"{cell.id} on arm1"]

@@ -31,7 +31,7 @@ def _protocol_file(plan, label: str, text: str):
         with open(path, encoding="utf-8") as f:
             if f.read() != text:
                 return None
-        return protocols.load_text(text, path)
+        return protocols.load_path(path)
     except (OSError, UnicodeDecodeError, protocols.SpecError):
         return None
 
