@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import platform
 from pathlib import Path
 from typing import Any, Callable
 
@@ -158,7 +159,8 @@ class KmallocwdFixture:
         self.reports.append(r)
         props: dict[str, object] = {
             "protocol": r.protocol, "result": r.result, "seed": r.config["seed"],
-            "duration": r.config["duration"], "cpu": r.machine["cpu"], "accepted": r.accepted,
+            "duration": r.config["duration"], "cpu": r.machine["cpu"],
+            "machine": platform.node(), "kmallocwd": r.kmallocwd, "accepted": r.accepted,
             "torn": r.torn, "overlaps": r.overlaps, "tear_bound_95": r.tear_bound_95,
             **{f"count.{k}": o["count"] for k, o in r.outcomes.items()}}
         if r.first_torn:

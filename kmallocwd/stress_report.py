@@ -206,9 +206,15 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
     head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
-            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
-            + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
-    rows = _fold(head, 4) + [f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
+            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}")
+    rows = _fold(head, 4)
+    if res.interrupted:
+        mark = "  [INTERRUPTED: partial]"
+        if len(rows[-1]) + len(mark) <= WIDTH:
+            rows[-1] += mark
+        else:
+            rows.append(mark)
+    rows.append(f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason")
     listed = {o.name for o in spec.outcomes}
     for name in protocols.OUTCOMES:
         o = spec.outcome(name)

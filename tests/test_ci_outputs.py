@@ -251,3 +251,13 @@ def test_campaign_findings_blame_the_file_then_name_the_cells(tmp_path, monkeypa
     assert (found[-1].path, found[-1].line) == ("plan.toml", 3)
     assert found[-1].message.startswith("FAIL: forbidden outcome seen in 1 of 2 cells of my")
     assert "3 torn-mixed" in found[-1].message and found[-1].body == [f"{cell.id} on arm1"]
+
+
+@pytest.mark.parametrize("argv", [["check", "-p", "seqcount", "--codequality", ""],
+                                  ["ablate", "-p", "seqcount", "--codequality", "/dev/null"],
+                                  ["stress", "-n", "1", "--codequality", "{t}"]])
+def test_a_bad_codequality_path_is_one_line_and_exit_2(tmp_path, capsys, argv):
+    argv = [a.replace("{t}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--codequality" in err and "Traceback" not in err and len(err.splitlines()) == 1

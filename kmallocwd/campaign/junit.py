@@ -46,9 +46,9 @@ def to_junit(doc: dict) -> str:
     _prop(sprops, "plan_digest", plan["digest"])
     _prop(sprops, "verdict", doc["verdict"]["line"])
     _prop(sprops, "exit_status", doc["verdict"]["exit_status"])
-    for k, v in junit.run_properties(None).items():
-        if k != "seed":  # each cell has its own
-            _prop(sprops, k, v)
+    seeds = sorted({r["seed"] for r in doc["cells"] if r.get("seed") is not None})
+    for k, v in junit.run_properties(seeds).items():  # the seeds: each cell has its own
+        _prop(sprops, k, v)
     tests = failures = errors = skipped = 0
     total_time = 0.0
     order = [r["id"] for r in doc["cells"]] + [p for p in doc["verdict"]["pending"]
