@@ -261,3 +261,36 @@ def test_a_bad_codequality_path_is_one_line_and_exit_2(tmp_path, capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--codequality" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_fail_message_names_the_reason_its_line_and_the_models_counterexample():
+    import kmallocwd
+
+    for _ in range(20):
+        r = kmallocwd.stress("v3", duration=2, until_torn=True, alloc_ns=100)
+        if r.forbidden_seen:
+            break
+    assert r.result == "FAIL"
+    with pytest.raises(kmallocwd.ProtocolFailure) as exc:
+        r.assert_no_forbidden()
+    msg = str(exc.value)
+    spec = protocols.get("v3")
+    name = r.forbidden_seen[0]
+    o = spec.outcome(name)
+    assert f"{spec.path}:{o.line}: {name} is forbidden: {o.reason}" in msg
+    assert "first torn snapshot" in msg and "consistent" in msg  # the histogram
+    assert "model checker: kmallocwd/protocols/v3.toml:" in msg and "counterexample" in msg
+    assert "=> accepted snapshot:" in msg
+
+
+def test_an_unknown_marker_setting_is_named(pytester):
+    pytester.makepyfile(test_m='''
+import pytest
+
+@pytest.mark.kmallocwd(duratoin=2)
+def test_m(kmallocwd):
+    pass
+''')
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    res.assert_outcomes(errors=1)
+    assert "@pytest.mark.kmallocwd: duratoin: not a setting (accepted: keywords" in res.stdout.str()
