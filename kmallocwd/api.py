@@ -103,18 +103,39 @@ class StressReport(_JsonReport):
         rows.append(f"  reads overlapping a write section: {self.overlaps:,}")
         return "\n".join(rows)
 
+    def _spec(self) -> protocols.Spec | None:
+        if self.runs:
+            return self.runs[0].spec
+        try:
+            return resolve_spec(self.protocol if self.protocol in protocols.BY_NAME
+                                else self.protocol_file or self.protocol)
+        except protocols.SpecError:
+            return None
+
     def explain(self) -> str:
-        """The verdict with its evidence, as a failure message shows it."""
+        """The verdict with its evidence, as a failure message shows it: the
+        histogram, each forbidden outcome's reason at its line of the
+        protocol file, the first torn snapshot, and the model checker's
+        counterexample when the model predicts the tear."""
+        spec = self._spec()
         parts = [self.verdict, self.histogram()]
+        for name in self.forbidden_seen:
+            if spec is not None:
+                o = spec.outcome(name)
+                at = f"{spec.path}:{o.line}: " if o.line else f"{spec.path}: "
+                parts.append(f"{at}{name} is forbidden: {o.reason}")
         if self.first_torn:
             ft = self.first_torn
             s = ft["snapshot"]
             parts.append(f"first torn snapshot ({ft['kind']}) after {ft['after_s']:.6f} s, "
                          f"slot {ft['slot']}: " + ", ".join(f"{k}={v}" for k, v in s.items()))
-        trace = counterexample_text(self.protocol_file or self.protocol, self.model_broken_on)
-        if trace:
-            parts.append(trace)
-        return "\n".join(parts)
+        if spec is not None and self.model_broken_on:
+            parts.append(counterexample_text(spec, self.model_broken_on))
+        elif self.forbidden_seen:
+            parts.append("model checker: no tear under sc, x86 or weak (kmallocwd check): "
+                         "this one comes from outside the model (the compiled C, or the "
+                         "hardware)")
+        return "\n".join(p for p in parts if p)
 
     def assert_no_forbidden(self) -> None:
         """Raise ProtocolFailure unless the verdict is a PASS: a forbidden
@@ -126,22 +147,23 @@ class StressReport(_JsonReport):
 
 def counterexample_text(protocol: str | protocols.Spec, models: list[str],
                         sections: int = 2) -> str:
-    """The model checker's shortest counterexample under the first of these
-    models, as its numbered trace ('' when there is none)."""
+    """What the model checker blames under these models: the line where a
+    fence is missing (or the [expect] line) and the shortest counterexample
+    as its numbered trace ('' when no model finds a tear)."""
     if not models:
         return ""
     from kmallocwd.model import explore
-    from kmallocwd.model.report import render_text
+    from kmallocwd.model.blame import blame
 
     try:
-        res = explore(resolve_spec(protocol), models[0], sections)
+        spec = resolve_spec(protocol)
     except protocols.SpecError:
         return ""
-    if not res.sometimes:
+    found = blame([explore(spec, m, sections) for m in models], every_tear=True)
+    if not found:
         return ""
-    text = render_text([res])
-    i = text.find("  shortest counterexample")
-    return ("model checker, " + text[i:].strip()) if i >= 0 else ""
+    lines = [f"model checker: {spec.path or spec.name}:{b.line}: {b.message}" for b in found]
+    return "\n".join(lines + found[0].trace)
 
 
 def _models(model: str | list[str]) -> list[str]:
@@ -179,8 +201,13 @@ class CheckReport(_JsonReport):
         protocol's table forbids (the message holds the counterexample), or
         if the reader never accepts a snapshot (nothing was checked)."""
         if self.broken_on:
+            from kmallocwd.model.blame import blame
+
+            where = "\n".join(f"{self.path or self.protocol}:{b.line}: {b.message}"
+                              for b in blame(self.results, every_tear=True))
             raise ProtocolFailure(f"{self.protocol} can accept a torn snapshot under "
-                                  f"{', '.join(self.broken_on)} (model checker)\n{self.text}")
+                                  f"{', '.join(self.broken_on)} (model checker)\n{where}\n"
+                                  f"{self.text}")
         silent = [m for m, v in self.models.items() if not v.get("accepts", True)]
         if silent:
             raise ProtocolFailure(f"{self.protocol}: the reader never accepts a snapshot under "
@@ -249,7 +276,8 @@ class AblateReport(_JsonReport):
         bad = [m for m, v in first["verdicts"].items() if v == "sometimes"]
         if bad:
             raise ProtocolFailure(f"{self.protocol} as written can tear under "
-                                  f"{', '.join(bad)}")
+                                  f"{', '.join(bad)}\n"
+                                  + counterexample_text(self.spec or self.protocol, bad))
 
 
 def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0,

@@ -206,9 +206,15 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
     head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
-            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
-            + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
-    rows = [head, f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason"]
+            f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}")
+    rows = _fold(head, 4)
+    if res.interrupted:
+        mark = "  [INTERRUPTED: partial]"
+        if len(rows[-1]) + len(mark) <= WIDTH:
+            rows[-1] += mark
+        else:
+            rows.append(mark)
+    rows.append(f"  {'outcome':<17} {'count':>14}  {'expect':<12} reason")
     listed = {o.name for o in spec.outcomes}
     for name in protocols.OUTCOMES:
         o = spec.outcome(name)
@@ -218,10 +224,11 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
         exp = o.expect
         if n and o.expect == protocols.FORBIDDEN:
             exp = exp.upper()
-        rows.append(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}")
+        rows += _fold(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}", _REASON_AT)
     rows.append(f"  reads {res.attempts:,}  overlapping a section {res.overlaps:,}  "
-                f"retries {res.retries:,}  writer pairs {res.writer_ops:,}  "
-                f"scans {res.scans:,}  stopped in {res.stop_latency_s * 1e3:.1f} ms")
+                f"retries {res.retries:,}")
+    rows.append(f"  writer pairs {res.writer_ops:,}  scans {res.scans:,}  "
+                f"stopped in {res.stop_latency_s * 1e3:.1f} ms")
     if len(runs) > 1:
         rs = repeat_summary(runs)
         t = rs["first_torn_after_s"]
@@ -229,16 +236,25 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             f"; first torn after median {_time(t['median'], t['median_censored'])}, "
             f"worst {_time(t['max'], t['max_censored'])}"
             + (f" ({rs['censored_runs']} run(s) without a tear)" if rs["censored_runs"] else ""))
-        rows.append(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}")
+        rows += _fold(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}", 4)
     if res.first_torn is not None:
-        s = res.first_torn
-        rows.append(
-            f"  first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
-            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
-            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
-            f"would give 0x{s.expected_witness():016x})")
-    rows.append(verdict(runs, expect).line)
+        rows += _fold("  " + first_torn_line(res), 4)
+    rows += _fold(verdict(runs, expect).line, 2)
     return "\n".join(rows) + "\n"
+
+
+WIDTH = 100  # the tables fit in 100 columns; a longer cell folds under its column
+_REASON_AT = 49  # where the outcome table's reason column starts
+
+
+def _fold(text: str, indent: int) -> list[str]:
+    """``text`` in lines of at most WIDTH columns, continuations indented."""
+    import textwrap
+
+    if len(text) <= WIDTH:
+        return [text]
+    return textwrap.wrap(text, WIDTH, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False) or [text]
 
 
 def to_json(runs: list[StressResult], expect: str | None = None,
@@ -246,31 +262,51 @@ def to_json(runs: list[StressResult], expect: str | None = None,
     return json.dumps(to_dict(runs, expect, repeat_asked), indent=2) + "\n"
 
 
-def annotations(runs: list[StressResult], expect: str | None = None) -> list[tuple[str, int, str]]:
-    """GitHub annotations for a run that is not a PASS: each forbidden
-    outcome seen, at its line in the protocol file's outcome table, and the
-    reader's snapshot list (where the decision to accept is taken)."""
+def annotations(runs: list[StressResult], expect: str | None = None) -> list:
+    """The findings for a run that is not a PASS (kmallocwd.annotate): first
+    the line the model checker blames when it predicts the tear (the missing
+    fence), then each forbidden outcome seen, at its line in the protocol
+    file's outcome table, with the first torn snapshot."""
+    from kmallocwd.annotate import Finding, blame_findings
+
     v = verdict(runs, expect)
-    if v.status == EXIT_OK:
+    if v.status in (EXIT_OK, EXIT_INCONCLUSIVE) or expect == protocols.TORN:
         return []
     total = combine(runs)
     spec = total.spec
     out = []
+    broken = broken_models(spec)
+    if broken:
+        from kmallocwd.model import explore
+
+        out += blame_findings([explore(spec, m, 2) for m in broken], spec.path,
+                              every_tear=True)
+        if v.word == "UNOBSERVED":
+            for f in out:
+                f.message += f"; not observed by this run ({power_line(total)})"
     for name in total.forbidden_seen():
         o = spec.outcome(name)
-        out.append((spec.path, o.line, f"{total.counts[name]:,} {name} snapshot(s) accepted: "
-                    f"{o.reason}"))
-    if not out:
-        first = spec.snapshot[0].line if spec.snapshot else 0
-        out.append((spec.path, first, v.line))
+        body = []
+        if total.first_torn is not None and total.first_torn_kind == name:
+            body.append(first_torn_line(total))
+        out.append(Finding(spec.path, o.line, f"{name} seen",
+                           f"{total.counts[name]:,} {name} snapshot(s) accepted, an outcome "
+                           f"this file forbids: {o.reason}", body))
     return out
 
 
+def first_torn_line(res: StressResult) -> str:
+    s = res.first_torn
+    return (f"first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
+            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
+            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
+            f"would give 0x{s.expected_witness():016x})")
+
+
 def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
-    """One testcase per run; a failure for a forbidden outcome seen (or a
-    tear missing under --expect torn), skipped when the run had no power,
-    a failure too when the model says the protocol can tear and it was not
-    seen (UNOBSERVED)."""
+    """One testcase per run, its status mapped by junit.STATUS_ELEMENT (a
+    forbidden outcome or a tear missing under --expect torn: FAIL; no power:
+    INCONCLUSIVE; the model's tear not seen: UNOBSERVED)."""
     from kmallocwd import junit
 
     cases = []
@@ -282,16 +318,11 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
                  "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
                  **{f"count.{k}": c for k, c in r.counts.items()}}
         if r.first_torn is not None:
-            props["first_torn"] = f"{r.first_torn_kind} {r.first_torn.to_dict()}"
+            props["first_torn"] = {"kind": r.first_torn_kind, **r.first_torn.to_dict()}
         c = junit.Case(name=f"{spec.name} run {i + 1}", classname=f"kmallocwd.stress.{spec.name}",
                        time_s=r.elapsed_s, properties=props, details=render([r], expect))
-        if v.status == EXIT_INCONCLUSIVE:
-            c.skipped = v.line
-        elif v.status != EXIT_OK:
-            c.failure = v.line
-            c.failure_type = v.word.lower()
+        c.set(v.word, "" if v.status == EXIT_OK else v.line + "\n\n" + render([r], expect))
         cases.append(c)
-    m = machine()
-    return junit.to_xml(f"kmallocwd stress {spec.name}", cases, {
-        "protocol": spec.name, "protocol_file": spec.path, "cpu": m["cpu"], "arch": m["arch"],
-        "cpus": m["cpus"], "verdict": verdict(runs, expect).line})
+    return junit.to_xml(f"kmallocwd stress {spec.name}", cases, junit.run_properties(
+        total.config.seed, protocol=spec.name, protocol_file=spec.path,
+        verdict=verdict(runs, expect).line))

@@ -1,15 +1,20 @@
 """JUnit XML from a campaign's results: one testcase per cell.
 
-A forbidden outcome is a ``<failure>``; an inconclusive or unobserved cell is
-``<skipped>``; a cell that could not run (crash, timeout, bad arguments) is an
-``<error>``; a cell not run (interrupted) is ``<skipped>`` too.  Each testcase
-carries properties: seed, machine, arch, exit status, and every count."""
+A cell's status maps to a JUnit element as for every command
+(``kmallocwd.junit.STATUS_ELEMENT``): a forbidden outcome (FAIL) and an
+unobserved one (UNOBSERVED) are a ``<failure>``; an inconclusive cell and a
+cell not run (interrupted) are ``<skipped>``; a cell that could not run
+(crash, timeout, bad arguments) is an ``<error>``.  Each testcase carries
+properties (values as JSON): seed, machine, arch, exit status, and every
+count; the suite, kmallocwd's version and the coordinator's machine."""
 
 from __future__ import annotations
 
 import json
 import re
 import xml.etree.ElementTree as ET
+
+from kmallocwd import junit
 
 # characters XML 1.0 cannot hold (control characters from a crashed cell's stderr)
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -22,7 +27,12 @@ def _clean(text) -> str:
 def _prop(props: ET.Element, name: str, value) -> None:
     if value is None:
         return
-    ET.SubElement(props, "property", name=_clean(name), value=_clean(value))
+    ET.SubElement(props, "property", name=_clean(name), value=_clean(junit.value(value)))
+
+
+# a cell's verdict in the results file -> its status (kmallocwd.junit.STATUS_ELEMENT)
+_STATUS = {"forbidden": "FAIL", "unobserved": "UNOBSERVED", "inconclusive": "INCONCLUSIVE",
+           "failed": "error"}
 
 
 def to_junit(doc: dict) -> str:
@@ -36,6 +46,9 @@ def to_junit(doc: dict) -> str:
     _prop(sprops, "plan_digest", plan["digest"])
     _prop(sprops, "verdict", doc["verdict"]["line"])
     _prop(sprops, "exit_status", doc["verdict"]["exit_status"])
+    seeds = sorted({r["seed"] for r in doc["cells"] if r.get("seed") is not None})
+    for k, v in junit.run_properties(seeds).items():  # the seeds: each cell has its own
+        _prop(sprops, k, v)
     tests = failures = errors = skipped = 0
     total_time = 0.0
     order = [r["id"] for r in doc["cells"]] + [p for p in doc["verdict"]["pending"]
@@ -49,7 +62,7 @@ def to_junit(doc: dict) -> str:
         tc = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(cid))
         if rec is None:
             tc.set("time", "0")
-            ET.SubElement(tc, "skipped", message="not run: the campaign was interrupted")
+            junit.status_element(tc, "NOT RUN", "NOT RUN: the campaign was interrupted")
             skipped += 1
             continue
         t = float(rec.get("elapsed_s") or 0.0)
@@ -73,26 +86,24 @@ def to_junit(doc: dict) -> str:
         for name, n in rec.get("counters", {}).items():
             _prop(props, f"counter.{name}", n)
         verdict = rec.get("verdict")
-        if verdict == "forbidden":
-            failures += 1
-            f = ET.SubElement(tc, "failure", type="forbidden",
-                              message=_clean(f"forbidden outcome seen on {m.get('hostname')}: "
-                                             + ", ".join(rec.get("forbidden") or ["?"])))
+        status = _STATUS.get(verdict, "PASS")
+        report = rec.get("report") if isinstance(rec.get("report"), dict) else {}
+        if status == "FAIL":
+            msg = (f"FAIL: forbidden outcome seen on {m.get('hostname')}: "
+                   + ", ".join(rec.get("forbidden") or ["?"]))
+            text = msg
             if rec.get("first_torn") is not None:
-                f.text = _clean("first torn snapshot: "
-                                + json.dumps(rec["first_torn"], sort_keys=True))
-        elif verdict in ("inconclusive", "unobserved"):
-            skipped += 1
-            report = rec.get("report") if isinstance(rec.get("report"), dict) else {}
-            ET.SubElement(tc, "skipped", message=_clean(
-                f"{verdict}: "
-                + str(report.get("verdict") or f"exit status {rec.get('exit_status')}")))
-        elif verdict == "failed":
-            errors += 1
-            e = ET.SubElement(tc, "error", type="failed",
-                              message=_clean(rec.get("error") or "failed"))
-            if rec.get("stderr_tail"):
-                e.text = _clean(rec["stderr_tail"])
+                text += "\nfirst torn snapshot: " + json.dumps(rec["first_torn"], sort_keys=True)
+        elif status == "error":
+            msg = "error: " + str(rec.get("error") or "failed")
+            text = rec.get("stderr_tail") or msg
+        else:
+            msg = text = (f"{status}: " + str(report.get("verdict")
+                                              or f"exit status {rec.get('exit_status')}"))
+        tag = junit.status_element(tc, status, _clean(msg), _clean(text))
+        failures += tag == "failure"
+        errors += tag == "error"
+        skipped += tag == "skipped"
     for el in (suites, suite):
         el.set("tests", str(tests))
         el.set("failures", str(failures))

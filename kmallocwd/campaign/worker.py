@@ -131,7 +131,9 @@ def run_cell(cell: dict, token: str | None = None, python: str | None = None) ->
                     f.write(cell["files"][a[6:]])
                 a = path
             argv.append(a)
-        cmd = [python or sys.executable, "-m", "kmallocwd", *argv, "--json", "-"]
+        # the coordinator annotates the campaign; a cell's own annotations would be lost
+        cmd = [python or sys.executable, "-m", "kmallocwd", *argv, "--json", "-",
+               "--annotate", "none"]
         with _LOCK:
             if token in _STOPPED:
                 result["error"] = "stopped: the campaign was interrupted"

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "first tear): torn count, time to the first tear, overlaps, and this machine's "
         "detection power (the share of the variants the model calls broken that stress saw "
         "tear).  Exit 0; 1 if the protocol as written can tear under a model its [expect] "
-        "says never; 2 on bad usage; 130/143 (129 SIGHUP) interrupted, after the rows done.")
+        "says never (then annotated: the line that counterexample blames); 2 on bad usage; "
+        "130/143 (129 SIGHUP) interrupted, after the rows done.")
     add_protocol_options(p, required=True)
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
     p.add_argument("-d", "--duration", default="0", metavar="SECONDS",
@@ -34,8 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit", metavar="PATH", default=None,
                    help="also write JUnit XML: one testcase per annotation")
     p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub ::error lines at each annotation whose removal breaks "
-                   "the protocol (default: on when GITHUB_ACTIONS=true)")
+                   help="print GitHub annotations for what the exit status says: with exit "
+                   "1, an ::error at the line the counterexample of the protocol as written "
+                   "blames; then a summary naming the necessary annotations (default: on "
+                   "when GITHUB_ACTIONS=true)")
+    p.add_argument("--codequality", metavar="PATH", default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
     junit_t = (outpath.check_output(args.junit, "--junit", inputs)
                if args.junit is not None else None)
+    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs)
+            if args.codequality is not None else None)
     total = 1 + len(spec.ordering_ops())
     with Progress(total, "variants", quiet=args.quiet or duration == 0,
                   desc=f"ablate {spec.name}") as bar:
@@ -67,15 +74,39 @@ def run(args: argparse.Namespace) -> int:
         except api.protocols.SpecError as exc:
             raise UsageError(str(exc)) from None
     interrupt.defer()  # from here a signal is recorded: the report is written whole
+    first = rep.rows_obj[0] if rep.rows_obj else None
+    broken = [m for m, v in first.verdicts.items() if v == "sometimes"
+              and spec.expect.get(m) == "never"] if first else []
+    needed = [r for r in rep.rows_obj[1:] if r.necessary_on]
+    if broken:
+        verdict = (f"FAIL: {spec.name} as written can tear under {', '.join(broken)}, where "
+                   "[expect] says never")
+    elif first is None:
+        verdict = f"INTERRUPTED: {spec.name}: no row done"
+    else:
+        verdict = (f"OK: {spec.name} as written holds where [expect] says never; "
+                   f"{len(needed)} of {len(rep.rows_obj) - 1} annotations are necessary"
+                   + (f" (lines {', '.join(str(r.line) for r in needed)})" if needed else ""))
     if args.json != "-":
+        import textwrap
+
         sys.stdout.write(render(spec, rep.rows_obj, models))
         if rep.interrupted:
             sys.stdout.write(f"INTERRUPTED: partial, {len(rep.rows_obj)} of {rep.variants} "
                              "rows done\n")
+        sys.stdout.write("\n".join(textwrap.wrap(verdict, 100, subsequent_indent="  ")) + "\n")
+    status = rep.exit_status
+    findings = []
+    if broken:  # exactly what the exit status says: the protocol as written
+        from kmallocwd.model import explore
+
+        findings = annotate.blame_findings([explore(spec, m, 2) for m in broken], spec.path)
     if annotate.wanted(args.annotate):
-        annotate.emit([(spec.path, r.line, f"{r.text}: {r.change}, the protocol tears under "
-                        f"{', '.join(r.necessary_on)}") for r in rep.rows_obj[1:]
-                       if r.necessary_on], sys.stderr if args.json == "-" else sys.stdout)
+        annotate.emit(findings, annotate.Summary(
+            f"kmallocwd ablate {annotate.relpath(args.protocol_file or '') or args.protocol}",
+            verdict, status,
+            [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
+            spec.path), sys.stderr if args.json == "-" else sys.stdout)
     cases = []
     for r in rep.rows_obj:
         name = "as written" if not r.line else f"line {r.line}: {r.text} {r.change}"
@@ -84,14 +115,20 @@ def run(args: argparse.Namespace) -> int:
                                                         r.verdicts.items()},
                                                      "necessary_on": ",".join(r.necessary_on),
                                                      "stress_torn": r.stress_torn})
-        if not r.line and any(v == "sometimes" and spec.expect.get(m) == "never"
-                              for m, v in r.verdicts.items()):
-            c.failure = "the protocol as written can tear where [expect] says never"
+        if not r.line and broken:
+            c.set("FAIL", verdict)
         elif r.interrupted:
-            c.skipped = "interrupted: the stress run was cut short"
+            c.set("INCONCLUSIVE", "interrupted: the stress run was cut short")
         cases.append(c)
+    seed = None
+    if duration > 0:
+        from kmallocwd.stressrun import StressConfig
+
+        seed = StressConfig(protocol=spec.name).seed
     if not outpath.write_outputs("kmallocwd ablate", [
             (json_t, rep.to_json),
-            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases))]):
+            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
+                                           junit.run_properties(seed, protocol=spec.name))),
+            (cq_t, lambda: annotate.codequality(findings))]):
         return EXIT_WRITE_FAILED
-    return rep.exit_status
+    return status

@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit", metavar="OUT", default=None,
                    help="also write JUnit XML: one testcase per cell ('-': on stdout at the "
                    "end, instead of the table)")
+    p.add_argument("--annotate", choices=("github", "none"), default=None,
+                   help="print GitHub ::error lines for the FAIL and UNOBSERVED cells: the "
+                   "line of a protocol file the model blames, the plan's line naming the "
+                   "protocol, then a summary (at most 10; default: on when GITHUB_ACTIONS=true)")
+    p.add_argument("--codequality", metavar="OUT", default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.add_argument("--fresh", action="store_true",
                    help="start over: ignore (and replace) the results in --json OUT")
     p.add_argument("--retries", type=int_range(0, 10), default=1,
@@ -92,6 +98,8 @@ def _run(args: argparse.Namespace, held: list) -> int:
     junit_t = None
     if args.junit is not None:  # (outpath refuses the --json file or stdout twice)
         junit_t = outpath.check_output(args.junit, "--junit", inputs=(args.plan,))
+    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs=(args.plan,))
+            if args.codequality is not None else None)
     if json_t is not None and not json_t.stdout and not args.dry_run:
         # one campaign at a time on a results file (taken before it is read)
         from kmallocwd.campaign.lock import acquire
@@ -157,6 +165,14 @@ def _run(args: argparse.Namespace, held: list) -> int:
         outputs.append((json_t, json.dumps(doc, indent=1) + "\n"))
     if junit_t is not None:
         outputs.append((junit_t, to_junit(doc)))
+    from kmallocwd import annotate
+    findings = []
+    if annotate.wanted(args.annotate) or cq_t is not None:
+        from kmallocwd.campaign.annotate import findings as campaign_findings
+
+        findings = campaign_findings(doc, plan)
+    if cq_t is not None:
+        outputs.append((cq_t, annotate.codequality(findings)))
     for target, text in outputs:
         try:
             outpath.write_text(target, text)
@@ -171,6 +187,12 @@ def _run(args: argparse.Namespace, held: list) -> int:
             sys.stdout.flush()
         except BrokenPipeError:
             pass
+    if annotate.wanted(args.annotate):
+        annotate.emit(findings, annotate.Summary(
+            f"kmallocwd campaign {annotate.relpath(args.plan)}", doc["verdict"]["line"], status,
+            [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
+            plan.path), sys.stderr if (json_t is not None and json_t.stdout)
+            or (junit_t is not None and junit_t.stdout) else sys.stdout)
     for msg in failed_writes:
         _err(f"kmallocwd campaign: error: {msg}")
     if failed_writes and status in (0, 1, 3, 4):

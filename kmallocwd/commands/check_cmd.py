@@ -75,8 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write JUnit XML: one testcase per protocol x model, a failure "
                    "when a model finds a tear [expect] says never")
     p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub ::error lines at the counterexample's operations "
-                   "(default: on when GITHUB_ACTIONS=true)")
+                   help="print GitHub ::error lines: one per cause, at the line a "
+                   "counterexample blames (the missing fence), then a summary (at most 10; "
+                   "default: on when GITHUB_ACTIONS=true)")
+    p.add_argument("--codequality", metavar="PATH", default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.set_defaults(func=run)
 
 
@@ -96,31 +99,25 @@ def junit_cases(results) -> list:
                                    "torn_executions": r.positive, "sections": r.sections},
                        details=render_text([r]))
         if not r.accepts:
-            c.skipped = f"{observation(r)}: the reader never accepts a snapshot"
+            c.set("INCONCLUSIVE", f"INCONCLUSIVE: {observation(r)}: the reader never accepts "
+                  "a snapshot")
         elif v != exp and v == "sometimes":
-            c.failure = f"{observation(r)}: a torn snapshot [expect] says never happens"
+            c.set("FAIL", f"FAIL: {observation(r)}: a torn snapshot [expect] says never "
+                  "happens")
         elif v != exp:
-            c.skipped = f"{observation(r)}: [expect] says sometimes, no tear found"
+            c.set("INCONCLUSIVE", f"INCONCLUSIVE: {observation(r)}: [expect] says sometimes, "
+                  "no tear found")
         cases.append(c)
     return cases
 
 
-def annotations(results) -> list[tuple[str, int, str]]:
-    """The operations of each differing model's counterexample, at their lines."""
-    from kmallocwd.model.report import trace_rows, verdict
+def annotations(results) -> list:
+    """One finding per cause, culprit first: the line where a fence is
+    missing (checked by inserting it), else the model's [expect] line; the
+    counterexample's trace in the body."""
+    from kmallocwd import annotate
 
-    out = []
-    for r in results:
-        if verdict(r) == r.spec.expect.get(r.model) or r.witness is None:
-            continue
-        for row in trace_rows(r):
-            d = row.to_dict()
-            if d.get("line"):
-                out.append((r.spec.path, int(d["line"]),
-                            f"{r.model} counterexample step {d.get('step', '')}: "
-                            f"{d.get('thread', '')} {d.get('operation', '')} "
-                            f"{d.get('value', '')} {d.get('effect', '')}".strip()))
-    return out
+    return annotate.blame_findings(results, results[0].spec.path if results else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
     junit_t = (outpath.check_output(args.junit, "--junit", inputs)
                if args.junit is not None else None)
+    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs)
+            if args.codequality is not None else None)
     from kmallocwd import interrupt
     from kmallocwd.model.status import check_status, combine
 
@@ -174,10 +173,17 @@ def run(args: argparse.Namespace) -> int:
     if stopped is not None:
         doc["exit_status"] = interrupt.exit_status(stopped)
     if annotate.wanted(args.annotate):
-        annotate.emit(notes, sys.stderr if args.json == "-" else sys.stdout)
+        what = annotate.relpath(args.protocol_file or "") or args.protocol or "(every built-in)"
+        annotate.emit(notes, annotate.Summary(
+            f"kmallocwd check {what}", status.line, status.code,
+            [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
+            specs[0].path if len(specs) == 1 else ""),
+            sys.stderr if args.json == "-" else sys.stdout)
     if not outpath.write_outputs("kmallocwd check", [
             (json_t, lambda: json.dumps(doc, indent=2) + "\n"),
-            (junit_t, lambda: junit.to_xml("kmallocwd check", cases))]):
+            (junit_t, lambda: junit.to_xml("kmallocwd check", cases, junit.run_properties(
+                seed=None))),
+            (cq_t, lambda: annotate.codequality(notes))]):
         return EXIT_WRITE_FAILED
     if stopped is not None:
         if args.json != "-":

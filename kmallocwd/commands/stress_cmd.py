@@ -13,6 +13,7 @@ from kmallocwd.errors import UsageError
 
 MAX_THREADS = 1024
 MAX_ITERATIONS = 10**12  # pairs per writer: about 1 h at 3 ns a pair
+CLOCK_S = 2.0  # a single run this long gets a progress bar on a terminal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,12 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "of the table)")
     p.add_argument("--junit", metavar="PATH", default=None,
                    help="also write a JUnit XML report to PATH: one testcase per run, a "
-                   "failure for a forbidden outcome, skipped when inconclusive")
+                   "failure for a forbidden outcome or an unobserved tear, skipped when "
+                   "inconclusive")
     p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub Actions ::error lines pointing at the protocol file "
-                   "(default: on when GITHUB_ACTIONS=true)")
+                   help="print GitHub Actions ::error lines pointing at the protocol file: "
+                   "the line the model blames, the forbidden outcomes seen, then a summary "
+                   "(at most 10; default: on when GITHUB_ACTIONS=true)")
+    p.add_argument("--codequality", metavar="PATH", default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress on stderr (a bar with --repeat when stderr is a terminal)")
+                   help="no progress on stderr (on a terminal: a bar over the runs with "
+                   f"--repeat, over the seconds of a single run of {CLOCK_S:g} s or more)")
     p.set_defaults(func=run)
 
 
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd import stress_report
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.outpath import check_output, write_outputs
-    from kmallocwd.progress import Progress
+    from kmallocwd.progress import Clock, Progress
     from kmallocwd.protocols.backend import backend
     from kmallocwd.stressrun import StressResult, run_stress
 
@@ -116,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.protocol_file] if args.protocol_file else []
     target = check_output(args.json, "--json", inputs) if args.json is not None else None
     junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
+    cq = (check_output(args.codequality, "--codequality", inputs)
+          if args.codequality is not None else None)
     try:
         be = backend(spec)
     except protocols.SpecError as exc:
@@ -127,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
-        with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
+        single = args.repeat == 1 and (cfg.duration or 0) >= CLOCK_S
+        with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar, \
+                Clock(cfg.duration or 0, quiet=args.quiet or not single, desc=spec.name):
             for _ in range(args.repeat):
                 try:
                     runs.append(run_stress(cfg, be))
@@ -151,10 +161,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(stress_report.render(runs, args.expect))
         sys.stdout.flush()
     from kmallocwd import annotate
+    findings = (stress_report.annotations(runs, args.expect)
+                if annotate.wanted(args.annotate) or cq is not None else [])
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
-        annotate.emit(stress_report.annotations(runs, args.expect),
-                      sys.stderr if args.json == "-" else sys.stdout)
+        annotate.emit(findings, annotate.Summary(
+            f"kmallocwd stress {annotate.relpath(args.protocol_file or '') or spec.name}",
+            stress_report.verdict(runs, args.expect).line, status,
+            [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
+            spec.path), sys.stderr if args.json == "-" else sys.stdout)
     ok = write_outputs("kmallocwd stress", [
         (target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
-        (junit, lambda: stress_report.to_junit(runs, args.expect))])
+        (junit, lambda: stress_report.to_junit(runs, args.expect)),
+        (cq, lambda: annotate.codequality(findings))])
     return status if ok else EXIT_WRITE_FAILED

@@ -104,35 +104,55 @@ def detection_power(rows: list[AblationRow]) -> tuple[int, int] | None:
     return sum(1 for r in broken if (r.stress_torn or 0) > 0), len(broken)
 
 
+WIDTH = 100  # the table fits in 100 columns; a long annotation folds under its column
+_ANN = 28
+
+
+def _ann_lines(text: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, _ANN, break_on_hyphens=False) or [""]
+
+
 def render(spec: Spec, rows: list[AblationRow], models=MODELS) -> str:
+    """The model table (and, when variants were stressed, the stress table
+    under it), each at most WIDTH columns wide."""
     models = list(models)
     stress = any(r.stress is not None for r in rows)
-    head = f"  {'line':>4}  {'annotation':<40} {'change':<20} " + " ".join(
-        f"{m:<9}" for m in models) + "  necessary on"
-    if stress:
-        head += "   stress: torn  first tear  overlaps"
-    out = [f"kmallocwd ablate: {spec.name} ({spec.path or 'protocol file'}), model verdicts "
-           f"(K={2}), one row per ordering annotation", head]
+    mw = [max(len(m), 9) for m in models]
+    head = f"  {'line':>4}  {'annotation':<{_ANN}} {'change':<19} " + " ".join(
+        f"{m:<{w}}" for m, w in zip(models, mw)) + "  necessary on"
+    out = [f"kmallocwd ablate: {spec.name} ({spec.path or 'protocol file'}),",
+           f"  model verdicts (K={2}), one row per ordering annotation", head]
     for r in rows:
         line = str(r.line) if r.line else "-"
         need = ", ".join(r.necessary_on) or "-"
-        s = f"  {line:>4}  {r.text[:40]:<40} {r.change:<20} " + " ".join(
-            f"{r.verdicts[m]:<9}" for m in models) + f"  {need}"
-        if stress:
+        ann = _ann_lines(r.text)
+        out.append(f"  {line:>4}  {ann[0]:<{_ANN}} {r.change:<19} " + " ".join(
+            f"{r.verdicts[m]:<{w}}" for m, w in zip(models, mw)) + f"  {need}")
+        out += [f"  {'':>4}  {more}" for more in ann[1:]]
+    if stress:
+        out += ["", "  stress here (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50, until the "
+                "first tear):", f"  {'line':>4}  {'annotation':<{_ANN}} {'change':<19} "
+                f"{'torn':>11}  {'first tear':>10}  {'overlaps':>8}"]
+        for r in rows:
+            line = str(r.line) if r.line else "-"
+            ann = _ann_lines(r.text)
+            s = f"  {line:>4}  {ann[0]:<{_ANN}} {r.change:<19} "
             if r.stress is None:
-                s += "   (not run)"
+                s += "(not run)"
             else:
                 ft = r.stress.get("first_torn_after_s")
-                s += (f"   {r.stress_torn:>11}  {('-' if ft is None else f'{ft:.4f}s'):>10}  "
+                s += (f"{r.stress_torn:>11}  {('-' if ft is None else f'{ft:.4f}s'):>10}  "
                       f"{r.stress.get('overlaps', '-')!s:>8}")
                 if r.interrupted:
                     s += "  [INTERRUPTED: partial]"
-        out.append(s)
-    if stress:
+            out.append(s)
+            out += [f"  {'':>4}  {more}" for more in ann[1:]]
         dp = detection_power(rows)
         if dp:
             out.append(f"  detection power here: stress saw {dp[0]} of the {dp[1]} variants the "
                        "model calls broken")
     else:
-        out.append("  (stress columns: not run -- the stress half is wired in by 'stress_fn')")
+        out.append("  (stress: not run; with -d SECONDS each variant also runs here)")
     return "\n".join(out) + "\n"

@@ -29,6 +29,7 @@ class Row:
     event: Event
     section: int = 0
     copy: bool = False  # a load of the snapshot's copy
+    ahead: Event | None = None  # the earlier operation this one was performed before
 
     def to_dict(self) -> dict:
         return {"step": self.n, "thread": self.thread, "kind": self.kind, "line": self.line,
@@ -84,7 +85,8 @@ def trace_rows(res: Exploration) -> list[Row]:
         rows.append(Row(n, THREAD_NAMES[tid], tid, "drain" if kind == "drain" else
                         ("buffer" if kind == "buffer" else e.kind), e.line, e.text, e.loc,
                         value, vt, effect, e, e.section,
-                        copy=e.kind == "load" and e.var.startswith("snap.")))
+                        copy=e.kind == "load" and e.var.startswith("snap."),
+                        ahead=evs[tid][ahead] if ahead >= 0 and e.kind != "cond" else None))
     return rows
 
 
@@ -130,8 +132,8 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
         return ""
     spec = results[0].spec
     where = spec.path if spec.path.isprintable() else repr(spec.path)  # one line, no escapes
-    out = [f"kmallocwd check: {spec.name} ({where or 'protocol file'}), "
-           f"{results[0].sections} write section(s) against one reader attempt "
+    out = [f"kmallocwd check: {spec.name} ({where or 'protocol file'}),",
+           f"  {results[0].sections} write section(s) against one reader attempt "
            f"(retries: {results[0].retries})",
            f"  condition: the snapshot is {condition_text(results[0])}",
            "",
@@ -150,8 +152,11 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
         out.append(f"Model {r.model}: {MODEL_TITLES[r.model]}")
         out.append(f"  {observation(r)}")
         if r.outcomes:
+            import textwrap
+
             counts = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
-            out.append(f"  outcomes: {counts}")
+            out += textwrap.wrap(f"  outcomes: {counts}", 100, subsequent_indent="    ",
+                                 break_on_hyphens=False)
         if traces and r.witness is not None:
             rows = trace_rows(r)
             vi = r.witness[0]
@@ -170,12 +175,28 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
 
 
 def render_rows(rows: list[Row]) -> list[str]:
-    out = [f"{'#':>3}  {'thread':<6} {'line':>4}  {'operation':<44} {'value':<34} effect"]
+    """The trace as a table at most 96 columns wide (100 as check indents it):
+    a long operation or value folds under its column, and the effect goes on
+    the lines under the step."""
+    import textwrap
+
+    opw, width = 36, 96
+    pad = " " * 18
+    valw = width - len(pad) - opw - 1
+    out = [f"{'#':>3}  {'thread':<6} {'line':>4}  {'operation':<{opw}} value"]
     for r in rows:
         line = str(r.line) if r.line else "-"
         sec = f"[s{r.section}] " if r.tid == WRITER and r.section else ""
-        out.append(f"{r.n:>3}  {r.thread:<6} {line:>4}  {(sec + r.text)[:44]:<44} "
-                   f"{r.value_text:<34} {r.effect}".rstrip())
+        ops = textwrap.wrap(sec + r.text, opw, break_on_hyphens=False) or [""]
+        vals = textwrap.wrap(r.value_text, valw, break_on_hyphens=False) or [""]
+        for i in range(max(len(ops), len(vals))):
+            op = ops[i] if i < len(ops) else ""
+            val = vals[i] if i < len(vals) else ""
+            head = f"{r.n:>3}  {r.thread:<6} {line:>4}  " if i == 0 else pad
+            out.append(f"{head}{op:<{opw}} {val}".rstrip())
+        if r.effect:
+            out += textwrap.wrap(r.effect, width, initial_indent=pad + "-> ",
+                                 subsequent_indent=pad + "   ", break_on_hyphens=False)
     return out
 
 
