@@ -14,11 +14,12 @@ import argparse
 import json
 import sys
 
+from kmallocwd import limits
 from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 
-MAX_SECTIONS = 4
-MAX_RETRIES = 2
+MAX_SECTIONS = limits.SECTIONS.hi
+MAX_RETRIES = limits.MODEL_RETRIES.hi
 
 
 def add_model_args(p: argparse.ArgumentParser, models_default: str = "all") -> None:
