@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler is not None and not args.scheduler.strip():
         raise UsageError("--scheduler '': empty address (accepted: a Dask scheduler "
                          "address, e.g. tcp://host:8786)")
-    plan = load_plan(args.plan)
+    from kmallocwd.commands import plan_args
+
+    plan = load_plan(args.plan, check_args=plan_args.check)
     # the output paths are checked before anything runs
     json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
               if args.json is not None else None)
