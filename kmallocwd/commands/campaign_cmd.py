@@ -26,14 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "file is kept up to date as cells finish, and a second run resumes it.  Exit 0 "
         "pass, 1 a forbidden outcome seen anywhere, 2 bad usage or plan, 3 inconclusive "
         "(a cell failed, was inconclusive or was not run), 4 a cell did not observe what "
-        "the model says the protocol can do, 130/143 interrupted (partial results written). "
+        "the model says the protocol can do, 69 the --scheduler is not a Dask scheduler or "
+        "does not answer within 20 s, 130/143 interrupted (partial results written). "
         "Needs pip install 'kmallocwd[campaign]'.",
     )
     p.add_argument("plan", metavar="PLAN.toml", help="the campaign plan (see the README)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="a Dask scheduler (tcp://host:8786); workers are started with "
-                   "`dask worker ADDRESS --nthreads 1` on machines with kmallocwd installed "
-                   "(default: an embedded LocalCluster)")
+                   help="a Dask scheduler (tcp://host:8786, or tls://host:8786 with the "
+                   "client's TLS files in Dask's configuration, README); workers are started "
+                   "with `dask worker ADDRESS --nthreads 1` on machines with kmallocwd installed "
+                   "(default: an embedded LocalCluster, private to this run: TLS with "
+                   "temporary credentials, no dashboard)")
     p.add_argument("--workers", type=int_range(1, 1024), default=None,
                    help="LocalCluster worker processes (default: one per core, "
                    f"{os.cpu_count()} here); not with --scheduler")
