@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Iterable, TextIO
 
+from kmallocwd.escape import github_data, github_property
+
 STYLES = ("github", "none")
 
 
@@ -19,11 +21,9 @@ def wanted(option: str | None) -> bool:
 
 
 def _escape(text: str, prop: bool = False) -> str:
-    """GitHub's workflow-command escaping (% CR LF, and : , in properties)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
+    """GitHub's workflow-command escaping (% CR LF, and : , in properties),
+    and no other control character (kmallocwd/escape.py)."""
+    return github_property(text) if prop else github_data(text)
 
 
 def line(path: str, lineno: int, message: str, level: str = "error",

@@ -20,12 +20,8 @@ from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_OK, EXIT_UNAVAILABLE,  # noqa
                               WriteFailed)
 from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
 from kmallocwd import outpath
+from kmallocwd.escape import one_line  # noqa: F401 (re-exported)
 from kmallocwd.outpath import GuardedStream
-
-
-def one_line(text: str) -> str:
-    """A message as one line: control characters shown escaped."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class Parser(argparse.ArgumentParser):

@@ -31,6 +31,7 @@ from kmallocwd.campaign.plan import Cell
 from kmallocwd.campaign.results import Campaign
 from kmallocwd.campaign.worker import run_cell, stop_cells
 from kmallocwd.errors import Unavailable, UsageError
+from kmallocwd.escape import one_line
 
 INSTALL_HINT = ("kmallocwd campaign needs Dask distributed, which is not installed: "
                 "pip install 'kmallocwd[campaign]'")
@@ -71,6 +72,7 @@ class _Progress:
         self.failed = 0
 
     def write(self, msg: str, log: Callable[[str], None]) -> None:
+        msg = one_line(msg)  # a cell's id and error: from the plan and the worker
         if self.bar is not None:
             self.bar.write(msg, file=sys.stderr)
         else:

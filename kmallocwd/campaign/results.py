@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from kmallocwd import __version__
 from kmallocwd.campaign.plan import Cell, Plan
 from kmallocwd.campaign.worker import VERDICTS
+from kmallocwd.escape import one_line
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED,
                               UsageError)
 
@@ -368,10 +369,13 @@ def _n(v: int) -> str:
 
 def render(doc: dict) -> str:
     """The summary: one line per protocol x configuration, the machines, the failures,
-    and the verdict."""
+    and the verdict.  Every text from the plan or the results file (names,
+    hostnames, errors) is shown escaped (kmallocwd/escape.py)."""
+    esc = one_line
     plan = doc["plan"]
     v = doc["verdict"]
-    lines = [f"kmallocwd campaign: {plan['name']} ({plan['path']}, plan {plan['digest']}), "
+    lines = [f"kmallocwd campaign: {esc(plan['name'])} ({esc(plan['path'])}, plan "
+             f"{esc(plan['digest'])}), "
              f"{plan['cells']} cells: {len(doc['cells'])} finished "
              f"({doc['resumed_cells']} from the results file), {v['counts']['pending']} not run; "
              f"{doc['elapsed_s']:.1f} s"
@@ -383,9 +387,9 @@ def render(doc: dict) -> str:
             for n in g["outcomes"]:
                 if n not in names:
                     names.append(n)
-        width = max(len(g["group"]) for g in stress)
+        width = max(len(esc(g["group"])) for g in stress)
         head = f"  {'protocol x configuration':<{width}}  {'cells':>5}  " + "  ".join(
-            f"{n:>16}" for n in names) + "  verdicts"
+            f"{esc(n):>16}" for n in names) + "  verdicts"
         lines.append(head)
         for g in stress:
             cols = []
@@ -395,25 +399,26 @@ def render(doc: dict) -> str:
                 if o and o["count"] and o.get("expect") == "forbidden":
                     txt += "!"
                 cols.append(f"{txt:>16}")
-            verdicts = ", ".join(f"{k} {c}" for k, c in sorted(g["verdicts"].items()))
-            lines.append(f"  {g['group']:<{width}}  {g['cells_run']:>2}/{g['cells']:<2}  "
+            verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(g["verdicts"].items()))
+            lines.append(f"  {esc(g['group']):<{width}}  {g['cells_run']:>2}/{g['cells']:<2}  "
                          + "  ".join(cols) + f"  {verdicts}")
         lines.append("  (! = a count of an outcome the protocol forbids)")
     others = [g for g in doc["groups"] if not g["outcomes"] and g["cells_run"]]
     for g in others:
-        verdicts = ", ".join(f"{k} {c}" for k, c in sorted(g["verdicts"].items()))
-        lines.append(f"  {g['group']}: {g['cells_run']}/{g['cells']} cells, {verdicts}")
+        verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(g["verdicts"].items()))
+        lines.append(f"  {esc(g['group'])}: {g['cells_run']}/{g['cells']} cells, {verdicts}")
     if doc["machines"]:
         lines.append("  machines:")
         for m in doc["machines"]:
-            verdicts = ", ".join(f"{k} {c}" for k, c in sorted(m["verdicts"].items()))
-            lines.append(f"    {m['hostname']}  {m.get('arch') or '?'}  {m.get('cpu') or '?'}  "
-                         f"{m.get('cores') or '?'} cores  {m['cells']} cells"
+            verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(m["verdicts"].items()))
+            lines.append(f"    {esc(m['hostname'])}  {esc(m.get('arch') or '?')}  "
+                         f"{esc(m.get('cpu') or '?')}  {esc(m.get('cores') or '?')} cores  "
+                         f"{m['cells']} cells"
                          + (f" ({verdicts})" if verdicts else "")
                          + f"  {len(m['workers'])} worker(s)")
     for f in v["failed"]:
-        lines.append(f"  failed: {f['cell']}: {f['error']}")
+        lines.append(f"  failed: {esc(f['cell'])}: {esc(f['error'])}")
     for note in plan.get("dropped", [])[:5]:
-        lines.append(f"  not run (plan): {note}")
-    lines.append(v["line"])
+        lines.append(f"  not run (plan): {esc(note)}")
+    lines.append(esc(v["line"]))
     return "\n".join(lines) + "\n"

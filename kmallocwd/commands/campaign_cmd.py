@@ -60,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _err(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
+    from kmallocwd.escape import one_line
+
+    sys.stderr.write(one_line(msg) + "\n")
     sys.stderr.flush()
 
 
@@ -106,10 +108,12 @@ def run(args: argparse.Namespace) -> int:
         for note in plan.dropped:
             _err(f"kmallocwd campaign: not run: {note}")
     if args.dry_run:
+        from kmallocwd.escape import one_line
+
         for c in plan.cells:
             state = "done" if c.id in campaign.resumed else "todo"
-            sys.stdout.write(f"{state}  {c.id}  (timeout {c.timeout_s:g} s)  kmallocwd "
-                             + " ".join(c.argv) + " --json -\n")
+            sys.stdout.write(one_line(f"{state}  {c.id}  (timeout {c.timeout_s:g} s)  "
+                                      "kmallocwd " + " ".join(c.argv) + " --json -") + "\n")
         sys.stdout.write(f"{len(plan.cells)} cells, {len(campaign.todo())} to run; "
                          f"plan {plan.digest}\n")
         return EXIT_OK
