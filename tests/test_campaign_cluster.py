@@ -189,3 +189,39 @@ def test_the_embedded_cluster_is_private():
     t.join(180)
     assert not errors and not t.is_alive()
     assert campaign.records and all(r["status"] == "done" for r in campaign.records.values())
+
+
+@pytest.mark.timeout(240)
+def test_a_tls_scheduler_is_used_with_the_tls_files_in_dasks_configuration(tmp_path):
+    """The multi-machine recipe of the README, on this machine: a scheduler and
+    a worker with TLS files, the campaign with the client's files."""
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    sec = Security.temporary()
+    files = {"ca.pem": sec.tls_ca_file, "cert.pem": sec.tls_client_cert,
+             "key.pem": sec.tls_client_key}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    plan = tmp_path / "p.toml"
+    plan.write_text(PLAN)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    tls_env = dict(base, PYTHONPATH=str(ROOT),
+                   DASK_DISTRIBUTED__COMM__TLS__CA_FILE=str(tmp_path / "ca.pem"),
+                   DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT=str(tmp_path / "cert.pem"),
+                   DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY=str(tmp_path / "key.pem"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, security=sec,
+                      dashboard_address=None, silence_logs=50) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        r = subprocess.run([sys.executable, "-m", "kmallocwd", "campaign", str(plan),
+                            "--scheduler", address, "-q"], cwd=ROOT, env=tls_env,
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert "PASS" in r.stdout
+        # the same address without the files: one line, exit 2, nothing run
+        r = subprocess.run([sys.executable, "-m", "kmallocwd", "campaign", str(plan),
+                            "--scheduler", address, "-q"], cwd=ROOT,
+                           env=dict(base, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
