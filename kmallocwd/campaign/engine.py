@@ -132,7 +132,8 @@ def probe_scheduler(address: str, timeout_s: float, security=None) -> None:
     probe runs on its own thread and event loop and is abandoned at the
     deadline, so that a service that accepts and stays silent (or answers
     HTTP, or sends a banner Dask would read as a frame length) cannot hang
-    or crash the campaign."""
+    or crash the campaign.  All of it, imports included, within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
     from distributed.comm import connect
     from distributed.comm.addressing import parse_address, parse_host_port
 
@@ -146,9 +147,9 @@ def probe_scheduler(address: str, timeout_s: float, security=None) -> None:
         raise UsageError(f"{where}: not a Dask scheduler address ({_why(exc)}) (accepted: "
                          f"{', '.join(s + '://HOST:PORT' for s in SCHEMES)})") from None
 
-    async def ask() -> object:
+    async def ask(left: float) -> object:
         args = security.get_connection_args("client") if security is not None else {}
-        comm = await asyncio.wait_for(connect(address, timeout=timeout_s, **args), timeout_s)
+        comm = await asyncio.wait_for(connect(address, timeout=left, **args), left)
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
@@ -159,13 +160,14 @@ def probe_scheduler(address: str, timeout_s: float, security=None) -> None:
 
     def run() -> None:
         try:
-            result.append(asyncio.run(asyncio.wait_for(ask(), timeout_s)))
+            left = max(0.01, deadline - time.monotonic())
+            result.append(asyncio.run(asyncio.wait_for(ask(left), left)))
         except BaseException as exc:  # noqa: BLE001 - any failure is the answer
             result.append(exc)
 
     t = threading.Thread(target=run, name="kmallocwd-probe", daemon=True)
     t.start()
-    t.join(timeout_s + 1.0)
+    t.join(max(0.0, deadline - time.monotonic()) + 0.2)
     if not result:
         raise Unavailable(f"{where}: no answer as a Dask scheduler within {timeout_s:g} s "
                           "(accepted: the address of a running Dask scheduler)")
