@@ -88,6 +88,8 @@ BAD_AT_LOAD = [
      "'9' is out of range (accepted: 1 to 4)"),
     ("[[check]]\nargs = ['-p', 'v3', '-m', 'arm']\n", "check[0].args", "'arm'"),
     ("[[check]]\nargs = ['--help']\n", "check[0].args", "--help runs nothing"),
+    ("[[ablate]]\nargs = ['-p', 'v3', '-d', '1e9']\n", "ablate[0].args",
+     "'1e9' is out of range (accepted: 0 to 3600)"),
     ("[[stress]]\nprotocols = ['v3']\nslots = 1099511627776\n", "stress.slots",
      "1099511627776 is out of range (accepted: 1 to 268435456)"),
     ("[[stress]]\nprotocols = ['v3']\ntimeout_s = 1e-300\n", "stress.timeout_s",
