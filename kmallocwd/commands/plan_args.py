@@ -5,22 +5,28 @@ anything runs, not a failed cell per repeat."""
 
 from __future__ import annotations
 
+import functools
 import shlex
 from typing import NoReturn
 
 from kmallocwd.errors import UsageError
 
 
-def check(kind: str, args: list[str]) -> None:
-    """UsageError if ``kmallocwd KIND ARGS --json -`` would be refused."""
+@functools.lru_cache(maxsize=1)
+def _parser():
     from kmallocwd.cli import build_parser
 
+    return build_parser()
+
+
+def check(kind: str, args: list[str]) -> None:
+    """UsageError if ``kmallocwd KIND ARGS --json -`` would be refused."""
     shown = shlex.join([kind, *args])
     if any(a in ("-h", "--help") or (a.startswith("--h") and "--help".startswith(a))
            for a in args):
         raise UsageError(f"`kmallocwd {shown}`: --help runs nothing (accepted: the "
                          f"arguments of `kmallocwd {kind}`)")
-    sub = build_parser()._subparsers._group_actions[0].choices[kind]  # type: ignore[union-attr]
+    sub = _parser()._subparsers._group_actions[0].choices[kind]  # type: ignore[union-attr]
 
     def error(message: str) -> NoReturn:
         raise UsageError(f"`kmallocwd {shown}`: {message}")
