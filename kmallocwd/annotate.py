@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable, TextIO
 
+from kmallocwd.escape import github_data, github_property
+
 STYLES = ("github", "none")
 MAX_ERRORS = 10  # GitHub shows 10 error annotations a step
 BODY_LINES = 60  # evidence lines kept in one annotation
@@ -69,11 +71,9 @@ def relpath(path: str) -> str:
 
 
 def _escape(text: str, prop: bool = False) -> str:
-    """GitHub's workflow-command escaping (% CR LF, and : , in properties)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
+    """GitHub's workflow-command escaping (% CR LF, and : , in properties),
+    and no other control character (kmallocwd/escape.py)."""
+    return github_property(text) if prop else github_data(text)
 
 
 def line(path: str, lineno: int, message: str, level: str = "error",

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from kmallocwd import protocols
+from kmallocwd import limits, protocols
 from kmallocwd.errors import EXIT_OK
 
 
@@ -222,6 +222,8 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
     from kmallocwd.model.report import render_text, to_json
     from kmallocwd.model.status import check_status
 
+    limits.SECTIONS.check(sections, "sections")
+    limits.MODEL_RETRIES.check(retries, "retries")
     spec = resolve_spec(protocol)
     results = [explore(spec, m, sections, retries) for m in _models(model)]
     d = to_json(results)
@@ -291,6 +293,8 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     from kmallocwd.interrupt import exit_status
     from kmallocwd.model.ablate import detection_power, iter_rows
 
+    limits.ABLATE_DURATION.check(duration, "duration")
+    limits.SECTIONS.check(sections, "sections")
     spec = resolve_spec(protocol)
     models = _models(model)
     total = 1 + len(spec.ordering_ops())
@@ -327,6 +331,24 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
                         rows_obj=rows, spec=spec)
 
 
+def check_stress_values(**values: Any) -> None:
+    """ValueError, with the CLI's message, for a value ``kmallocwd stress``
+    refuses (kmallocwd/limits.py; None means not given)."""
+    for name, value in values.items():
+        if value is not None:
+            limits.check(name, value)
+    threads, slots = values.get("threads"), values.get("slots")
+    if threads is not None and slots is not None:
+        if threads > slots:
+            raise ValueError(f"threads={threads} is more than slots={slots} (accepted: 1 to "
+                             f"{slots}; each slot has one writer, its task)")
+        from kmallocwd.slots import max_slots
+
+        most = max_slots()
+        if slots > most:
+            raise ValueError(f"slots={slots} is more than memory allows (accepted: 1 to {most})")
+
+
 def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.0,
            threads: int = 1, slots: int = 1, iterations: int | None = None,
            batch: int = 65536, pin: bool = False, hold_ns: int = 0, alloc_ns: int = 0,
@@ -335,14 +357,21 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
            on_run: Callable[[int, Any], None] | None = None) -> StressReport:
     """Run ``kmallocwd stress`` and return its report.  ``on_run(i, result)``
     is called after each of the ``repeat`` runs (a progress hook).  Ctrl-C
-    stops the runs; the report then holds the partial result."""
+    stops the runs; the report then holds the partial result.  A value the
+    CLI refuses is a ValueError with the CLI's message (kmallocwd/limits.py)."""
     from kmallocwd import stress_report
     from kmallocwd.protocols.backend import backend
     from kmallocwd.stressrun import StressConfig, run_stress
 
-    spec = resolve_spec(protocol)
     if iterations is not None:
         duration = None
+    elif duration is None:
+        duration = 5.0
+    check_stress_values(duration=duration, iterations=iterations, threads=threads,
+                        slots=slots, batch=batch, hold_ns=hold_ns, alloc_ns=alloc_ns,
+                        preempt=preempt, seed=seed, repeat=repeat, min_overlaps=min_overlaps,
+                        expect=expect)
+    spec = resolve_spec(protocol)
     cfg = StressConfig(protocol=spec.name,
                        protocol_file=None if protocols.BY_NAME.get(spec.name) is spec
                        else spec.path,

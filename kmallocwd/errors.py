@@ -10,6 +10,8 @@ The exit codes every command uses:
 3     inconclusive: too little evidence (no accepted snapshot, or fewer
       overlaps than --min-overlaps)
 4     the model says the protocol is broken, but this run did not observe it
+69    a service needed is unavailable (EX_UNAVAILABLE): campaign --scheduler
+      is not a Dask scheduler, or does not answer within the connect timeout
 74    an output could not be written after the run (EX_IOERR): the report
       went to stdout if it could
 129   interrupted by SIGHUP, after the partial report
@@ -27,6 +29,7 @@ EXIT_FORBIDDEN = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_UNOBSERVED = 4
+EXIT_UNAVAILABLE = 69
 EXIT_WRITE_FAILED = 74
 EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
@@ -40,3 +43,8 @@ class UsageError(Exception):
 
 class WriteFailed(Exception):
     """An output could not be written after the run: exit 74."""
+
+
+class Unavailable(Exception):
+    """A service the command needs does not answer as it should (the campaign's
+    --scheduler): the CLI prints the message as one line and exits 69."""

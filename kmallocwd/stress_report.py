@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kmallocwd import __version__, protocols
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
+from kmallocwd.escape import one_line
 from kmallocwd.stressrun import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
@@ -204,7 +205,8 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     cfg = res.config
     spec = res.spec
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
-    head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}), "
+    head = (f"kmallocwd stress: {one_line(spec.name)} ({one_line(spec.writer_name)} + "
+            f"{one_line(spec.reader_name)}), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}")
     rows = _fold(head, 4)
@@ -224,7 +226,7 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
         exp = o.expect
         if n and o.expect == protocols.FORBIDDEN:
             exp = exp.upper()
-        rows += _fold(f"  {name:<17} {n:>14,}  {exp:<12} {o.reason}", _REASON_AT)
+        rows += _fold(f"  {name:<17} {n:>14,}  {exp:<12} {one_line(o.reason)}", _REASON_AT)
     rows.append(f"  reads {res.attempts:,}  overlapping a section {res.overlaps:,}  "
                 f"retries {res.retries:,}")
     rows.append(f"  writer pairs {res.writer_ops:,}  scans {res.scans:,}  "

@@ -36,8 +36,9 @@ durations = 1
 seeds = [1, 2]
 [stress.knobs]
 alloc_ns = 100
-[[check]]
-args = ["--no-such-option"]
+[[check]]                 # fails where it runs: its working directory is no --junit file
+name = "bad-output"
+args = ["-p", "v3", "--junit", "."]
 """
 
 
@@ -71,7 +72,7 @@ BAD_PLANS = [
     ("[stress]\nthreads = 1\n", "stress.protocols", "v3"),
     ("[nightly]\n", "nightly", "campaign, stress, ablate, check"),
     ("[campaign]\ntimeout_s = 0\n[stress]\nprotocols = ['v3']\n", "campaign.timeout_s",
-     "more than 0"),
+     "1 to 604800 seconds"),
     ("[[ablate]]\nargs = 'x'\n", "ablate[0].args", "a list of strings"),
     ("[stress]\nprotocols = ['v3']\nrepeats = 0\n", "stress.repeats", "1 to 10000"),
     ("[stress\n", "not valid TOML", "line 1"),
@@ -116,13 +117,19 @@ args = ["-p", "seqcount"]
 
 
 def test_a_protocol_file_is_shipped_with_its_cell(tmp_path):
-    (tmp_path / "mine.toml").write_text("[writer]\nstart = []\n")
-    plan = _write(tmp_path, "[[stress]]\nprotocols = ['mine.toml']\ndurations = 1\n")
+    from kmallocwd import protocols
+    text = protocols.builtin_path("seqcount").read_text()
+    (tmp_path / "mine.toml").write_text(text)
+    plan = _write(tmp_path, "[[stress]]\nprotocols = ['mine.toml']\ndurations = 1\n"
+                  "[[check]]\nargs = ['--protocol-file', 'mine.toml']\n")
     from kmallocwd.campaign import load_plan
-    cell = load_plan(str(plan)).cells[0]
+    cell, check = load_plan(str(plan)).cells
     assert cell.protocol.startswith("mine@")
     assert cell.argv[2] == "--protocol-file" and cell.argv[3] == f"@file:{cell.protocol}"
-    assert cell.files == {cell.protocol: "[writer]\nstart = []\n"}
+    assert cell.files == {cell.protocol: text}
+    # an ablate or check cell's protocol file is shipped too (its worker runs elsewhere)
+    assert check.argv == ["check", "--protocol-file", f"@file:{cell.protocol}"]
+    assert check.files == cell.files
 
 
 def test_dry_run_lists_the_cells(tmp_path, capsys):
@@ -287,7 +294,7 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
         for name, o in g["outcomes"].items():
             assert o["count"] == sum(c["counts"][name] for c in members)
     # the failed cell ran twice, the second time on the other worker
-    bad = cells["check/--no-such-option/r0"]
+    bad = cells["check/bad-output/r0"]
     assert bad["verdict"] == "failed" and len(bad["attempts"]) == 2
     assert bad["attempts"][0]["worker"]["address"] != bad["attempts"][1]["worker"]["address"]
     root = ET.parse(xml).getroot()

@@ -20,7 +20,7 @@ from conftest import ROOT
 BAD_INPUT = [
     (["stress", "--protocol", "v5"], "'v5'", "v2-rwlock, v3, v4-parity"),
     (["stress", "--threads", "0"], "0", "1 to 1024"),
-    (["stress", "--slots", "0"], "0", "1 or more"),
+    (["stress", "--slots", "0"], "0", "1 to 268435456"),
     (["stress", "--slots", str(10**15)], str(10**15), "1 to "),
     (["stress", "--duration", "-1"], "-1", "more than 0"),
     (["stress", "--duration", "abc"], "'abc'", "more than 0"),

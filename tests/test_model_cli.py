@@ -23,7 +23,7 @@ def test_check_json(cli):
 @pytest.mark.parametrize("args,needle", [
     (["-p", "nope"], "unknown protocol 'nope'"),
     (["-p", "v3", "--model", "arm"], "--model 'arm'"),
-    (["-p", "v3", "--sections", "0"], "--sections '0'"),
+    (["-p", "v3", "--sections", "0"], "--sections/-k: '0' is out of range (accepted: 1 to 4)"),
 ])
 def test_check_bad_input(cli, args, needle):
     r = cli("check", *args)

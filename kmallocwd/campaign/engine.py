@@ -6,13 +6,22 @@ its ``distributed.scheduler.allowed-failures``).  The engine adds: one retry of 
 failed cell, preferably on another worker; a checkpoint callback (the results
 file) as cells finish; a progress bar; and on Ctrl-C, cancelling the futures,
 killing the running cells' subprocesses on every worker (``Client.run`` of
-``worker.stop_cells``) and leaving the partial results to the caller."""
+``worker.stop_cells``) and leaving the partial results to the caller.
+
+The embedded LocalCluster is private: Dask's TLS with temporary credentials
+(``Security.temporary()``, made for this run and held only by this process and
+its workers), so that no other local process can submit work to it, and no
+dashboard or HTTP route.  A ``--scheduler`` is first asked, within the connect
+timeout, whether it is a Dask scheduler (``probe_scheduler``): a service that is
+not, or none, is one line and exit 69 (EX_UNAVAILABLE)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +30,8 @@ from typing import Callable
 from kmallocwd.campaign.plan import Cell
 from kmallocwd.campaign.results import Campaign
 from kmallocwd.campaign.worker import run_cell, stop_cells
-from kmallocwd.errors import UsageError
+from kmallocwd.errors import Unavailable, UsageError
+from kmallocwd.escape import one_line
 
 INSTALL_HINT = ("kmallocwd campaign needs Dask distributed, which is not installed: "
                 "pip install 'kmallocwd[campaign]'")
@@ -62,6 +72,7 @@ class _Progress:
         self.failed = 0
 
     def write(self, msg: str, log: Callable[[str], None]) -> None:
+        msg = one_line(msg)  # a cell's id and error: from the plan and the worker
         if self.bar is not None:
             self.bar.write(msg, file=sys.stderr)
         else:
@@ -89,21 +100,131 @@ def _lost(cell: Cell, exc: BaseException) -> dict:
             "elapsed_s": None}
 
 
+# the transports a --scheduler address may name (ucx:// needs a package of its own)
+SCHEMES = ("tcp", "tls")
+# the TLS settings a client of a tls:// scheduler needs (Dask's own configuration)
+TLS_CONFIG = ("DASK_DISTRIBUTED__COMM__TLS__CA_FILE", "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
+              "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY")
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short phrase for one line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def client_security(address: str):
+    """The Security for a client of ``address``: for tls://, Dask's configuration
+    (TLS_CONFIG); UsageError if a tls:// address has no credentials configured."""
+    from distributed.security import Security
+
+    sec = Security()
+    if address.startswith("tls://") and not (sec.tls_ca_file and sec.tls_client_cert):
+        raise UsageError(f"--scheduler {address}: a tls:// scheduler needs this client's "
+                         f"credentials (accepted: set {', '.join(TLS_CONFIG)}, or the same "
+                         "keys in Dask's configuration; README, \"A cluster of machines\")")
+    return sec
+
+
+def probe_scheduler(address: str, timeout_s: float, security=None) -> None:
+    """Unavailable (one line) unless a Dask scheduler answers at ``address``
+    within ``timeout_s``: Dask's handshake, then its ``identity`` call.  The
+    probe runs on its own thread and event loop and is abandoned at the
+    deadline, so that a service that accepts and stays silent (or answers
+    HTTP, or sends a banner Dask would read as a frame length) cannot hang
+    or crash the campaign.  All of it, imports included, within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    from distributed.comm import connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    where = f"--scheduler {address}"
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in SCHEMES:
+            raise ValueError(f"the {scheme}:// transport is not supported here")
+        parse_host_port(loc, default_port=8786)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{where}: not a Dask scheduler address ({_why(exc)}) (accepted: "
+                         f"{', '.join(s + '://HOST:PORT' for s in SCHEMES)})") from None
+
+    async def ask(left: float) -> object:
+        args = security.get_connection_args("client") if security is not None else {}
+        comm = await asyncio.wait_for(connect(address, timeout=left, **args), left)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    result: list = []
+
+    def run() -> None:
+        try:
+            left = max(0.01, deadline - time.monotonic())
+            result.append(asyncio.run(asyncio.wait_for(ask(left), left)))
+        except BaseException as exc:  # noqa: BLE001 - any failure is the answer
+            result.append(exc)
+
+    t = threading.Thread(target=run, name="kmallocwd-probe", daemon=True)
+    t.start()
+    t.join(max(0.0, deadline - time.monotonic()) + 0.2)
+    if not result:
+        raise Unavailable(f"{where}: no answer as a Dask scheduler within {timeout_s:g} s "
+                          "(accepted: the address of a running Dask scheduler)")
+    answer = result[0]
+    if isinstance(answer, (asyncio.TimeoutError, TimeoutError)):
+        raise Unavailable(f"{where}: no answer as a Dask scheduler within {timeout_s:g} s "
+                          "(accepted: the address of a running Dask scheduler)")
+    if isinstance(answer, BaseException):
+        if isinstance(answer, KeyboardInterrupt):
+            raise answer
+        if isinstance(answer, MemoryError):  # a banner's bytes read as a frame length
+            raise Unavailable(f"{where}: not a Dask scheduler (what it sent is not Dask's "
+                              "protocol) (accepted: the address of a running Dask scheduler)")
+        raise Unavailable(f"{where}: not a Dask scheduler, or unreachable ({_why(answer)}) "
+                          "(accepted: the address of a running Dask scheduler)")
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        kind = answer.get("type") if isinstance(answer, dict) else type(answer).__name__
+        raise Unavailable(f"{where}: a Dask service that is not a scheduler ({str(kind)[:60]!r}) "
+                          "(accepted: the address of a running Dask scheduler)")
+
+
+def private_cluster(n: int):
+    """A LocalCluster of ``n`` worker processes that only this process can use:
+    TLS with temporary credentials, the HTTP servers (which Dask starts even
+    with no dashboard) on a random loopback port with no route at all."""
+    import dask
+    from distributed import LocalCluster
+
+    try:
+        from distributed.security import Security
+        security = Security.temporary()
+    except ImportError as exc:  # cryptography, for the temporary credentials
+        raise UsageError(f"{INSTALL_HINT} ({exc})") from None
+    with dask.config.set({"distributed.scheduler.http.routes": [],
+                          "distributed.worker.http.routes": []}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            security=security, protocol="tls://", host="127.0.0.1",
+                            dashboard_address=None, silence_logs=logging.ERROR,
+                            scheduler_kwargs={"dashboard": False,
+                                              "dashboard_address": "127.0.0.1:0"},
+                            preload=["kmallocwd.campaign.worker"])
+
+
 def _connect(opts: Options):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if opts.scheduler:
+        security = client_security(opts.scheduler)
+        probe_scheduler(opts.scheduler, opts.connect_timeout_s, security)
         try:
             return None, Client(opts.scheduler, timeout=opts.connect_timeout_s,
-                                set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(f"--scheduler {opts.scheduler}: cannot connect "
-                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                             ) from None
+                                security=security, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - it answered the probe, then failed
+            raise Unavailable(f"--scheduler {opts.scheduler}: cannot connect ({_why(exc)})"
+                              ) from None
     n = opts.workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR,
-                           preload=["kmallocwd.campaign.worker"])
+    cluster = private_cluster(n)
     try:
         return cluster, Client(cluster, set_as_default=False)
     except BaseException:

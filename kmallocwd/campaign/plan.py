@@ -24,26 +24,30 @@
     args = ["-p", "v3"]
 
 A bad plan raises UsageError with one line naming the key and the accepted
-values."""
+values: everything a cell would refuse is refused when the plan is loaded (the
+stress values by kmallocwd/limits.py, the protocol files by the loader, the
+ablate and check arguments by an optional ``check_args`` hook), and the number
+of cells is computed before any is made."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 
-from kmallocwd import protocols
+from typing import Callable
+
+from kmallocwd import limits, protocols
 from kmallocwd.inputs import read_text
 from kmallocwd.errors import UsageError
 
 PLAN_LIMIT = 1 << 20          # bytes of plan TOML
 PROTOCOL_FILE_LIMIT = 1 << 16  # bytes of one protocol file
 MAX_CELLS = 100_000
-MAX_THREADS = 1024
+MAX_THREADS = limits.MAX_THREADS
 SUBCOMMANDS = ("ablate", "check")
 
 TOP_KEYS = ("campaign", "stress", *SUBCOMMANDS)
@@ -57,19 +61,21 @@ SUB_KEYS = ("args", "name", "repeats", "timeout_s")
 class Knob:
     option: str
     kind: str            # "int", "float", "bool"
-    lo: float = 0
-    hi: float = 0
+    limit: limits.IntLimit | limits.FloatLimit | None = None
     default: object = None
 
 
 KNOBS = {
-    "hold_ns": Knob("--hold-ns", "int", 0, 10**9, 0),
-    "alloc_ns": Knob("--alloc-ns", "int", 0, 10**9, 0),
-    "preempt": Knob("--preempt", "float", 0, 1, 0.0),
-    "batch": Knob("--batch", "int", 1, 1 << 30, 65536),
+    "hold_ns": Knob("--hold-ns", "int", limits.HOLD_NS, 0),
+    "alloc_ns": Knob("--alloc-ns", "int", limits.ALLOC_NS, 0),
+    "preempt": Knob("--preempt", "float", limits.PREEMPT, 0.0),
+    "batch": Knob("--batch", "int", limits.BATCH, 65536),
     "pin": Knob("--pin", "bool", default=False),
     "until_torn": Knob("--until-torn", "bool", default=False),
 }
+# ``check_args(kind, args)``: raises UsageError if `kmallocwd KIND ARGS` would
+# be refused (the CLI passes one that runs its own parser)
+ArgsChecker = Callable[[str, list[str]], None]
 
 
 @dataclass
@@ -133,32 +139,6 @@ def _as_list(where: str, value, accepted: str) -> list:
     return [value]
 
 
-def _ints(where: str, value, lo: int, hi: int) -> list[int]:
-    accepted = f"a whole number {lo} to {hi}, or a list of them"
-    out = []
-    for v in _as_list(where, value, accepted):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _fail(where, f"{v!r} is not a whole number", accepted)
-        if not lo <= v <= hi:
-            raise _fail(where, f"{v} is out of range", accepted)
-        out.append(v)
-    return out
-
-
-def _floats(where: str, value, lo: float, hi: float, lo_open: bool = False) -> list[float]:
-    accepted = (f"a number {'more than ' if lo_open else ''}{lo:g} to {hi:g}, "
-                "or a list of them")
-    out = []
-    for v in _as_list(where, value, accepted):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _fail(where, f"{v!r} is not a number", accepted)
-        v = float(v)
-        if math.isnan(v) or v < lo or v > hi or (lo_open and v == lo):
-            raise _fail(where, f"{v:g} is out of range", accepted)
-        out.append(v)
-    return out
-
-
 def _bools(where: str, value) -> list[bool]:
     accepted = "true, false, or a list of them"
     out = []
@@ -177,11 +157,24 @@ def _one_int(where: str, value, lo: int, hi: int) -> int:
     return value
 
 
+def _limited(where: str, value, limit) -> list:
+    """Each value (or the one value) checked by its shared validator."""
+    out = []
+    for v in _as_list(where, value, f"{limit.span}, or a list of them"):
+        try:
+            out.append(limit.check(v))
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    return out
+
+
 def _timeout(where: str, value) -> float:
-    accepted = "a number of seconds, more than 0 to 604800"
     if isinstance(value, list):
-        raise _fail(where, "a list", accepted)
-    return _floats(where, value, 0, 7 * 86400, lo_open=True)[0]
+        raise _fail(where, "a list", f"a number of seconds, {limits.CELL_TIMEOUT.span}")
+    try:
+        return limits.CELL_TIMEOUT.check(value)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {str(exc).removesuffix(')')} seconds)") from None
 
 
 def _check_keys(where: str, table: dict, accepted: tuple[str, ...]) -> None:
@@ -223,6 +216,13 @@ def _protocol(where: str, value, base: str, files: dict[str, tuple[str, str]]) -
     if not os.path.exists(path):
         raise _fail(where, f"no protocol file {value!r}", accepted)
     text = read_text(path, where, PROTOCOL_FILE_LIMIT)
+    try:   # a bad protocol file is refused now, not by every cell that names it
+        protocols.spec.load_text(text, path)
+    except protocols.SpecError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except RecursionError:
+        raise _fail(where, f"protocol file {value!r} is nested too deeply",
+                    "a protocol file (docs/protocols.md)") from None
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     stem = os.path.splitext(os.path.basename(path))[0] or "protocol"
     label = f"{stem}@{digest}"
@@ -231,7 +231,7 @@ def _protocol(where: str, value, base: str, files: dict[str, tuple[str, str]]) -
 
 
 def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
-                  dropped: list[str]) -> list[Cell]:
+                  dropped: list[str], budget: int = MAX_CELLS) -> list[Cell]:
     _check_keys(where, t, STRESS_KEYS)
     if "protocols" not in t:
         raise _fail(f"{where}.protocols", "missing",
@@ -240,12 +240,16 @@ def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
     protos = [_protocol(f"{where}.protocols", p, base, files)
               for p in _as_list(f"{where}.protocols", t["protocols"],
                                 "a protocol name or file, or a list of them")]
-    threads = _ints(f"{where}.threads", t.get("threads", 1), 1, MAX_THREADS)
-    slots = _ints(f"{where}.slots", t.get("slots", 1), 1, 1 << 40)
-    durations = _floats(f"{where}.durations", t.get("durations", 5), 0, 86400, lo_open=True)
-    seeds = _ints(f"{where}.seeds", t.get("seeds", 1), 0, 2**63 - 1)
+    threads = _limited(f"{where}.threads", t.get("threads", 1), limits.THREADS)
+    slots = _limited(f"{where}.slots", t.get("slots", 1), limits.SLOTS)
+    durations = _limited(f"{where}.durations", t.get("durations", 5), limits.DURATION)
+    seeds = _limited(f"{where}.seeds", t.get("seeds", 1), limits.SEED)
     repeats = _one_int(f"{where}.repeats", t.get("repeats", 1), 1, 10_000)
     timeout = _timeout(f"{where}.timeout_s", t["timeout_s"]) if "timeout_s" in t else default_timeout
+    if timeout is not None and timeout <= max(durations):
+        raise _fail(f"{where}.timeout_s" if "timeout_s" in t else f"{where}: campaign.timeout_s",
+                    f"{timeout:g} s, not more than the duration {max(durations):g} s",
+                    "more seconds than each cell's duration: the cell would always time out")
     knobs_t = t.get("knobs", {})
     if not isinstance(knobs_t, dict):
         raise _fail(f"{where}.knobs", f"{knobs_t!r} is not a table", "a table of "
@@ -255,9 +259,18 @@ def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
     for name, value in knobs_t.items():
         k = KNOBS[name]
         kw = f"{where}.knobs.{name}"
-        vals = (_ints(kw, value, int(k.lo), int(k.hi)) if k.kind == "int" else
-                _floats(kw, value, k.lo, k.hi) if k.kind == "float" else _bools(kw, value))
+        vals = _bools(kw, value) if k.limit is None else _limited(kw, value, k.limit)
         knob_values.append((name, vals))
+    # the size first: the matrix is not made if it is too large
+    size = len(seeds) * repeats * len(protos) * len(threads) * len(slots) * len(durations)
+    for _, vals in knob_values:
+        size *= len(vals)
+    if size > budget:
+        raise _fail(where, f"{size} cells ({len(protos)} protocols x {len(threads)} threads x "
+                    f"{len(slots)} slots x {len(durations)} durations x "
+                    + "".join(f"{len(v)} {n} x " for n, v in knob_values)
+                    + f"{len(seeds)} seeds x {repeats} repeats)",
+                    f"at most {MAX_CELLS} cells in a plan")
 
     cells = []
     knob_names = [n for n, _ in knob_values]
@@ -299,7 +312,36 @@ def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
     return cells
 
 
-def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None) -> list[Cell]:
+def _ship_protocol_files(where: str, args: list[str], base: str) -> tuple[list[str], dict]:
+    """``--protocol-file F`` in ablate/check arguments: F is read now (relative to
+    the plan), checked, and shipped with the cell as for [[stress]] protocols."""
+    out: list[str] = []
+    files: dict[str, tuple[str, str]] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        opt, eq, value = a.partition("=")
+        if len(opt) >= len("--protocol-") and "--protocol-file".startswith(opt):
+            if not eq:
+                if i + 1 >= len(args):
+                    break            # the missing value is the parser's to refuse
+                i += 1
+                value = args[i]
+            path = value if os.path.isabs(value) else os.path.join(base, value)
+            if not value or not os.path.exists(path):
+                raise _fail(f"{where}.args", f"no protocol file {value!r}",
+                            "a path to a protocol file, relative to the plan")
+            label = _protocol(f"{where}.args", path, base, files)
+            out += ["--protocol-file", f"@file:{label}"]
+        else:
+            out.append(a)
+        i += 1
+    return out, {k: v[1] for k, v in files.items()}
+
+
+def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None,
+               base: str = ".", check_args: ArgsChecker | None = None,
+               budget: int = MAX_CELLS) -> list[Cell]:
     _check_keys(where, t, SUB_KEYS)
     accepted = f"a list of strings: the arguments of `kmallocwd {kind}`"
     if "args" not in t:
@@ -309,17 +351,25 @@ def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None) ->
         raise _fail(f"{where}.args", f"{args!r} is not a list of strings", accepted)
     if any(a == "--json" or a.startswith("--json=") for a in args):
         raise _fail(f"{where}.args", "--json is added by the campaign", accepted + ", without --json")
+    argv, files = _ship_protocol_files(where, args, base)
+    if check_args is not None:
+        try:
+            check_args(kind, argv)
+        except UsageError as exc:
+            raise UsageError(f"{where}.args: {exc}") from None
     name = t.get("name", " ".join(args) or kind)
     if not isinstance(name, str) or not name or any(ord(ch) < 32 for ch in name):
         raise _fail(f"{where}.name", f"{name!r} is not a name", "a one-line string")
     repeats = _one_int(f"{where}.repeats", t.get("repeats", 1), 1, 10_000)
+    if repeats > budget:
+        raise _fail(f"{where}.repeats", f"{repeats} cells", f"at most {MAX_CELLS} cells in a plan")
     timeout = _timeout(f"{where}.timeout_s", t["timeout_s"]) if "timeout_s" in t else default_timeout
-    return [Cell(id=f"{kind}/{name}/r{r}", kind=kind, argv=[kind, *args],
+    return [Cell(id=f"{kind}/{name}/r{r}", kind=kind, argv=[kind, *argv],
                  timeout_s=timeout if timeout is not None else 600.0, group=f"{kind} {name}",
-                 repeat=r) for r in range(repeats)]
+                 repeat=r, files=dict(files)) for r in range(repeats)]
 
 
-def parse_plan(text: str, path: str = "PLAN") -> Plan:
+def parse_plan(text: str, path: str = "PLAN", check_args: ArgsChecker | None = None) -> Plan:
     """Expand the plan's TOML text into cells (UsageError on a bad plan)."""
     try:
         doc = tomllib.loads(text)
@@ -349,12 +399,13 @@ def parse_plan(text: str, path: str = "PLAN") -> Plan:
         tables = _tables(f"{where}: stress", doc["stress"])
         for i, t in enumerate(tables):
             cells += _stress_cells(f"{where}: stress[{i}]" if len(tables) > 1 else f"{where}: stress",
-                                   t, base, default_timeout, dropped)
+                                   t, base, default_timeout, dropped, MAX_CELLS - len(cells))
     for kind in SUBCOMMANDS:
         if kind in doc:
             tables = _tables(f"{where}: {kind}", doc[kind])
             for i, t in enumerate(tables):
-                cells += _sub_cells(kind, f"{where}: {kind}[{i}]", t, default_timeout)
+                cells += _sub_cells(kind, f"{where}: {kind}[{i}]", t, default_timeout, base,
+                                    check_args, MAX_CELLS - len(cells))
     if not cells:
         if dropped:
             raise UsageError(f"{where}: no cell left: {dropped[0]}")
@@ -371,6 +422,6 @@ def parse_plan(text: str, path: str = "PLAN") -> Plan:
     return Plan(path=path, name=name, cells=cells, dropped=dropped)
 
 
-def load_plan(path: str) -> Plan:
+def load_plan(path: str, check_args: ArgsChecker | None = None) -> Plan:
     """Read and expand PLAN.toml (bounded read; UsageError on a bad plan)."""
-    return parse_plan(read_text(path, "PLAN", PLAN_LIMIT), path)
+    return parse_plan(read_text(path, "PLAN", PLAN_LIMIT), path, check_args)

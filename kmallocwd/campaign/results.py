@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from kmallocwd import __version__
 from kmallocwd.campaign.plan import Cell, Plan
 from kmallocwd.campaign.worker import VERDICTS
+from kmallocwd.escape import one_line
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED,
                               UsageError)
 
 SCHEMA = "kmallocwd.campaign/1"
 NOT_COUNTERS = {"exit_status"}
 FAILED = "failed"
+MAX_HISTORY = 1000    # earlier runs kept in a results file
 
 
 def _now() -> str:
@@ -66,6 +68,67 @@ def forbidden_outcomes(report) -> list[str]:
             return list(seen)
     expects = outcome_expects(report)
     return [n for n, c in outcome_counts(report).items() if c and expects.get(n) == "forbidden"]
+
+
+def _str_or_none(v) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _num_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _int_table(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and _is_int(n) for k, n in v.items())
+
+
+def _machine_ok(m) -> bool:
+    return m is None or (isinstance(m, dict)
+                         and all(_str_or_none(m.get(k))
+                                 for k in ("hostname", "cpu", "arch", "python", "kmallocwd"))
+                         and (m.get("cores") is None or _is_int(m.get("cores"))))
+
+
+def _worker_ok(w) -> bool:
+    return w is None or (isinstance(w, dict) and _str_or_none(w.get("address")))
+
+
+# a finished cell's record as read back from a results file: each key the
+# merging, the table and the JUnit read, and what it must be
+RECORD_SHAPE: tuple[tuple[str, str, object], ...] = (
+    ("exit_status", "a whole number", lambda v: _is_int(v) and v in VERDICTS),
+    ("verdict", "pass, forbidden, inconclusive or unobserved",
+     lambda v: v in VERDICTS.values()),
+    ("counts", "a table of whole numbers", _int_table),
+    ("counters", "a table of whole numbers", _int_table),
+    ("forbidden", "a list of outcome names",
+     lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    ("machine", "a table of hostname, cpu, arch, cores", _machine_ok),
+    ("worker", "a table with an address", _worker_ok),
+    ("attempts", "a list of tables",
+     lambda v: isinstance(v, list) and all(
+         isinstance(a, dict) and _str_or_none(a.get("hostname")) and _worker_ok(a.get("worker"))
+         and _str_or_none(a.get("error")) and _num_or_none(a.get("elapsed_s")) for a in v)),
+    ("report", "a table", lambda v: v is None or isinstance(v, dict)),
+    ("error", "a string", _str_or_none),
+    ("elapsed_s", "a number of seconds", _num_or_none),
+    ("started_at", "a string", _str_or_none),
+    ("stderr_tail", "a string", _str_or_none),
+)
+
+
+def record_problem(rec: dict) -> str | None:
+    """What is wrong with a done record read back from a results file (None: nothing)."""
+    for key, what, ok in RECORD_SHAPE:
+        if key in ("stderr_tail", "started_at", "error") and key not in rec:
+            continue
+        if key not in rec:
+            return f"no {key!r}"
+        if not ok(rec[key]):  # type: ignore[operator]
+            return f"{key!r} is not {what}"
+    if rec["verdict"] != VERDICTS[rec["exit_status"]]:
+        return f"'verdict' {rec['verdict']!r} is not that of exit status {rec['exit_status']}"
+    return None
 
 
 def make_record(cell: Cell, attempts: list[dict]) -> dict:
@@ -130,11 +193,23 @@ class Campaign:
                              "--fresh to replace it")
         hist = doc.get("history")
         self.history = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
-        ids = {c.id for c in self.plan.cells}
+        self.history = self.history[-MAX_HISTORY:]
+        by_id = {c.id: c for c in self.plan.cells}
         cells = doc.get("cells")
         n = 0
-        for rec in cells if isinstance(cells, list) else []:
-            if isinstance(rec, dict) and rec.get("status") == "done" and rec.get("id") in ids:
+        for i, rec in enumerate(cells if isinstance(cells, list) else []):
+            if isinstance(rec, dict) and rec.get("status") == "done" \
+                    and isinstance(rec.get("id"), str) and rec["id"] in by_id:
+                problem = record_problem(rec)
+                if problem is not None:
+                    raise UsageError(f"{where}: cells[{i}] ({rec['id']!r}): {problem} "
+                                     "(accepted: a results file kmallocwd wrote; --fresh to "
+                                     "replace it)")
+                cell = by_id[rec["id"]]
+                # what the plan says about the cell is the plan's, not the file's
+                rec.update(id=cell.id, kind=cell.kind, group=cell.group, protocol=cell.protocol,
+                           config=cell.config, seed=cell.seed, repeat=cell.repeat,
+                           argv=cell.argv)
                 self.records[rec["id"]] = rec
                 self.resumed.add(rec["id"])
                 n += 1
@@ -294,10 +369,13 @@ def _n(v: int) -> str:
 
 def render(doc: dict) -> str:
     """The summary: one line per protocol x configuration, the machines, the failures,
-    and the verdict."""
+    and the verdict.  Every text from the plan or the results file (names,
+    hostnames, errors) is shown escaped (kmallocwd/escape.py)."""
+    esc = one_line
     plan = doc["plan"]
     v = doc["verdict"]
-    lines = [f"kmallocwd campaign: {plan['name']} ({plan['path']}, plan {plan['digest']}), "
+    lines = [f"kmallocwd campaign: {esc(plan['name'])} ({esc(plan['path'])}, plan "
+             f"{esc(plan['digest'])}), "
              f"{plan['cells']} cells: {len(doc['cells'])} finished "
              f"({doc['resumed_cells']} from the results file), {v['counts']['pending']} not run; "
              f"{doc['elapsed_s']:.1f} s"
@@ -309,9 +387,9 @@ def render(doc: dict) -> str:
             for n in g["outcomes"]:
                 if n not in names:
                     names.append(n)
-        width = max(len(g["group"]) for g in stress)
+        width = max(len(esc(g["group"])) for g in stress)
         head = f"  {'protocol x configuration':<{width}}  {'cells':>5}  " + "  ".join(
-            f"{n:>16}" for n in names) + "  verdicts"
+            f"{esc(n):>16}" for n in names) + "  verdicts"
         lines.append(head)
         for g in stress:
             cols = []
@@ -321,25 +399,26 @@ def render(doc: dict) -> str:
                 if o and o["count"] and o.get("expect") == "forbidden":
                     txt += "!"
                 cols.append(f"{txt:>16}")
-            verdicts = ", ".join(f"{k} {c}" for k, c in sorted(g["verdicts"].items()))
-            lines.append(f"  {g['group']:<{width}}  {g['cells_run']:>2}/{g['cells']:<2}  "
+            verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(g["verdicts"].items()))
+            lines.append(f"  {esc(g['group']):<{width}}  {g['cells_run']:>2}/{g['cells']:<2}  "
                          + "  ".join(cols) + f"  {verdicts}")
         lines.append("  (! = a count of an outcome the protocol forbids)")
     others = [g for g in doc["groups"] if not g["outcomes"] and g["cells_run"]]
     for g in others:
-        verdicts = ", ".join(f"{k} {c}" for k, c in sorted(g["verdicts"].items()))
-        lines.append(f"  {g['group']}: {g['cells_run']}/{g['cells']} cells, {verdicts}")
+        verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(g["verdicts"].items()))
+        lines.append(f"  {esc(g['group'])}: {g['cells_run']}/{g['cells']} cells, {verdicts}")
     if doc["machines"]:
         lines.append("  machines:")
         for m in doc["machines"]:
-            verdicts = ", ".join(f"{k} {c}" for k, c in sorted(m["verdicts"].items()))
-            lines.append(f"    {m['hostname']}  {m.get('arch') or '?'}  {m.get('cpu') or '?'}  "
-                         f"{m.get('cores') or '?'} cores  {m['cells']} cells"
+            verdicts = ", ".join(f"{esc(k)} {c}" for k, c in sorted(m["verdicts"].items()))
+            lines.append(f"    {esc(m['hostname'])}  {esc(m.get('arch') or '?')}  "
+                         f"{esc(m.get('cpu') or '?')}  {esc(m.get('cores') or '?')} cores  "
+                         f"{m['cells']} cells"
                          + (f" ({verdicts})" if verdicts else "")
                          + f"  {len(m['workers'])} worker(s)")
     for f in v["failed"]:
-        lines.append(f"  failed: {f['cell']}: {f['error']}")
+        lines.append(f"  failed: {esc(f['cell'])}: {esc(f['error'])}")
     for note in plan.get("dropped", [])[:5]:
-        lines.append(f"  not run (plan): {note}")
-    lines.append(v["line"])
+        lines.append(f"  not run (plan): {esc(note)}")
+    lines.append(esc(v["line"]))
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kmallocwd import limits
+from kmallocwd.argtypes import limit
 from kmallocwd.commands.check_cmd import models_from
 from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "130/143 (129 SIGHUP) interrupted, after the rows done.")
     add_protocol_options(p, required=True)
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
-    p.add_argument("-d", "--duration", default="0", metavar="SECONDS",
+    p.add_argument("-d", "--duration", type=limit(limits.ABLATE_DURATION), default=0.0,
+                   metavar="SECONDS",
                    help="stress seconds per variant, 0 to 3600 (default 0: model only)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the table as JSON to PATH ('-': stdout, instead of the table)")

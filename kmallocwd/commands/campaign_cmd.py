@@ -26,14 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "file is kept up to date as cells finish, and a second run resumes it.  Exit 0 "
         "pass, 1 a forbidden outcome seen anywhere, 2 bad usage or plan, 3 inconclusive "
         "(a cell failed, was inconclusive or was not run), 4 a cell did not observe what "
-        "the model says the protocol can do, 130/143 interrupted (partial results written). "
+        "the model says the protocol can do, 69 the --scheduler is not a Dask scheduler or "
+        "does not answer within 20 s, 130/143 interrupted (partial results written). "
         "Needs pip install 'kmallocwd[campaign]'.",
     )
     p.add_argument("plan", metavar="PLAN.toml", help="the campaign plan (see the README)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="a Dask scheduler (tcp://host:8786); workers are started with "
-                   "`dask worker ADDRESS --nthreads 1` on machines with kmallocwd installed "
-                   "(default: an embedded LocalCluster)")
+                   help="a Dask scheduler (tcp://host:8786, or tls://host:8786 with the "
+                   "client's TLS files in Dask's configuration, README); workers are started "
+                   "with `dask worker ADDRESS --nthreads 1` on machines with kmallocwd installed "
+                   "(default: an embedded LocalCluster, private to this run: TLS with "
+                   "temporary credentials, no dashboard)")
     p.add_argument("--workers", type=int_range(1, 1024), default=None,
                    help="LocalCluster worker processes (default: one per core, "
                    f"{os.cpu_count()} here); not with --scheduler")
@@ -63,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _err(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
+    from kmallocwd.escape import one_line
+
+    sys.stderr.write(one_line(msg) + "\n")
     sys.stderr.flush()
 
 
@@ -91,7 +96,9 @@ def _run(args: argparse.Namespace, held: list) -> int:
     if args.scheduler is not None and not args.scheduler.strip():
         raise UsageError("--scheduler '': empty address (accepted: a Dask scheduler "
                          "address, e.g. tcp://host:8786)")
-    plan = load_plan(args.plan)
+    from kmallocwd.commands import plan_args
+
+    plan = load_plan(args.plan, check_args=plan_args.check)
     # the output paths are checked before anything runs
     json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
               if args.json is not None else None)
@@ -116,10 +123,12 @@ def _run(args: argparse.Namespace, held: list) -> int:
         for note in plan.dropped:
             _err(f"kmallocwd campaign: not run: {note}")
     if args.dry_run:
+        from kmallocwd.escape import one_line
+
         for c in plan.cells:
             state = "done" if c.id in campaign.resumed else "todo"
-            sys.stdout.write(f"{state}  {c.id}  (timeout {c.timeout_s:g} s)  kmallocwd "
-                             + " ".join(c.argv) + " --json -\n")
+            sys.stdout.write(one_line(f"{state}  {c.id}  (timeout {c.timeout_s:g} s)  "
+                                      "kmallocwd " + " ".join(c.argv) + " --json -") + "\n")
         sys.stdout.write(f"{len(plan.cells)} cells, {len(campaign.todo())} to run; "
                          f"plan {plan.digest}\n")
         return EXIT_OK

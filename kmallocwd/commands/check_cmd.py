@@ -15,19 +15,21 @@ import argparse
 import json
 import sys
 
+from kmallocwd import limits
+from kmallocwd.argtypes import limit
 from kmallocwd.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
-MAX_SECTIONS = 4
-MAX_RETRIES = 2
+MAX_SECTIONS = limits.SECTIONS.hi
+MAX_RETRIES = limits.MODEL_RETRIES.hi
 
 
 def add_model_args(p: argparse.ArgumentParser, models_default: str = "all") -> None:
     p.add_argument("--model", "-m", default=models_default, metavar="sc|x86|weak|all",
                    help=f"the memory model(s) (default {models_default})")
-    p.add_argument("--sections", "-k", default="2", metavar="K",
+    p.add_argument("--sections", "-k", type=limit(limits.SECTIONS), default=2, metavar="K",
                    help=f"write sections by the writer, 1..{MAX_SECTIONS} (default 2)")
-    p.add_argument("--retries", default="0", metavar="N",
+    p.add_argument("--retries", type=limit(limits.MODEL_RETRIES), default=0, metavar="N",
                    help=f"reader retries before giving up, 0..{MAX_RETRIES} (default 0: a retry "
                    "ends the attempt with no snapshot; docs/model.md says why that loses no tear)")
 

@@ -7,12 +7,13 @@ import argparse
 import sys
 
 from kmallocwd import protocols
-from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd import limits
+from kmallocwd.argtypes import limit
 from kmallocwd.commands.common import add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
-MAX_THREADS = 1024
-MAX_ITERATIONS = 10**12  # pairs per writer: about 1 h at 3 ns a pair
+MAX_THREADS = limits.MAX_THREADS
+MAX_ITERATIONS = limits.MAX_ITERATIONS
 CLOCK_S = 2.0  # a single run this long gets a progress bar on a terminal
 
 
@@ -30,42 +31,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         "not observed here; 74: the JSON could not be written; 130/143: interrupted.",
     )
     add_protocol_options(p, default="v3")
-    p.add_argument("--threads", "-t", type=int_range(1, MAX_THREADS), default=1,
+    p.add_argument("--threads", "-t", type=limit(limits.THREADS), default=1,
                    help=f"writer threads, each owning slots i, i+T, ... (default 1, at most "
                    f"{MAX_THREADS})")
-    p.add_argument("--slots", "-s", type=int_range(1), default=1,
-                   help="slots, one per emulated task (default 1)")
+    p.add_argument("--slots", "-s", type=limit(limits.SLOTS), default=1,
+                   help=f"slots, one per emulated task (default 1, at most {limits.MAX_SLOTS}, "
+                   "or what memory allows)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--duration", "-d", type=float_range(0, 86400, lo_open=True), default=None,
+    g.add_argument("--duration", "-d", type=limit(limits.DURATION), default=None,
                    help="seconds to run, counted from when every thread runs (default 5)")
-    g.add_argument("--iterations", "-n", type=int_range(1, MAX_ITERATIONS), default=None,
+    g.add_argument("--iterations", "-n", type=limit(limits.ITERATIONS), default=None,
                    help=f"start/stop pairs per writer thread, instead of a duration (at most "
                    f"{MAX_ITERATIONS:.0e})")
-    p.add_argument("--batch", type=int_range(1, 1 << 30), default=65536,
+    p.add_argument("--batch", type=limit(limits.BATCH), default=65536,
                    help="start/stop pairs per call into the C loop (default 65536)")
     p.add_argument("--pin", action="store_true",
                    help="pin the reader and the writers to CPUs, round-robin")
-    p.add_argument("--hold-ns", type=int_range(0, 10**9), default=0,
+    p.add_argument("--hold-ns", type=limit(limits.HOLD_NS), default=0,
                    help="nanoseconds spent inside each write section, spinning on the TSC "
                    "with no compiler barrier (default 0)")
-    p.add_argument("--alloc-ns", type=int_range(0, 10**9), default=0,
+    p.add_argument("--alloc-ns", type=limit(limits.ALLOC_NS), default=0,
                    help="nanoseconds each allocation lasts between start_memalloc_timer() and "
                    "stop_memalloc_timer(), so the reader finds valid records (default 0)")
-    p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
+    p.add_argument("--preempt", type=limit(limits.PREEMPT), default=0.0,
                    help="probability of sched_yield() inside a write section; a call, so a "
                    "compiler barrier there (default 0)")
-    p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
+    p.add_argument("--seed", type=limit(limits.SEED), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
-    p.add_argument("--min-overlaps", type=int_range(0, 10**15), default=1,
+    p.add_argument("--min-overlaps", type=limit(limits.MIN_OVERLAPS), default=1,
                    help="reads that a write section overlapped needed for a PASS; fewer is "
                    "INCONCLUSIVE, exit 3 (default 1)")
     p.add_argument("--until-torn", action="store_true",
                    help="end each run at its first torn snapshot (time-to-detection runs)")
-    p.add_argument("--repeat", "-r", type=int_range(1, 100000), default=1,
+    p.add_argument("--repeat", "-r", type=limit(limits.REPEAT), default=1,
                    help="run N times and add the runs up; the report gives how many runs saw "
                    "a torn snapshot and the median and worst time to the first, a run "
                    "without one counting as censored at its duration (default 1)")
-    p.add_argument("--expect", choices=[protocols.TORN], default=None,
+    p.add_argument("--expect", type=limit(limits.EXPECT), metavar="torn", default=None,
                    help="'torn': succeed only if every run sees a torn snapshot (prove a known "
                    "bug is still found)")
     p.add_argument("--json", metavar="PATH", default=None,
