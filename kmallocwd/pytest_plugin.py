@@ -27,7 +27,6 @@ core load when a test first runs a protocol.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import platform
 from pathlib import Path
@@ -35,17 +34,16 @@ from typing import Any, Callable
 
 import pytest
 
-MAX_SCALE = 1000.0
-MAX_SEED = 2**63 - 1
+from kmallocwd import limits
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kmallocwd", "kmallocwd protocol tests")
     g.addoption("--kmallocwd-duration-scale", default=None, metavar="X",
-                help="multiply every kmallocwd stress duration by X, more than 0 to "
-                f"{MAX_SCALE:g} (default: ini kmallocwd_duration_scale, else 1)")
+                help=f"multiply every kmallocwd stress duration by X, {limits.DURATION_SCALE.span} "
+                "(default: ini kmallocwd_duration_scale, else 1)")
     g.addoption("--kmallocwd-seed", default=None, metavar="N",
-                help=f"seed of every kmallocwd stress run, 0 to {MAX_SEED} (default: ini "
+                help=f"seed of every kmallocwd stress run, {limits.SEED.span} (default: ini "
                 "kmallocwd_seed, else each call's own)")
     parser.addini("kmallocwd_duration_scale", default=None,
                   help="multiply every kmallocwd stress duration by this (default 1)")
@@ -63,20 +61,18 @@ def _setting(config: pytest.Config, option: str, ini: str,
         return None
     try:
         return check(str(raw).strip())
-    except argparse.ArgumentTypeError as exc:
+    except ValueError as exc:
         raise pytest.UsageError(f"{where} {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from kmallocwd.argtypes import float_range, int_range
-
     config.addinivalue_line(
         "markers", "kmallocwd(duration=None, model=None, **knobs): this test's defaults for "
         "the kmallocwd fixture's stress/check/ablate calls (any keyword of kmallocwd.stress, "
         "check or ablate; a call's own arguments win)")
     scale = _setting(config, "--kmallocwd-duration-scale", "kmallocwd_duration_scale",
-                     float_range(0, MAX_SCALE, lo_open=True))
-    seed = _setting(config, "--kmallocwd-seed", "kmallocwd_seed", int_range(0, MAX_SEED))
+                     limits.DURATION_SCALE.parse)
+    seed = _setting(config, "--kmallocwd-seed", "kmallocwd_seed", limits.SEED.parse)
     config._kmallocwd_settings = (1.0 if scale is None else scale, seed)  # type: ignore[attr-defined]
 
 

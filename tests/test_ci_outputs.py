@@ -219,6 +219,12 @@ def test_the_command_line_wins_over_the_ini_and_bad_values_are_refused(pytester,
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     assert "ini kmallocwd_seed = '-1' is out of range (accepted: 0 to" in res.stderr.str()
+    for bad in ("1e6", "inf", "nan", "0"):  # the API's own range: refused, never a hang
+        res = pytester.runpytest_subprocess(f"--kmallocwd-duration-scale={bad}", "-p",
+                                            "no:cacheprovider")
+        assert res.ret == pytest.ExitCode.USAGE_ERROR, bad
+        assert "--kmallocwd-duration-scale" in res.stderr.str()
+        assert "accepted: more than 0 to 1000" in res.stderr.str()
 
 
 def test_the_fixture_is_documented(pytester):
