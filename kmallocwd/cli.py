@@ -15,8 +15,9 @@ import sys
 from typing import NoReturn, Sequence
 
 from kmallocwd import __version__, interrupt
-from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_OK, EXIT_USAGE,  # noqa: F401
-                              EXIT_WRITE_FAILED, UsageError, WriteFailed)
+from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_OK, EXIT_UNAVAILABLE,  # noqa: F401
+                              EXIT_USAGE, EXIT_WRITE_FAILED, InstallError, UsageError,
+                              WriteFailed)
 from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
 from kmallocwd import outpath
 from kmallocwd.outpath import GuardedStream
@@ -96,6 +97,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except WriteFailed as exc:
         sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
         return EXIT_WRITE_FAILED
+    except InstallError as exc:
+        sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
+        return EXIT_UNAVAILABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,9 @@ The exit codes every command uses:
 3     inconclusive: too little evidence (no accepted snapshot, or fewer
       overlaps than --min-overlaps)
 4     the model says the protocol is broken, but this run did not observe it
+69    unavailable (EX_UNAVAILABLE): an install problem (no C compiler, no
+      Python headers, kmallocwd's C sources missing) or an unusable compile
+      cache; the one line says how to fix it
 74    an output could not be written after the run (EX_IOERR): the report
       went to stdout if it could
 130   interrupted by SIGINT (Ctrl-C), after the partial report
@@ -24,6 +27,7 @@ EXIT_FORBIDDEN = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_UNOBSERVED = 4
+EXIT_UNAVAILABLE = 69
 EXIT_WRITE_FAILED = 74
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -35,3 +39,8 @@ class UsageError(Exception):
 
 class WriteFailed(Exception):
     """An output could not be written after the run: exit 74."""
+
+
+class InstallError(Exception):
+    """An install problem (a missing compiler, headers or C sources), or a
+    compile cache that cannot be trusted: one line saying how to fix it, exit 69."""
