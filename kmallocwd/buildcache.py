@@ -299,7 +299,8 @@ class Cache:
             data = (stage / name).read_bytes()
             man = {"key": key, "file": name, "size": len(data),
                    "sha256": hashlib.sha256(data).hexdigest(), "protocol": protocol}
-            with open(stage / MANIFEST, "x", encoding="utf-8") as f:
+            with open(os.open(stage / MANIFEST, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                      "w", encoding="utf-8") as f:
                 json.dump(man, f)
                 f.flush()
                 os.fsync(f.fileno())
