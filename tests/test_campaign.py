@@ -38,6 +38,10 @@ seeds = [1, 2]
 alloc_ns = 100
 [[check]]
 args = ["--no-such-option"]
+[[check]]                  # killed at its timeout: a failure that another worker may not have
+name = "too-slow"
+args = ["-p", "seqcount"]
+timeout_s = 0.001
 """
 
 
@@ -272,7 +276,7 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
     assert doc["machines"][0]["arch"] and doc["machines"][0]["cores"] and doc["machines"][0]["cpu"]
     assert f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed1/r0 on {host}" in r.stdout
     cells = {c["id"]: c for c in doc["cells"]}
-    assert len(cells) == 5
+    assert len(cells) == 6
     for seed in (1, 2):
         v3 = cells[f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed{seed}/r0"]
         assert v3["verdict"] == "forbidden" and v3["first_torn"] is not None
@@ -286,15 +290,19 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
         members = [c for c in doc["cells"] if c["group"] == g["group"]]
         for name, o in g["outcomes"].items():
             assert o["count"] == sum(c["counts"][name] for c in members)
-    # the failed cell ran twice, the second time on the other worker
+    # a cell with bad arguments (exit 2) fails the same anywhere: it ran once
     bad = cells["check/--no-such-option/r0"]
-    assert bad["verdict"] == "failed" and len(bad["attempts"]) == 2
-    assert bad["attempts"][0]["worker"]["address"] != bad["attempts"][1]["worker"]["address"]
+    assert bad["verdict"] == "failed" and len(bad["attempts"]) == 1
+    assert bad["attempts"][0]["exit_status"] == 2
+    # the timed-out cell ran twice, the second time on the other worker
+    slow = cells["check/too-slow/r0"]
+    assert slow["verdict"] == "failed" and len(slow["attempts"]) == 2
+    assert slow["attempts"][0]["worker"]["address"] != slow["attempts"][1]["worker"]["address"]
     root = ET.parse(xml).getroot()
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 5
+    assert len(cases) == 6
     assert sum(c.find("failure") is not None for c in cases) == 2
-    assert sum(c.find("error") is not None for c in cases) == 1
+    assert sum(c.find("error") is not None for c in cases) == 2
 
 
 RESUME = """
