@@ -180,12 +180,30 @@ def load_module(spec: Spec):
     return _loaded[k][:2]
 
 
-# The child: cffi's build of one module.  It reads its job on stdin (JSON) and
-# imports nothing of kmallocwd.
+# The child: cffi's build of one module, leader of its own process group (the
+# compiler's processes join it).  It reads its job on stdin (JSON) and imports
+# nothing of kmallocwd.  If this process dies, even by SIGKILL, the child gets
+# SIGTERM (PR_SET_PDEATHSIG): it then stops the compiler and removes the build
+# directory, so that a kill leaves neither a running gcc nor a build-* directory.
 _SCRIPT = """\
-import json, sys
-from cffi import FFI
+import json, os, shutil, signal, sys
 job = json.load(sys.stdin)
+
+def parent_died(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGTERM)
+    while True:
+        try:
+            os.wait()
+        except OSError:
+            break
+    shutil.rmtree(job["tmpdir"], ignore_errors=True)
+    os._exit(143)
+
+signal.signal(signal.SIGTERM, parent_died)
+if os.getppid() != job["parent"]:
+    parent_died(0, None)
+from cffi import FFI
 ffi = FFI()
 ffi.cdef(job["cdef"])
 ffi.set_source(job["name"], '#include "kmallocwd.h"', sources=job["sources"],
@@ -197,21 +215,25 @@ print(ffi.compile(tmpdir=job["tmpdir"], verbose=False))
 def _die_with_parent() -> None:  # in the child, before exec
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
         pass
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the child: SIGTERM makes it stop its compiler, reap it and remove
+    the build directory; SIGKILL to the whole group if it does not."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
-        try:
-            proc.kill()
-        except OSError:
-            pass
+        pass
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
 
@@ -221,7 +243,7 @@ def _compile(spec: Spec, c_text: str, name: str, tmp: Path, csrc: Path) -> Path:
     gen.write_text(c_text)
     job = {"cdef": _cdefs.CDEF, "name": name, "tmpdir": str(tmp), "include": str(csrc),
            "sources": [str(csrc / s) for s in _cdefs.COMMON_SOURCES] + [str(gen)],
-           "args": _cdefs.COMPILE_ARGS}
+           "args": _cdefs.COMPILE_ARGS, "parent": os.getpid()}
     # its own session: a Ctrl-C at the terminal reaches this process, which
     # then kills the whole group (the compiler included), never half of it
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT], stdin=subprocess.PIPE,
@@ -230,7 +252,7 @@ def _compile(spec: Spec, c_text: str, name: str, tmp: Path, csrc: Path) -> Path:
     try:
         out, err = proc.communicate(json.dumps(job))
     except BaseException:
-        _kill_group(proc)
+        _stop(proc)
         raise
     if proc.returncode != 0:
         raise SpecError(f"{spec.path}: the generated C does not compile: "
