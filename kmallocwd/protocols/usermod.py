@@ -15,6 +15,7 @@ sources) is an InstallError (exit 69) saying how to fix it."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.machinery
@@ -145,7 +146,9 @@ def load_module(spec: Spec):
     """(ffi, lib) of the module compiled for ``spec``; SpecError (one line) if
     its C does not compile, InstallError if it cannot be built or cached here."""
     csrc = csrc_dir()
-    c_text = generate([spec], origin=spec.name)  # no path: the same file anywhere hits
+    # without the file's path: it is not the C's business, and the same file
+    # anywhere must hit the same entry
+    c_text = generate([dataclasses.replace(spec, path="")], origin=spec.name)
     k = key(c_text, csrc)
     if k in _loaded:
         return _loaded[k][:2]
