@@ -129,6 +129,16 @@ def test_a_protocol_file_is_shipped_with_its_cell(tmp_path):
     assert cell.files == {cell.protocol: "[writer]\nstart = []\n"}
 
 
+@pytest.mark.parametrize("arg", [["--protocol-file", "mine.toml"], ["--protocol-file=mine.toml"]])
+def test_an_ablate_or_check_cell_ships_its_protocol_file(tmp_path, arg):
+    (tmp_path / "mine.toml").write_text("[writer]\nstart = []\n")
+    plan = _write(tmp_path, f"[[ablate]]\nargs = {arg!r}\n[[check]]\nargs = {arg!r}\n")
+    from kmallocwd.campaign import load_plan
+    for cell in load_plan(str(plan)).cells:
+        assert cell.argv[1] == "--protocol-file" and cell.argv[2].startswith("@file:mine@")
+        assert cell.files == {cell.argv[2][6:]: "[writer]\nstart = []\n"}
+
+
 def test_dry_run_lists_the_cells(tmp_path, capsys):
     plan = _write(tmp_path, "[[stress]]\nprotocols = ['v3', 'seqcount']\nseeds = [1, 2]\n")
     assert main(["campaign", str(plan), "--dry-run", "-q"]) == 0

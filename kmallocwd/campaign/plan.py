@@ -299,7 +299,29 @@ def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
     return cells
 
 
-def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None) -> list[Cell]:
+def _ship_files(where: str, args: list[str], base: str) -> tuple[list[str], dict[str, str]]:
+    """``--protocol-file F`` in a cell's arguments: F is read now and shipped
+    with the cell (the worker has neither the plan's directory nor F)."""
+    files: dict[str, tuple[str, str]] = {}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--protocol-file" and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        elif a.startswith("--protocol-file="):
+            value, i = a.split("=", 1)[1], i + 1
+        else:
+            out.append(a)
+            i += 1
+            continue
+        label = _protocol(f"{where}.args", value, base, files)
+        out += ["--protocol-file", f"@file:{label}" if label in files else value]
+    return out, {label: text for label, (_, text) in files.items()}
+
+
+def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None,
+               base: str) -> list[Cell]:
     _check_keys(where, t, SUB_KEYS)
     accepted = f"a list of strings: the arguments of `kmallocwd {kind}`"
     if "args" not in t:
@@ -314,9 +336,10 @@ def _sub_cells(kind: str, where: str, t: dict, default_timeout: float | None) ->
         raise _fail(f"{where}.name", f"{name!r} is not a name", "a one-line string")
     repeats = _one_int(f"{where}.repeats", t.get("repeats", 1), 1, 10_000)
     timeout = _timeout(f"{where}.timeout_s", t["timeout_s"]) if "timeout_s" in t else default_timeout
-    return [Cell(id=f"{kind}/{name}/r{r}", kind=kind, argv=[kind, *args],
+    argv, files = _ship_files(where, args, base)
+    return [Cell(id=f"{kind}/{name}/r{r}", kind=kind, argv=[kind, *argv],
                  timeout_s=timeout if timeout is not None else 600.0, group=f"{kind} {name}",
-                 repeat=r) for r in range(repeats)]
+                 repeat=r, files=files) for r in range(repeats)]
 
 
 def parse_plan(text: str, path: str = "PLAN") -> Plan:
@@ -354,7 +377,7 @@ def parse_plan(text: str, path: str = "PLAN") -> Plan:
         if kind in doc:
             tables = _tables(f"{where}: {kind}", doc[kind])
             for i, t in enumerate(tables):
-                cells += _sub_cells(kind, f"{where}: {kind}[{i}]", t, default_timeout)
+                cells += _sub_cells(kind, f"{where}: {kind}[{i}]", t, default_timeout, base)
     if not cells:
         if dropped:
             raise UsageError(f"{where}: no cell left: {dropped[0]}")
