@@ -179,7 +179,7 @@ def test_unreadable_or_special_files_are_refused(path):
 
 def test_an_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
     f = tmp_path / "my.toml"
-    f.write_text(MINE)
+    f.write_text(MINE.replace("my-seqcount", "my-uncached"))  # not loaded by this process yet
     monkeypatch.setenv("KMALLOCWD_CACHE", "/proc/kmallocwd-no-cache")
     code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
     err = capsys.readouterr().err
