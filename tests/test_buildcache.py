@@ -382,6 +382,19 @@ def test_missing_c_sources_are_exit_69(tmp_path, monkeypatch, capsys):
     assert "pip install" in err
 
 
+def test_missing_python_headers_are_exit_69(tmp_path, monkeypatch, capsys):
+    from kmallocwd.protocols import usermod
+    real = usermod.sysconfig.get_paths
+    monkeypatch.setattr(usermod.sysconfig, "get_paths",
+                        lambda *a, **k: {**real(*a, **k), "include": str(tmp_path / "none")})
+    monkeypatch.setenv("KMALLOCWD_CACHE", str(tmp_path / "cache"))
+    proto = tmp_path / "mine.toml"
+    proto.write_text(MINE.replace("my-cached", "my-headerless"))   # a build is needed
+    assert main(["stress", "-q", "--protocol-file", str(proto), "-n", "100"]) == 69
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Python.h" in err and "python3-dev" in err
+
+
 SLOW_CC = """#!/bin/sh
 case "$*" in *--version*) exec gcc "$@";; esac
 echo $$ > "{mark}"
