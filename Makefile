@@ -21,7 +21,7 @@ $(DEPS): pyproject.toml setup.py | $(PY)
 	touch $@
 
 # A failed compile stops make (and shows the log); compiler warnings are shown.
-$(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py
+$(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py kmallocwd/_cdefs.py
 	@mkdir -p build
 	$(PY) setup.py -q build_ext --inplace --force > build/ext.log 2>&1 || { cat build/ext.log; exit 1; }
 	@grep -E 'csrc/.*(warning|error):' build/ext.log || true
