@@ -7,12 +7,6 @@
 
 struct kmw_global kmw_global;
 
-/* Which barriers.h definitions this module was compiled with. */
-const char *kmw_build_name(void)
-{
-	return KMW_BUILD_NAME;
-}
-
 int kmw_nr_protocols(void)
 {
 	return kmw_protocol_count;

@@ -167,20 +167,24 @@ extern const int kmw_protocol_count;
 
 /*
  * The five builds of the writer loop a protocol has: protocol mode (on one
- * slot and one request, or on many); and in
- * emulator mode, with --preempt (a call inside the section), with --hold-ns
- * or --alloc-ns only (no call), and with no knob, the protocol as written.
+ * slot and one request, or on many); and in emulator mode, with --preempt
+ * (a call in the section), with --hold-ns or --alloc-ns only (no call), and
+ * with no knob.  The emulator's three are functions of their own (EMU_*,
+ * noinline), so that each can be read in the object code: the knobs sit
+ * only where the protocol already has a compiler barrier, or after its
+ * section (kmw_in_section()), so its own accesses compile in the same order
+ * in all three.
  */
-#define KMW_WRITER_LOOP(a, mode, START, STOP) do {				\
+#define KMW_WRITER_LOOP(a, mode, START, STOP, EMU_NONE, EMU_INLINE, EMU_PREEMPT) do { \
 	if ((mode) == KMW_PROTOCOL && (a)->nidx == 1 && (a)->nreqs == 1)	\
 		KMW_WRITER_ONE(a, START, STOP);					\
 	if ((mode) == KMW_PROTOCOL)						\
 		KMW_WRITER_PASS(a, START, STOP, 0, KMW_NO_KNOBS);		\
 	if ((a)->w->preempt)							\
-		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_PREEMPT);		\
+		return EMU_PREEMPT(a);						\
 	if ((a)->w->hold_cycles || (a)->w->alloc_ns)				\
-		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_INLINE);		\
-	KMW_WRITER_PASS(a, START, STOP, 1, KMW_NO_KNOBS);			\
+		return EMU_INLINE(a);						\
+	return EMU_NONE(a);							\
 } while (0)
 
 /* The one outcome tally: what each read gave, and the first torn snapshot. */

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from kmallocwd.protocols.builds import DEFAULT, prelude
 from kmallocwd.protocols.spec import REJECTED_INVALID, Op, Spec
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+
+# The emulator's writer loops: the function name's suffix, the knobs built in.
+WRITER_BUILDS = (("", "KMW_NO_KNOBS"), ("_inline", "KMW_KNOBS_INLINE"),
+                 ("_preempt", "KMW_KNOBS_PREEMPT"))
 
 _VAR_TYPES = {"sequence": "unsigned int", "valid": "unsigned char", "dumped": "unsigned char",
               "start": "unsigned long", "order": "unsigned int", "gfp": "unsigned int"}
@@ -58,13 +63,29 @@ def _lock_c(op: Op, waiter: str) -> str:
 
 # ---- the writer --------------------------------------------------------------
 
+def knob_point(spec: Spec) -> int:
+    """Where the knobs (--hold-ns, --preempt) go in the write section: after
+    its last fence or lock before the first data field store, a compiler
+    barrier in both builds, so that a knob adds no ordering the protocol
+    lacks; -1 if the section has none there (the knobs then wait after the
+    section)."""
+    sec = spec.section
+    data = [i for i, op in enumerate(sec)
+            if op.kind == "store" and op.field in ("start", "gfp", "order", "dumped")]
+    end = data[0] if data else len(sec)
+    points = [i for i in range(end)
+              if sec[i].kind == "fence" or (sec[i].kind == "lock"
+                                            and not sec[i].lockop.endswith("unlock"))]
+    return points[-1] if points else -1
+
+
 def _writer(spec: Spec) -> str:
     P = spec.ident
     sec = spec.section
     incs = [i for i, op in enumerate(sec) if op.kind == "inc"]
     marked = any(sec[i].access != "plain" for i in incs)
     stores = [i for i, op in enumerate(sec) if op.kind == "store"]
-    first_store = stores[0] if stores else -1
+    hook = knob_point(spec)
     # the witness follows the last store of a field it covers (not dumped's)
     covered = [i for i in stores if sec[i].field in ("start", "gfp", "order")]
     witness_after = covered[-1] if covered else -1
@@ -88,8 +109,8 @@ def _writer(spec: Spec) -> str:
             body.append(f"{op.fence}();" + _comment(op))
         elif op.kind == "lock":
             body.append(_lock_c(op, "NULL") + _comment(op))
-        if i == first_store:
-            body.append("kmw_in_section(w, knobs);")
+        if i == hook:
+            body.append("kmw_in_section(w, knobs);	/* at a compiler barrier: no new one */")
         if i == witness_after:
             end = f"seq + {total}" if marked else (
                 f"m->sequence + {total - done}" if total - done else "m->sequence")
@@ -102,6 +123,10 @@ def _writer(spec: Spec) -> str:
                  if spec.valid_access == "once" else "m->valid++;")
     valid_dec = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) - 1);"
                  if spec.valid_access == "once" else "m->valid--;")
+    after = "" if hook >= 0 else (
+        "\n\t/* no compiler barrier in the section: the knobs wait after it, where the"
+        "\n\t * loop's barrier() already is, so as not to change its compiled order */"
+        "\n\tkmw_in_section(w, knobs);")
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
     return f"""/* {spec.writer_name}: start_memalloc_timer() of {spec.name}. */
@@ -114,7 +139,7 @@ static inline __attribute__((always_inline)) void
 	/* We don't check for stalls for nested __GFP_RECLAIM allocations */
 	if ({valid_test}) {{{lines}
 	}}
-	{valid_inc}
+	{valid_inc}{after}
 }}
 
 static inline __attribute__((always_inline)) void
@@ -215,9 +240,17 @@ def _balanced(s: str) -> bool:
 
 def _loops(spec: Spec) -> str:
     P = spec.ident
-    return f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
+    emu = "".join(f"""static __attribute__((noinline)) uint64_t
+{P}_writer_emu{suffix}(const struct kmw_wargs *a)
 {{
-	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer);
+	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1, {knobs});
+}}
+
+""" for suffix, knobs in WRITER_BUILDS)
+    return emu + f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
+{{
+	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer,
+			{P}_writer_emu, {P}_writer_emu_inline, {P}_writer_emu_preempt);
 }}
 
 static void {P}_reader_scan(const struct kmw_sargs *a)
@@ -268,9 +301,11 @@ def _wrap(text: str, width: int = 72) -> str:
     return "\n * ".join(lines)
 
 
-def generate(specs: Sequence[Spec], origin: str = "the files in kmallocwd/protocols/") -> str:
-    """The translation unit for these protocols, with their table."""
-    parts = [f"""/*
+def generate(specs: Sequence[Spec], origin: str = "the files in kmallocwd/protocols/",
+             build: str = DEFAULT) -> str:
+    """The translation unit for these protocols, with their table, for
+    ``build`` (builds.py: which barriers.h definitions it is compiled with)."""
+    parts = [prelude(build) + f"""/*
  * GENERATED by kmallocwd/protocols/cgen.py (version {GENERATOR_VERSION}) from
  * {origin}: edit those files, not this one.
  *
@@ -291,10 +326,16 @@ def generate(specs: Sequence[Spec], origin: str = "the files in kmallocwd/protoc
 }};
 
 const int kmw_protocol_count = {len(specs)};
+
+/* Which barriers.h definitions this module was compiled with. */
+const char *kmw_build_name(void)
+{{
+	return KMW_BUILD_NAME;
+}}
 """)
     return "\n".join(parts)
 
 
-def one_protocol_c(spec: Spec) -> str:
+def one_protocol_c(spec: Spec, build: str = DEFAULT) -> str:
     """What ``kmallocwd protocols --c NAME`` prints: one protocol's C."""
-    return generate([spec], origin=spec.path or spec.name)
+    return generate([spec], origin=spec.path or spec.name, build=build)

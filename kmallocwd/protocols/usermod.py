@@ -19,6 +19,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+from kmallocwd.protocols.builds import DEFAULT
 from kmallocwd.protocols.cgen import GENERATOR_VERSION, generate
 from kmallocwd.protocols.spec import Spec, SpecError
 
@@ -62,13 +63,13 @@ def _first_error(log: str) -> str:
     return lines[-1].strip() if lines else "the compiler failed"
 
 
-def load_module(spec: Spec):
-    """(ffi, lib) of the module compiled for ``spec``; SpecError (one line)
-    if it cannot be compiled or the cache cannot be written."""
+def load_module(spec: Spec, build: str = DEFAULT):
+    """(ffi, lib) of the module compiled for ``spec`` in ``build``; SpecError
+    (one line) if it cannot be compiled or the cache cannot be written."""
     if not CSRC.is_dir():
         raise SpecError(f"{spec.path}: protocol files need kmallocwd's C sources "
                         f"({CSRC}); install from the source tree (pip install -e .)")
-    c_text = generate([spec], origin=spec.name)  # no path: the same file anywhere hits
+    c_text = generate([spec], origin=spec.name, build=build)  # no path: the same file anywhere hits
     key = _key(c_text)
     if key in _loaded:
         return _loaded[key]
