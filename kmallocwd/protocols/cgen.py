@@ -19,10 +19,6 @@ from kmallocwd.protocols.spec import REJECTED_INVALID, Op, Spec
 
 GENERATOR_VERSION = 2
 
-# The emulator's writer loops: the function name's suffix, the knobs built in.
-WRITER_BUILDS = (("", "KMW_NO_KNOBS"), ("_inline", "KMW_KNOBS_INLINE"),
-                 ("_preempt", "KMW_KNOBS_PREEMPT"))
-
 _VAR_TYPES = {"sequence": "unsigned int", "valid": "unsigned char", "dumped": "unsigned char",
               "start": "unsigned long", "order": "unsigned int", "gfp": "unsigned int"}
 _VALUE_C = {"NOW": "now", "GFP": "gfp_mask", "ORDER": "order", "0": "0"}
@@ -110,7 +106,7 @@ def _writer(spec: Spec) -> str:
         elif op.kind == "lock":
             body.append(_lock_c(op, "NULL") + _comment(op))
         if i == hook:
-            body.append("kmw_in_section(w, knobs);	/* at a compiler barrier: no new one */")
+            body.append("kmw_in_section(k, knobs);	/* at a compiler barrier: no new one */")
         if i == witness_after:
             end = f"seq + {total}" if marked else (
                 f"m->sequence + {total - done}" if total - done else "m->sequence")
@@ -126,12 +122,12 @@ def _writer(spec: Spec) -> str:
     after = "" if hook >= 0 else (
         "\n\t/* no compiler barrier in the section: the knobs wait after it, where the"
         "\n\t * loop's barrier() already is, so as not to change its compiled order */"
-        "\n\tkmw_in_section(w, knobs);")
+        "\n\tkmw_in_section(k, knobs);")
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
     return f"""/* {spec.writer_name}: start_memalloc_timer() of {spec.name}. */
 static inline __attribute__((always_inline)) void
-{_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "struct kmw_writer *w", "const int emu", "const int knobs"])}
+{_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k", "const int emu", "const int knobs"])}
 {{
 	/* We don't check for stalls for !__GFP_RECLAIM allocations. */
 	if (!(gfp_mask & __GFP_RECLAIM))
@@ -240,17 +236,16 @@ def _balanced(s: str) -> bool:
 
 def _loops(spec: Spec) -> str:
     P = spec.ident
-    emu = "".join(f"""static __attribute__((noinline)) uint64_t
-{P}_writer_emu{suffix}(const struct kmw_wargs *a)
+    emu = f"""static __attribute__((noinline)) uint64_t {P}_writer_emu(const struct kmw_wargs *a)
 {{
-	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1, {knobs});
+	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1, KMW_KNOBS);
 }}
 
-""" for suffix, knobs in WRITER_BUILDS)
+"""
     return emu + f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
 {{
 	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer,
-			{P}_writer_emu, {P}_writer_emu_inline, {P}_writer_emu_preempt);
+			{P}_writer_emu);
 }}
 
 static void {P}_reader_scan(const struct kmw_sargs *a)
@@ -265,7 +260,7 @@ static uint64_t {P}_bench_reads(const struct kmw_sargs *a)
 
 {_signature("static void " + P + "_start", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long jiffies"])}
 {{
-	{P}_start_memalloc_timer(m, gfp_mask, order, jiffies, NULL, 1, 0);
+	{P}_start_memalloc_timer(m, gfp_mask, order, jiffies, (struct kmw_pause){{ 0, 0 }}, 1, 0);
 }}
 
 static void {P}_stop(struct memalloc_info *m, gfp_t gfp_mask)
