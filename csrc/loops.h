@@ -125,6 +125,9 @@ extern const int kmw_protocol_count;
 		      pause_, (EMU), (KNOBS));					\
 		/* __alloc_pages_slowpath(): opaque to the compiler */		\
 		barrier();							\
+		/* a section with no compiler barrier: its knobs, after it */	\
+		if ((KNOBS) == KMW_KNOBS_AFTER)					\
+			kmw_in_section(pause_, (KNOBS));			\
 		if ((KNOBS) && w_->alloc_ns)					\
 			kmw_spin_ns(w_->alloc_ns, (a)->stop);			\
 		STOP(m_, r_->gfp);						\

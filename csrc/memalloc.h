@@ -157,6 +157,7 @@ struct kmw_pause {
 enum {
 	KMW_NO_KNOBS = 0,	/* protocol mode: what the kernel runs */
 	KMW_KNOBS = 1,		/* emulator mode: tested at run time */
+	KMW_KNOBS_AFTER = 2,	/* the same, after a section with no barrier */
 };
 
 /*

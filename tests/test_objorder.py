@@ -59,8 +59,15 @@ def test_one_emulator_loop_whatever_the_knobs(module_code, spec):
     assert {"sequence", "start", "order", "gfp", "valid"} <= fields, stores
 
 
-@pytest.mark.parametrize("spec", [s for s in PROTOCOLS if knob_point(s) >= 0],
-                         ids=lambda s: s.name)
+# Where the knobs sit at a fence, the sequence stores bound the section;
+# where they sit at a lock, or after a section with no barrier, GCC schedules
+# the barrier-free stores around them as it likes (the verdict on the built
+# binary, objorder/verdict, says what that order allows).
+AT_A_FENCE = [s for s in PROTOCOLS if knob_point(s) >= 0 and s.section[knob_point(s)].kind
+              == "fence"]
+
+
+@pytest.mark.parametrize("spec", AT_A_FENCE, ids=lambda s: s.name)
 def test_the_knobs_add_no_ordering(objects, module_code, spec):
     hook = objorder.writer_stores(objects["hook"], spec.ident)
     nohook = objorder.writer_stores(objects["nohook"], spec.ident)

@@ -119,10 +119,9 @@ def _writer(spec: Spec) -> str:
                  if spec.valid_access == "once" else "m->valid++;")
     valid_dec = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) - 1);"
                  if spec.valid_access == "once" else "m->valid--;")
-    after = "" if hook >= 0 else (
-        "\n\t/* no compiler barrier in the section: the knobs wait after it, where the"
-        "\n\t * loop's barrier() already is, so as not to change its compiled order */"
-        "\n\tkmw_in_section(k, knobs);")
+    # no compiler barrier in the section: the knobs wait after it, past the
+    # loop's barrier() (loops.h, KMW_KNOBS_AFTER), not in the section's code
+    after = "" if hook >= 0 else "\n\t(void)k;"
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
     return f"""/* {spec.writer_name}: start_memalloc_timer() of {spec.name}. */
@@ -238,7 +237,8 @@ def _loops(spec: Spec) -> str:
     P = spec.ident
     emu = f"""static __attribute__((noinline)) uint64_t {P}_writer_emu(const struct kmw_wargs *a)
 {{
-	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1, KMW_KNOBS);
+	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1,
+			{"KMW_KNOBS" if knob_point(spec) >= 0 else "KMW_KNOBS_AFTER"});
 }}
 
 """
