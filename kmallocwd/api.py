@@ -200,7 +200,7 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
                        results=results)
 
 
-def stress_variant(spec: protocols.Spec, duration: float) -> dict:
+def stress_variant(spec: protocols.Spec, duration: float, build: str = "kernel") -> dict:
     """The stress half of an ablation: one run of ``spec`` in the README's
     CI configuration (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50), ended
     at the first tear; counts by outcome, time to the first tear, overlaps."""
@@ -208,8 +208,8 @@ def stress_variant(spec: protocols.Spec, duration: float) -> dict:
     from kmallocwd.stressrun import StressConfig, run_stress
 
     cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
-                       until_torn=True)
-    r = run_stress(cfg, backend(spec))
+                       until_torn=True, build=build)
+    r = run_stress(cfg, backend(spec, build))
     return {"outcomes": dict(r.counts), "first_torn_after_s": r.first_torn_after_s,
             "overlaps": r.overlaps, "accepted": r.accepted, "elapsed_s": r.elapsed_s}
 
@@ -225,6 +225,7 @@ class AblateReport(_JsonReport):
     duration: float
     rows: list  # one dict per row: the protocol as written, then each annotation
     detection_power: dict | None  # {"seen": n, "broken": m} over the stressed variants
+    build: str = "kernel"  # which barriers.h definitions the stressed variants had
     rows_obj: list = field(default_factory=list, repr=False, compare=False)
     spec: Any = field(default=None, repr=False, compare=False)
     _INTERNAL = ("rows_obj", "spec")
@@ -240,7 +241,8 @@ class AblateReport(_JsonReport):
 
 def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0,
            model: str | list[str] = "all", sections: int = 2,
-           on_row: Callable[[int, int], None] | None = None) -> AblateReport:
+           on_row: Callable[[int, int], None] | None = None,
+           build: str = "kernel") -> AblateReport:
     """Run ``kmallocwd ablate``: each ordering annotation removed (or
     weakened), its verdict per model, and with ``duration`` > 0 a stress run
     of each variant here (compiled on first use)."""
@@ -253,7 +255,7 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     done = [0]
 
     def stress_fn(variant: protocols.Spec, d: float) -> dict:
-        out = stress_variant(variant, d)
+        out = stress_variant(variant, d, build)
         done[0] += 1
         if on_row is not None:
             on_row(done[0], total)
@@ -264,7 +266,7 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     return AblateReport(schema="kmallocwd.ablate/1", protocol=spec.name, path=spec.path,
                         models=models, duration=duration, rows=[r.to_dict() for r in rows],
                         detection_power=None if power is None else
-                        {"seen": power[0], "broken": power[1]},
+                        {"seen": power[0], "broken": power[1]}, build=build,
                         rows_obj=rows, spec=spec)
 
 
@@ -272,7 +274,7 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
            threads: int = 1, slots: int = 1, iterations: int | None = None,
            batch: int = 65536, pin: bool = False, hold_ns: int = 0, alloc_ns: int = 0,
            preempt: float = 0.0, seed: int = 1, until_torn: bool = False, repeat: int = 1,
-           min_overlaps: int = 1, expect: str | None = None,
+           min_overlaps: int = 1, expect: str | None = None, build: str = "kernel",
            on_run: Callable[[int, Any], None] | None = None) -> StressReport:
     """Run ``kmallocwd stress`` and return its report.  ``on_run(i, result)``
     is called after each of the ``repeat`` runs (a progress hook).  Ctrl-C
@@ -290,8 +292,8 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
                        threads=threads, slots=slots, duration=duration, iterations=iterations,
                        batch=batch, pin=pin, hold_ns=hold_ns, alloc_ns=alloc_ns,
                        preempt=preempt, seed=seed, until_torn=until_torn,
-                       min_overlaps=min_overlaps)
-    be = backend(spec)
+                       min_overlaps=min_overlaps, build=build)
+    be = backend(spec, build)
     runs = []
     for i in range(repeat):
         runs.append(run_stress(cfg, be))

@@ -154,6 +154,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None,
         "kmallocwd": __version__,
         "protocol": spec.name,
         "protocol_file": spec.path,
+        "build": cfg.build,
         "writer": spec.writer_name,
         "reader": spec.reader_name,
         "config": {
@@ -204,7 +205,8 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     cfg = res.config
     spec = res.spec
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
-    head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}), "
+    head = (f"kmallocwd stress: {spec.name} ({spec.writer_name} + {spec.reader_name}, "
+            f"{cfg.build} build), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}"
             + ("  [INTERRUPTED: partial]" if res.interrupted else ""))
@@ -278,7 +280,7 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
     spec = total.spec
     for i, r in enumerate(runs):
         v = verdict([r], expect)
-        props = {"seed": r.config.seed, "threads": r.config.threads, "slots": r.config.slots,
+        props = {"build": r.config.build, "seed": r.config.seed, "threads": r.config.threads, "slots": r.config.slots,
                  "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
                  **{f"count.{k}": c for k, c in r.counts.items()}}
         if r.first_torn is not None:
@@ -293,5 +295,6 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
         cases.append(c)
     m = machine()
     return junit.to_xml(f"kmallocwd stress {spec.name}", cases, {
-        "protocol": spec.name, "protocol_file": spec.path, "cpu": m["cpu"], "arch": m["arch"],
+        "protocol": spec.name, "protocol_file": spec.path, "build": total.config.build,
+        "cpu": m["cpu"], "arch": m["arch"],
         "cpus": m["cpus"], "verdict": verdict(runs, expect).line})

@@ -45,6 +45,7 @@ class StressConfig:
     hz: int = 1000
     until_torn: bool = False  # end the run at the first torn snapshot
     min_overlaps: int = 1  # fewer overlapping reads than this: inconclusive
+    build: str = "kernel"  # which barriers.h definitions (protocols/builds.py)
 
     def spec(self) -> Spec:
         return protocols.resolve(None if self.protocol_file else self.protocol,
@@ -105,7 +106,7 @@ class StressRun:
 
     def __init__(self, cfg: StressConfig, be: Backend | None = None) -> None:
         self.cfg = cfg
-        self.be = be or backend(cfg.spec())
+        self.be = be or backend(cfg.spec(), cfg.build)
         ffi, lib = self.be.ffi, self.be.lib
         self.ffi, self.lib = ffi, lib
         self.slots = SlotArray(cfg.slots, ffi, lib)

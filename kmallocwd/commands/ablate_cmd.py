@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from kmallocwd.commands.check_cmd import models_from
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_OK, UsageError
 
 
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", default="all", metavar="sc|x86|weak|all")
     p.add_argument("-d", "--duration", default="0", metavar="SECONDS",
                    help="stress seconds per variant, 0 to 3600 (default 0: model only)")
+    add_build_option(p)
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the table as JSON to PATH ('-': stdout, instead of the table)")
     p.add_argument("--junit", metavar="PATH", default=None,
@@ -63,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
                   desc=f"ablate {spec.name}") as bar:
         try:
             rep = api.ablate(spec, duration=duration, model=models,
-                             on_row=lambda i, n: bar.update(1))
+                             on_row=lambda i, n: bar.update(1), build=args.build)
         except api.protocols.SpecError as exc:
             raise UsageError(str(exc)) from None
     if args.json != "-":
         sys.stdout.write(render(spec, rep.rows_obj, models))
+        if duration > 0:
+            print(f"  stress: the {args.build} build")
     if annotate.wanted(args.annotate):
         annotate.emit([(spec.path, r.line, f"{r.text}: {r.change}, the protocol tears under "
                         f"{', '.join(r.necessary_on)}") for r in rep.rows_obj[1:]
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         c = junit.Case(name=f"{spec.name} {name}", classname=f"kmallocwd.ablate.{spec.name}",
                        time_s=r.seconds, properties={**{f"verdict.{m}": v for m, v in
                                                         r.verdicts.items()},
+                                                     "build": args.build,
                                                      "necessary_on": ",".join(r.necessary_on),
                                                      "stress_torn": r.stress_torn})
         if not r.line and any(v == "sometimes" and spec.expect.get(m) == "never"
@@ -86,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         cases.append(c)
     if not outpath.write_outputs("kmallocwd ablate", [
             (json_t, rep.to_json),
-            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases))]):
+            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
+                                        {"build": args.build}))]):
         return EXIT_WRITE_FAILED
     first = rep.rows_obj[0]
     if any(v == "sometimes" and spec.expect.get(m) == "never" for m, v in first.verdicts.items()):

@@ -8,7 +8,7 @@ import sys
 
 from kmallocwd import protocols
 from kmallocwd.argtypes import choice, float_range, int_range
-from kmallocwd.commands.common import add_protocol_options, spec_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = 1024
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
                    help="probability of sched_yield() inside a write section; a call, so a "
                    "compiler barrier there (default 0)")
+    add_build_option(p)
     p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
     p.add_argument("--min-overlaps", type=int_range(0, 10**15), default=1,
@@ -101,7 +102,7 @@ def config_from(args: argparse.Namespace):
                         iterations=args.iterations, batch=args.batch, pin=args.pin,
                         hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
                         seed=args.seed, until_torn=args.until_torn,
-                        min_overlaps=args.min_overlaps), spec
+                        min_overlaps=args.min_overlaps, build=args.build), spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,14 +121,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--junit {args.junit}: the same file as --json (accepted: "
                          "another path)")
     try:
-        be = backend(spec)
+        be = backend(spec, cfg.build)
     except protocols.SpecError as exc:
         raise UsageError(str(exc)) from None
     runs: list[StressResult] = []
     what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
     try:
         if not args.quiet:
-            print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
+            print(f"kmallocwd stress: {spec.name} ({cfg.build} build), {cfg.threads} writer(s), {cfg.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
         with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:
