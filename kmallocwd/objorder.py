@@ -98,6 +98,12 @@ def disassemble(path: str | Path) -> dict[str, list[tuple[int, str, list[str]]]]
         m = re.match(r"^([0-9a-f]+) .{7} F \S+\s+[0-9a-f]+\s+(\S+)$", line)
         if m and m.group(2) not in funcs and int(m.group(1), 16) in at:
             funcs[m.group(2)] = at[int(m.group(1), 16)]
+    # a thunk (one jmp to the function it was folded into) stands for it
+    for sym, insns in list(funcs.items()):
+        targets = calls.get(id(insns), [])
+        if len(insns) <= 2 and insns and insns[0][1].startswith("jmp") and targets \
+                and targets[0] in funcs:
+            funcs[sym] = funcs[targets[0]]
     # and a static one folded into another keeps no name: reach it from its
     # caller (P_writer_run tail-calls P_writer_emu)
     for sym in list(funcs):
@@ -135,7 +141,7 @@ def slot_accesses(insns: list[tuple[int, str, list[str]]]) -> list[Access]:
     for _, mnem, ops in insns:
         for i, op in enumerate(ops):
             m = _MEM.match(op)
-            if m and m.group(1) in ("0x4", "0x5") and _width(mnem, ops, i) == 1:
+            if m and m.group(1) in ("0x4", "0x5") and _width(mnem, ops, i) <= 2:
                 bases.add(m.group(2))
     out = []
     for addr, mnem, ops in insns:

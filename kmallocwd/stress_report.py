@@ -80,23 +80,59 @@ def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
     if total.accepted == 0:
         return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
                        "INCONCLUSIVE: the reader accepted no snapshot, so nothing was tested "
-                       "(give allocations a duration with --alloc-ns, or run longer)")
+                       f"({power_hint(total)})")
     if total.overlaps < need:
         return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
                        f"INCONCLUSIVE: {total.overlaps:,} read(s) overlapped a write section, "
-                       f"fewer than --min-overlaps {need:,} (run longer, or widen the sections "
-                       "with --hold-ns)")
+                       f"fewer than --min-overlaps {need:,} ({power_hint(total)})")
     power = power_line(total)
     torn_ok = total.torn  # seen, but not forbidden: the control
     broken = broken_models(spec)
     if broken and not torn_ok:
         return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
                        f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
-                       f"not observed here; {power}")
+                       f"not observed here; {power}; {binary_line(total)}; more overlaps: "
+                       f"{power_hint(total)}")
     if torn_ok:
         return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
                        f"expects for {spec.name} (interesting, not forbidden); {power}")
     return Verdict(EXIT_OK, "PASS", f"PASS: {power}")
+
+
+# Accepted snapshots per read below which the reader is mostly finding
+# empty slots (valid == 0): allocations are too short for the reader.
+_FEW_ACCEPTED = 0.01
+
+
+def power_hint(res: StressResult) -> str:
+    """Which knob would raise the power of a run like ``res``: accepted
+    snapshots first (--alloc-ns keeps slots valid), then overlaps (--hold-ns
+    holds sections open; fewer slots per writer)."""
+    from kmallocwd.protocols.cgen import knob_point
+
+    cfg = res.config
+    per_writer = cfg.slots // max(cfg.threads, 1)
+    if cfg.alloc_ns == 0 and res.accepted < _FEW_ACCEPTED * max(res.attempts, 1):
+        return (f"raise it with --alloc-ns 1000: a slot is valid only between start and stop, "
+                f"so with {per_writer} slot(s) per writer the reader mostly finds it empty")
+    tips = []
+    if cfg.hold_ns == 0 and knob_point(res.spec) >= 0:
+        tips.append("--hold-ns 1000 holds each write section open")
+    if per_writer > 1:
+        tips.append(f"-s {cfg.threads} (one slot per writer) makes each read likelier to meet "
+                    "its slot's section")
+    tips.append("a longer -d or --repeat adds overlaps at the same rate")
+    return "raise it: " + "; ".join(tips)
+
+
+def binary_line(res: StressResult) -> str:
+    """What the compiled binary allows, when it could be read (objorder)."""
+    try:
+        from kmallocwd.binverdict import binary_verdict
+        v = binary_verdict(res.spec, res.config.build)
+    except Exception:  # noqa: BLE001 - a verdict we cannot compute is not shown
+        return "the compiled binary was not read"
+    return v.line
 
 
 def power_line(res: StressResult) -> str:
