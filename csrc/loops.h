@@ -125,9 +125,6 @@ extern const int kmw_protocol_count;
 		      pause_, (EMU), (KNOBS));					\
 		/* __alloc_pages_slowpath(): opaque to the compiler */		\
 		barrier();							\
-		/* a section with no compiler barrier: its knobs, after it */	\
-		if ((KNOBS) == KMW_KNOBS_AFTER)					\
-			kmw_in_section(pause_, (KNOBS));			\
 		if ((KNOBS) && w_->alloc_ns)					\
 			kmw_spin_ns(w_->alloc_ns, (a)->stop);			\
 		STOP(m_, r_->gfp);						\
@@ -179,9 +176,11 @@ extern const int kmw_protocol_count;
  * The builds of the writer loop a protocol has: protocol mode (on one slot
  * and one request, or on many), and emulator mode (EMU, a function of its
  * own so that it can be read in the object code).  The emulator has one
- * build whatever the knobs: they are tested at run time, and sit only
- * where the protocol already has a compiler barrier, or after its section
- * (kmw_in_section()), so that a knob changes the timing, not the program.
+ * build whatever the knobs: they are tested at run time, and --hold-ns and
+ * --preempt sit only where the protocol already has a compiler barrier in
+ * its section (kmw_in_section()); a section with none has nowhere to be
+ * held open without changing its code, and they do nothing there.  A knob
+ * changes the timing, not the program.
  */
 #define KMW_WRITER_LOOP(a, mode, START, STOP, EMU) do {			\
 	if ((mode) == KMW_PROTOCOL && (a)->nidx == 1 && (a)->nreqs == 1)	\

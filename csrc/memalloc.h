@@ -147,6 +147,13 @@ int kmw_preempt_draw(struct kmw_writer *w);
 void kmw_yield(void);
 uint64_t kmw_tsc_per_us(void);
 
+/* A function compiled on its own: not inlined, cloned or folded into another. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define KMW_NOIPA	__attribute__((noipa))
+#else
+#define KMW_NOIPA	__attribute__((noinline))
+#endif
+
 /* What the knobs do in the next write section, drawn before it starts. */
 struct kmw_pause {
 	uint64_t cycles;	/* --hold-ns: TSC cycles to spin */
@@ -157,13 +164,12 @@ struct kmw_pause {
 enum {
 	KMW_NO_KNOBS = 0,	/* protocol mode: what the kernel runs */
 	KMW_KNOBS = 1,		/* emulator mode: tested at run time */
-	KMW_KNOBS_AFTER = 2,	/* the same, after a section with no barrier */
 };
 
 /*
  * The knobs inside a write section; nothing when !knobs.  The generator
- * puts it next to a compiler barrier the protocol already has (or after
- * the section), and on x86-64 it is one volatile asm with register
+ * puts it next to a compiler barrier the protocol already has in the
+ * section (nowhere if it has none), and on x86-64 it is one volatile asm with register
  * operands only, no "memory" clobber and no branch the compiler sees (the
  * yield is a raw sched_yield syscall, which touches no user memory), so
  * that the protocol's accesses compile in the same order with and without

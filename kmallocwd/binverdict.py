@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from kmallocwd import objorder
 from kmallocwd.model.events import (SC, Event, Program, preds_for, reader_events,
                                     writer_events)
-from kmallocwd.protocols.spec import Spec
+from kmallocwd.protocols.spec import Spec, SpecError
 
 CAN_TEAR = "can tear on x86 as compiled"
 CANNOT_TEAR = "only a compiler's freedom allows it: this binary cannot tear on x86"
@@ -344,7 +344,7 @@ def binary_verdict(spec: Spec, build: str = "kernel", sections: int = 2) -> Bina
         v.can_tear = explore(spec, SC, sections, progs=[prog]).sometimes
         v.model_x86 = verdicts(spec)["x86"] == "sometimes"
         v.writer, v.reader = _describe(w), _describe(r)
-    except (_Unread, objorder.ObjdumpError, KeyError, OSError) as exc:
+    except (_Unread, objorder.ObjdumpError, KeyError, OSError, ImportError, SpecError) as exc:
         v.why = str(exc) or type(exc).__name__
     _CACHE[key] = v
     return v

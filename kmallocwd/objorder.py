@@ -174,8 +174,9 @@ def function(funcs: dict, name: str) -> list[tuple[int, str, list[str]]]:
 
 def writer_stores(funcs: dict, ident: str) -> list[tuple[str, tuple[str, ...]]]:
     """The slot stores (and read-modify-writes) of a protocol's emulator
-    writer loop ``<ident>_writer_emu``, in address order."""
-    return [(a.kind, a.fields) for a in slot_accesses(function(funcs, f"{ident}_writer_emu"))
+    start_memalloc_timer() ``<ident>_start_emu`` (the function its writer
+    loop calls), in address order."""
+    return [(a.kind, a.fields) for a in slot_accesses(function(funcs, f"{ident}_start_emu"))
             if a.kind != "load"]
 
 

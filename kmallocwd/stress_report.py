@@ -91,7 +91,7 @@ def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
     if broken and not torn_ok:
         return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
                        f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
-                       f"not observed here; {power}; {binary_line(total)}; more overlaps: "
+                       f"not observed here; {power}; {binary_line(total)}; "
                        f"{power_hint(total)}")
     if torn_ok:
         return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
@@ -113,16 +113,20 @@ def power_hint(res: StressResult) -> str:
     cfg = res.config
     per_writer = cfg.slots // max(cfg.threads, 1)
     if cfg.alloc_ns == 0 and res.accepted < _FEW_ACCEPTED * max(res.attempts, 1):
-        return (f"raise it with --alloc-ns 1000: a slot is valid only between start and stop, "
-                f"so with {per_writer} slot(s) per writer the reader mostly finds it empty")
+        return (f"more accepted snapshots: --alloc-ns 1000 keeps each slot valid between "
+                f"start and stop; with {per_writer} slot(s) per writer the reader mostly "
+                "finds it empty")
     tips = []
-    if cfg.hold_ns == 0 and knob_point(res.spec) >= 0:
+    if knob_point(res.spec) < 0:
+        tips.append(f"{res.spec.name}'s write section has no compiler barrier to hold it "
+                    "open at (--hold-ns and --preempt do nothing in it)")
+    elif cfg.hold_ns == 0:
         tips.append("--hold-ns 1000 holds each write section open")
     if per_writer > 1:
-        tips.append(f"-s {cfg.threads} (one slot per writer) makes each read likelier to meet "
-                    "its slot's section")
+        tips.append(f"-s {cfg.threads} (one slot per writer) lets each read meet its slot's "
+                    "section more often")
     tips.append("a longer -d or --repeat adds overlaps at the same rate")
-    return "raise it: " + "; ".join(tips)
+    return "more overlaps: " + "; ".join(tips)
 
 
 def binary_line(res: StressResult) -> str:
@@ -133,6 +137,14 @@ def binary_line(res: StressResult) -> str:
     except Exception:  # noqa: BLE001 - a verdict we cannot compute is not shown
         return "the compiled binary was not read"
     return v.line
+
+
+def _binary_dict(spec: protocols.Spec, build: str) -> dict | None:
+    try:
+        from kmallocwd.binverdict import binary_verdict
+        return binary_verdict(spec, build).to_dict()
+    except Exception:  # noqa: BLE001 - a verdict we cannot compute is not reported
+        return None
 
 
 def power_line(res: StressResult) -> str:
@@ -229,6 +241,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None,
         "repeat": repeat_summary(runs),
         "forbidden_seen": res.forbidden_seen(),
         "model_broken_on": broken_models(spec),
+        "binary": _binary_dict(spec, cfg.build),
         "expect": expect,
         "verdict": v.line,
         "result": v.word,

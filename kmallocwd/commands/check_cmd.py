@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 
 MAX_SECTIONS = 4
@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the results as JSON to PATH ('-': stdout, instead of the table)")
     p.add_argument("--no-trace", action="store_true", help="verdicts only, no counterexamples")
+    add_build_option(p)
     p.add_argument("--junit", metavar="PATH", default=None,
                    help="also write JUnit XML: one testcase per protocol x model, a failure "
                    "when a model finds a tear [expect] says never")
@@ -135,6 +136,7 @@ def exit_status(results) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmallocwd.binverdict import binary_verdict
     from kmallocwd.model import explore
     from kmallocwd.model.report import render_text, to_json
     specs = specs_from(args, all_if_none=True)
@@ -151,11 +153,13 @@ def run(args: argparse.Namespace) -> int:
     docs, status, cases, notes = [], EXIT_OK, [], []
     for spec in specs:
         results = [explore(spec, m, k, retries) for m in models]
+        binary = binary_verdict(spec, args.build)
         st = exit_status(results)
         status = st if status == EXIT_OK or st == EXIT_FORBIDDEN else status
         if args.json != "-":
-            sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
-        docs.append(to_json(results))
+            sys.stdout.write(render_text(results, traces=not args.no_trace, binary=binary)
+                             + "\n")
+        docs.append({**to_json(results), "binary": binary.to_dict()})
         cases += junit_cases(results)
         notes += annotations(results)
     doc = docs[0] if len(docs) == 1 else {"schema": "kmallocwd.check-all/1", "protocols": docs}

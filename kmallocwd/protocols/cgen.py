@@ -63,8 +63,7 @@ def knob_point(spec: Spec) -> int:
     """Where the knobs (--hold-ns, --preempt) go in the write section: after
     its last fence or lock before the first data field store, a compiler
     barrier in both builds, so that a knob adds no ordering the protocol
-    lacks; -1 if the section has none there (the knobs then wait after the
-    section)."""
+    lacks; -1 if the section has none there (the knobs then do nothing)."""
     sec = spec.section
     data = [i for i, op in enumerate(sec)
             if op.kind == "store" and op.field in ("start", "gfp", "order", "dumped")]
@@ -119,8 +118,8 @@ def _writer(spec: Spec) -> str:
                  if spec.valid_access == "once" else "m->valid++;")
     valid_dec = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) - 1);"
                  if spec.valid_access == "once" else "m->valid--;")
-    # no compiler barrier in the section: the knobs wait after it, past the
-    # loop's barrier() (loops.h, KMW_KNOBS_AFTER), not in the section's code
+    # no compiler barrier in the section: nowhere to hold it open without
+    # changing its code, so --hold-ns and --preempt do nothing in it
     after = "" if hook >= 0 else "\n\t(void)k;"
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
@@ -235,10 +234,26 @@ def _balanced(s: str) -> bool:
 
 def _loops(spec: Spec) -> str:
     P = spec.ident
-    emu = f"""static __attribute__((noinline)) uint64_t {P}_writer_emu(const struct kmw_wargs *a)
+    emu = f"""/*
+ * The emulator's start_memalloc_timer(): a function of its own, as the
+ * kernel's is, so that what the loop around it does (the knobs, the
+ * stamps) cannot change how its accesses are compiled.
+ */
+{_signature("static KMW_NOIPA void " + P + "_start_emu", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k"])}
 {{
-	KMW_WRITER_PASS(a, {P}_start_memalloc_timer, {P}_stop_memalloc_timer, 1,
-			{"KMW_KNOBS" if knob_point(spec) >= 0 else "KMW_KNOBS_AFTER"});
+	{P}_start_memalloc_timer(m, gfp_mask, order, now, k, 1, KMW_KNOBS);
+}}
+
+{_signature("static inline __attribute__((always_inline)) void " + P + "_start_call", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k", "const int emu", "const int knobs"])}
+{{
+	(void)emu;
+	(void)knobs;
+	{P}_start_emu(m, gfp_mask, order, now, k);
+}}
+
+static __attribute__((noinline)) uint64_t {P}_writer_emu(const struct kmw_wargs *a)
+{{
+	KMW_WRITER_PASS(a, {P}_start_call, {P}_stop_memalloc_timer, 1, KMW_KNOBS);
 }}
 
 """
