@@ -317,6 +317,23 @@ def _describe(evs: list[Event]) -> list[str]:
     return [e.text for e in evs if e.kind != "call"]
 
 
+def tears_in_order(spec: Spec, writer: list[tuple[str, ...]], reader: list[tuple[str, ...]],
+                   sections: int = 2) -> tuple[bool, list[Event], list[Event]]:
+    """Can ``spec`` tear on x86-TSO when its writer stores and its reader
+    loads the slot's fields in these orders (each entry: the fields one
+    instruction accesses; the reader's from the emulator's load of the
+    sequence before the read to the one after it), with no compiler
+    freedom left?  Also the two threads' events in that order."""
+    from kmallocwd.model import explore
+
+    w = writer_in_compiled_order(writer_events(spec, sections), writer)
+    r = reader_in_compiled_order(reader_events(spec), reader, spec)
+    prog = Program(spec, SC, sections, w, r,
+                   incs_per_section=sum(1 for op in spec.section if op.kind == "inc"))
+    prog.preds = (preds_for(SC, w, spec), preds_for(SC, r, spec))
+    return explore(spec, SC, sections, progs=[prog]).sometimes, w, r
+
+
 _CACHE: dict = {}
 
 
@@ -325,7 +342,7 @@ def binary_verdict(spec: Spec, build: str = "kernel", sections: int = 2) -> Bina
     key = (spec.name, spec.path, spec.source, build, sections)
     if key in _CACHE:
         return _CACHE[key]
-    from kmallocwd.model import explore, verdicts
+    from kmallocwd.model import verdicts
     from kmallocwd.protocols.backend import backend
 
     v = BinaryVerdict(spec.name, build, None)
@@ -336,12 +353,7 @@ def binary_verdict(spec: Spec, build: str = "kernel", sections: int = 2) -> Bina
         funcs = objorder.disassemble(module_path(be.ffi, be.lib))
         wcomp = [fs for _, fs in objorder.writer_stores(funcs, spec.ident)]
         rcomp = reader_path(objorder.function(funcs, f"{spec.ident}_reader_scan"))
-        w = writer_in_compiled_order(writer_events(spec, sections), wcomp)
-        r = reader_in_compiled_order(reader_events(spec), rcomp, spec)
-        prog = Program(spec, SC, sections, w, r,
-                       incs_per_section=sum(1 for op in spec.section if op.kind == "inc"))
-        prog.preds = (preds_for(SC, w, spec), preds_for(SC, r, spec))
-        v.can_tear = explore(spec, SC, sections, progs=[prog]).sometimes
+        v.can_tear, w, r = tears_in_order(spec, wcomp, rcomp, sections)
         v.model_x86 = verdicts(spec)["x86"] == "sometimes"
         v.writer, v.reader = _describe(w), _describe(r)
     except (_Unread, objorder.ObjdumpError, KeyError, OSError, ImportError, SpecError) as exc:
