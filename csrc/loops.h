@@ -245,7 +245,10 @@ static inline void kmw_tally(struct kmw_tally *t, int r,
 			if ((s_ & 1023) == 1023 && READ_ONCE(*(a)->stop))	\
 				goto out_;					\
 			pre_ = READ_ONCE(m_->sequence);				\
+			/* the read's loads stay between pre_ and post_ */	\
+			barrier();						\
 			r_ = READ(m_, &snap_, &c_, 1);				\
+			barrier();						\
 			post_ = READ_ONCE(m_->sequence);			\
 			if (r_ == KMW_ABORTED)					\
 				goto out_;					\
