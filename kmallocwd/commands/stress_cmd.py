@@ -45,14 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pin", action="store_true",
                    help="pin the reader and the writers to CPUs, round-robin")
     p.add_argument("--hold-ns", type=int_range(0, 10**9), default=0,
-                   help="nanoseconds spent inside each write section, spinning on the TSC "
-                   "with no compiler barrier (default 0)")
+                   help="nanoseconds spent inside each write section, spinning on the TSC at "
+                   "a compiler barrier the section already has (nothing in a section with "
+                   "none); the protocol's code is the same with or without it (default 0)")
     p.add_argument("--alloc-ns", type=int_range(0, 10**9), default=0,
                    help="nanoseconds each allocation lasts between start_memalloc_timer() and "
                    "stop_memalloc_timer(), so the reader finds valid records (default 0)")
     p.add_argument("--preempt", type=float_range(0, 1), default=0.0,
-                   help="probability of sched_yield() inside a write section; a call, so a "
-                   "compiler barrier there (default 0)")
+                   help="probability of sched_yield() inside a write section, where "
+                   "--hold-ns spins (default 0)")
     add_build_option(p)
     p.add_argument("--seed", type=int_range(0, 2**63 - 1), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
