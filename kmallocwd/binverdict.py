@@ -287,7 +287,12 @@ def reader_in_compiled_order(evs: list[Event], compiled: list[tuple[str, ...]],
         pos = _nth_positions(inner, e.loc)
         n = taken.get(e.loc, 0)
         if n >= len(pos):
-            raise _Unread(f"the reader's load {n + 1} of {e.loc} is not in the scan's code")
+            if e.access != "plain" or not n:
+                raise _Unread(f"the reader's load {n + 1} of {e.loc} is not in the scan's code")
+            # GCC reused an earlier plain load's value: read right after it
+            # (every execution of the merged load is one of these)
+            keys[i] = pos[n - 1] + 1e-3 * n
+            continue
         keys[i] = pos[n]
         taken[e.loc] = n + 1
     var_key = {e.var: keys[i] for i, e in enumerate(evs) if e.kind == "load"}

@@ -80,3 +80,12 @@ def test_check_shows_the_binary_column():
     x86 = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("x86"))
     assert head.split()[-1] == "binary" and x86.split()[-1] == "tears"
     assert "can tear on x86 as compiled" in r.stdout
+
+
+@binary
+@pytest.mark.parametrize("name", ["plain-copy", "plain-stores"])
+def test_the_plain_access_examples_can_tear_as_compiled(name):
+    from kmallocwd.protocols import load_path
+
+    v = binary_verdict(load_path(str(ROOT / "examples" / f"{name}.toml")), "kernel")
+    assert v.can_tear, v.line
