@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kmallocwd import __version__, protocols
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
+from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.stressrun import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
@@ -108,8 +109,6 @@ def power_hint(res: StressResult) -> str:
     """Which knob would raise the power of a run like ``res``: accepted
     snapshots first (--alloc-ns keeps slots valid), then overlaps (--hold-ns
     holds sections open; fewer slots per writer)."""
-    from kmallocwd.protocols.cgen import knob_point
-
     cfg = res.config
     per_writer = cfg.slots // max(cfg.threads, 1)
     if cfg.alloc_ns == 0 and res.accepted < _FEW_ACCEPTED * max(res.attempts, 1):
@@ -288,6 +287,9 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
             f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
             f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
             f"would give 0x{s.expected_witness():016x})")
+    if (cfg.hold_ns or cfg.preempt) and knob_point(spec) < 0:
+        rows.append(f"  --hold-ns/--preempt: {spec.name}'s write section has no compiler "
+                    "barrier to hold it open at; they changed nothing in this run")
     rows.append(verdict(runs, expect).line)
     return "\n".join(rows) + "\n"
 
