@@ -331,7 +331,8 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
     spec = total.spec
     for i, r in enumerate(runs):
         v = verdict([r], expect)
-        props = {"build": r.config.build, "seed": r.config.seed, "threads": r.config.threads, "slots": r.config.slots,
+        props = {"build": r.config.build, "seed": r.config.seed, "threads": r.config.threads,
+                 "slots": r.config.slots,
                  "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
                  **{f"count.{k}": c for k, c in r.counts.items()}}
         if r.first_torn is not None:

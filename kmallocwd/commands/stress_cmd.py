@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
     try:
         if not args.quiet:
-            print(f"kmallocwd stress: {spec.name} ({cfg.build} build), {cfg.threads} writer(s), {cfg.slots} "
+            print(f"kmallocwd stress: {spec.name} ({cfg.build} build), {cfg.threads} writer(s), "
+                  f"{cfg.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
         with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar:

@@ -234,17 +234,20 @@ def _balanced(s: str) -> bool:
 
 def _loops(spec: Spec) -> str:
     P = spec.ident
+    args = ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order",
+            "unsigned long now", "const struct kmw_pause k"]
     emu = f"""/*
  * The emulator's start_memalloc_timer(): a function of its own, as the
  * kernel's is, so that what the loop around it does (the knobs, the
  * stamps) cannot change how its accesses are compiled.
  */
-{_signature("static KMW_NOIPA void " + P + "_start_emu", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k"])}
+{_signature("static KMW_NOIPA void " + P + "_start_emu", args)}
 {{
 	{P}_start_memalloc_timer(m, gfp_mask, order, now, k, 1, KMW_KNOBS);
 }}
 
-{_signature("static inline __attribute__((always_inline)) void " + P + "_start_call", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k", "const int emu", "const int knobs"])}
+{_signature("static inline __attribute__((always_inline)) void " + P + "_start_call",
+            args + ["const int emu", "const int knobs"])}
 {{
 	(void)emu;
 	(void)knobs;

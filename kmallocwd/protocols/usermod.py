@@ -69,7 +69,8 @@ def load_module(spec: Spec, build: str = DEFAULT):
     if not CSRC.is_dir():
         raise SpecError(f"{spec.path}: protocol files need kmallocwd's C sources "
                         f"({CSRC}); install from the source tree (pip install -e .)")
-    c_text = generate([spec], origin=spec.name, build=build)  # no path: the same file anywhere hits
+    # no path: the same file anywhere hits
+    c_text = generate([spec], origin=spec.name, build=build)
     key = _key(c_text)
     if key in _loaded:
         return _loaded[key]
