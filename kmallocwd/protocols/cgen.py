@@ -246,8 +246,8 @@ def _loops(spec: Spec) -> str:
 	{P}_start_memalloc_timer(m, gfp_mask, order, now, k, 1, KMW_KNOBS);
 }}
 
-{_signature("static inline __attribute__((always_inline)) void " + P + "_start_call",
-            args + ["const int emu", "const int knobs"])}
+static inline __attribute__((always_inline)) void
+{_signature(P + "_start_call", args + ["const int emu", "const int knobs"])}
 {{
 	(void)emu;
 	(void)knobs;
