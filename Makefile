@@ -86,4 +86,4 @@ tsan: build/race-tsan
 
 build/race-tsan: csrc/tools/race.c $(CSRC) $(EXT)
 	mkdir -p build
-	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -Icsrc csrc/tools/race.c csrc/api.c build/gen/kmw_protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@
+	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -DKMW_BUILD_C11 -Icsrc csrc/tools/race.c csrc/api.c build/gen/kmw_protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@

@@ -52,6 +52,7 @@ struct kmw_tally {
 #define KMW_STAMP_SHIFT ...
 #define KMW_MAX_REQUESTS ...
 
+const char *kmw_build_name(void);
 int kmw_nr_protocols(void);
 const char *kmw_protocol_name(int proto);
 struct memalloc_info *kmw_slots_alloc(size_t n);

@@ -34,6 +34,7 @@ from pathlib import Path
 from kmallocwd import _cdefs
 from kmallocwd.buildcache import Cache
 from kmallocwd.errors import InstallError
+from kmallocwd.protocols.builds import DEFAULT
 from kmallocwd.protocols.cgen import GENERATOR_VERSION, generate
 from kmallocwd.protocols.spec import Spec, SpecError
 
@@ -142,13 +143,14 @@ def _load(name: str, fd: int, path: Path):
     return mod
 
 
-def load_module(spec: Spec):
-    """(ffi, lib) of the module compiled for ``spec``; SpecError (one line) if
-    its C does not compile, InstallError if it cannot be built or cached here."""
+def load_module(spec: Spec, build: str = DEFAULT):
+    """(ffi, lib) of the module compiled for ``spec`` in ``build``; SpecError
+    (one line) if its C does not compile, InstallError if it cannot be built or
+    cached here."""
     csrc = csrc_dir()
     # without the file's path: it is not the C's business, and the same file
     # anywhere must hit the same entry
-    c_text = generate([dataclasses.replace(spec, path="")], origin=spec.name)
+    c_text = generate([dataclasses.replace(spec, path="")], origin=spec.name, build=build)
     k = key(c_text, csrc)
     if k in _loaded:
         return _loaded[k][:2]
