@@ -57,3 +57,9 @@ class Unavailable(Exception):
 class InstallError(Unavailable):
     """An install problem (a missing compiler, headers or C sources), or a
     compile cache that cannot be trusted: one line saying how to fix it, exit 69."""
+
+
+class ProtocolFailure(AssertionError):
+    """A report that is not a clean PASS (the API's ``assert_no_forbidden``):
+    the message says why, with the evidence (histogram, first torn snapshot,
+    the model's counterexample)."""

@@ -31,10 +31,11 @@ def test_a_run_in_each_build_runs_that_build():
     r = run_stress(StressConfig(protocol="seqcount", duration=0.2, alloc_ns=100, build="c11"),
                    be)
     assert r.torn == 0
-    d = stress_report.to_dict([r])
+    report = stress_report.build([r])
+    d = report.to_dict()
     assert d["build"] == "c11" and d["binary"]["build"] == "c11"
-    assert "c11 build" in stress_report.render([r]).splitlines()[0]
-    xml = stress_report.to_junit([r])
+    assert "c11 build" in stress_report.render(report).splitlines()[0]
+    xml = stress_report.to_junit(report)
     assert 'name="build" value="c11"' in xml
 
 

@@ -167,7 +167,7 @@ def test_a_run_that_accepted_nothing_says_inconclusive():
                        counts={o: 0 for o in protocols.OUTCOMES} | {"rejected-invalid": 1000})
     v = stress_report.verdict([res], None)
     assert v.status == 3 and "INCONCLUSIVE" in v.line
-    assert stress_report.to_dict([res])["exit_status"] == 3
+    assert stress_report.build([res]).to_dict()["exit_status"] == 3
 
 
 def test_json_to_stdout(capsys):
