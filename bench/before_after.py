@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from kmallocwd import protocols  # noqa: E402
 from kmallocwd._core import ffi, lib  # noqa: E402
-from kmallocwd.clock import make_clock  # noqa: E402
+from kmallocwd.stress.clock import make_clock  # noqa: E402
 from kmallocwd.gfp import GFP_KERNEL, STRESS_MIX, STRESS_SEQ  # noqa: E402
-from kmallocwd.slots import SlotArray  # noqa: E402
+from kmallocwd.stress.slots import SlotArray  # noqa: E402
 
 RENAMED = {"v2-rwlock": "slot-rwlock"}  # before's name -> this tree's
 

@@ -27,7 +27,7 @@ from harness import PROTOCOLS, Background, Recorder, Settings, Writers
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.benchreport.model import DUTY, DUTY_READER
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 # (level, hold_ns, alloc_ns); None: no writer at all.
 LEVELS = (("idle", None, None), ("1%", 100, 9_900), ("10%", 1_000, 9_000),

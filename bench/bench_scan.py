@@ -24,7 +24,7 @@ import harness
 from harness import PROTOCOLS, SCAN_SLOTS, Recorder, Settings
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 READS = 1 << 21  # slot reads per round, at least one whole scan
 

@@ -20,10 +20,10 @@ from typing import Callable
 
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.stress.clock import jiffies, make_clock
 from kmallocwd.gfp import GFP_KERNEL
-from kmallocwd.placement import pin_to, round_robin, split_slots
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.placement import pin_to, round_robin, split_slots
+from kmallocwd.stress.slots import SlotArray
 
 
 PROTOCOLS: tuple[str, ...] = protocols.NAMES

@@ -21,7 +21,7 @@ from kmallocwd.errors import ProtocolFailure, UsageError
 from kmallocwd.jsonreport import JsonReport as _JsonReport
 
 if TYPE_CHECKING:
-    from kmallocwd.stress_report import StressReport
+    from kmallocwd.stress.report import StressReport
 
 __all__ = ["ProtocolFailure", "StressReport", "CheckReport", "AblateReport", "stress", "check",
            "ablate", "resolve_spec", "counterexample_text"]
@@ -129,7 +129,7 @@ def stress_variant(spec: protocols.Spec, duration: float, build: str = "kernel")
     CI configuration (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50), ended
     at the first tear; counts by outcome, time to the first tear, overlaps."""
     from kmallocwd.protocols.backend import backend
-    from kmallocwd.stressrun import StressConfig, run_stress
+    from kmallocwd.stress.run import StressConfig, run_stress
 
     cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
                        until_torn=True, build=build)
@@ -212,7 +212,7 @@ class AblateReport(_JsonReport):
             cases.append(c)
         seed = None
         if self.duration > 0:
-            from kmallocwd.stressrun import StressConfig
+            from kmallocwd.stress.run import StressConfig
 
             seed = StressConfig(protocol=spec.name).seed
         return junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
@@ -300,7 +300,7 @@ def check_stress_values(**values: Any) -> None:
         if threads > slots:
             raise ValueError(f"threads={threads} is more than slots={slots} (accepted: 1 to "
                              f"{slots}; each slot has one writer, its task)")
-        from kmallocwd.slots import max_slots
+        from kmallocwd.stress.slots import max_slots
 
         most = max_slots()
         if slots > most:
@@ -315,7 +315,7 @@ _STRESS_DEFAULTS = dict(duration=5.0, threads=1, slots=1, iterations=None, batch
 
 def _stress_config(protocol: str | protocols.Spec, values: dict):
     """The checked values as a StressConfig, and the protocol's Spec."""
-    from kmallocwd.stressrun import StressConfig
+    from kmallocwd.stress.run import StressConfig
 
     v = {**_STRESS_DEFAULTS, **values}
     if v["iterations"] is not None:
@@ -359,9 +359,9 @@ def plan_stress(protocol: str | protocols.Spec = "v3", **values: Any) -> StressP
 def run_planned(plan: StressPlan,
                 on_run: Callable[[int, Any], None] | None = None) -> StressReport:
     """Run a planned stress and return its report (see :func:`stress`)."""
-    from kmallocwd import stress_report
+    import kmallocwd.stress.report as stress_report
     from kmallocwd.interrupt import exit_status
-    from kmallocwd.stressrun import interrupted_before, run_stress
+    from kmallocwd.stress.run import interrupted_before, run_stress
 
     runs = []
     try:
@@ -385,8 +385,8 @@ def run_planned(plan: StressPlan,
 def interrupted_report(plan: StressPlan, exc: KeyboardInterrupt) -> StressReport:
     """The report of a planned stress that a signal stopped before its
     first run began."""
-    from kmallocwd import stress_report
-    from kmallocwd.stressrun import interrupted_before
+    import kmallocwd.stress.report as stress_report
+    from kmallocwd.stress.run import interrupted_before
 
     return stress_report.build([interrupted_before(plan.cfg, plan.spec, exc)], plan.expect,
                                plan.repeat)
@@ -408,7 +408,7 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
 
 def __getattr__(name: str) -> Any:
     if name == "StressReport":  # imported when asked for: it needs the C extension
-        from kmallocwd.stress_report import StressReport
+        from kmallocwd.stress.report import StressReport
 
         return StressReport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

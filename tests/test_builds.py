@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from kmallocwd import protocols, stress_report
+from kmallocwd import protocols
+import kmallocwd.stress.report as stress_report
 from kmallocwd.protocols.backend import backend
 from kmallocwd.protocols.builds import C11_MACRO, definitions
 from kmallocwd.protocols.cgen import generate
-from kmallocwd.stressrun import StressConfig, StressResult, run_stress
+from kmallocwd.stress.run import StressConfig, StressResult, run_stress
 
 
 def test_the_c11_build_is_compiled_with_its_macro():

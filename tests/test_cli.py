@@ -159,8 +159,8 @@ def test_unwritable_json_path_is_refused_before_the_run(tmp_path, capsys, path):
 
 def test_a_run_that_accepted_nothing_says_inconclusive():
     """A run whose reader accepted no snapshot tested nothing: exit 3."""
-    from kmallocwd import stress_report
-    from kmallocwd.stressrun import StressConfig, StressResult
+    import kmallocwd.stress.report as stress_report
+    from kmallocwd.stress.run import StressConfig, StressResult
 
     res = StressResult(config=StressConfig(protocol="seqcount"),
                        spec=protocols.get("seqcount"),

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 
-from kmallocwd import model, stress_report, stressrun
+from kmallocwd import model
+import kmallocwd.stress.report as stress_report
+import kmallocwd.stress.run as stressrun
 from kmallocwd.cli import main
 
 

@@ -96,7 +96,7 @@ def run_checks(specs: list, models: list[str], sections: int, retries: int = 0,
     """Check each protocol under each model, with the verdict on its compiled
     binary; ``on_check`` is called as each protocol is done.  A signal ends
     it: the report holds the protocols (and models) done so far."""
-    from kmallocwd.binverdict import binary_verdict
+    from kmallocwd.stress.binverdict import binary_verdict
     from kmallocwd.interrupt import exit_status
 
     checks: list[ProtocolCheck] = []

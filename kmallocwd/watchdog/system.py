@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Callable
 
 from kmallocwd import protocols
 from kmallocwd._core import lib
-from kmallocwd.clock import jiffies, make_clock
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.clock import jiffies, make_clock
+from kmallocwd.stress.slots import SlotArray
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_U
 from kmallocwd.escape import one_line
 from kmallocwd.jsonreport import JsonReport
 from kmallocwd.protocols.cgen import knob_point
-from kmallocwd.stressrun import StressResult, combine
+from kmallocwd.stress.run import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
 
@@ -149,7 +149,7 @@ def _binary(spec: protocols.Spec, build: str, broken: list[str] | None = None):
     """The verdict on the compiled binary (binverdict), None if it cannot be
     worked out."""
     try:
-        from kmallocwd.binverdict import binary_verdict
+        from kmallocwd.stress.binverdict import binary_verdict
         return binary_verdict(spec, build, broken=broken)
     except Exception:  # noqa: BLE001 - a verdict we cannot compute is not reported
         return None

@@ -8,9 +8,9 @@ import argparse
 import sys
 
 from kmallocwd import limits
-from kmallocwd.argtypes import limit
-from kmallocwd.commands.check_cmd import models_from
-from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
+from kmallocwd.cli.argtypes import limit
+from kmallocwd.cli.commands.check_cmd import models_from
+from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
 
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import annotate, api, interrupt, outpath
     from kmallocwd.errors import EXIT_WRITE_FAILED
-    from kmallocwd.progress import Progress
+    from kmallocwd.cli.progress import Progress
 
     spec = specs_from(args)[0]
     models = models_from(args.model)

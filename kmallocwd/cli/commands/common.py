@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from kmallocwd import protocols
-from kmallocwd.argtypes import choice
+from kmallocwd.cli.argtypes import choice
 from kmallocwd.errors import UsageError
 
 

@@ -1,7 +1,7 @@
 """The CLI's subcommands; each module has ``register(subparsers)``, which
 adds its parser and sets ``func``.  Add a command by adding its module here."""
 
-from kmallocwd.commands import (ablate_cmd, bench_report_cmd, cache_cmd, campaign_cmd, check_cmd,
+from kmallocwd.cli.commands import (ablate_cmd, bench_report_cmd, cache_cmd, campaign_cmd, check_cmd,
                                 demo_cmd, litmus_cmd, protocols_cmd, replay_cmd, run_cmd,
                                 scenarios_cmd, stress_cmd)
 

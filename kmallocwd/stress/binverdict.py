@@ -21,7 +21,7 @@ import platform
 import re
 from dataclasses import dataclass, field
 
-from kmallocwd import objorder
+import kmallocwd.stress.objorder as objorder
 from kmallocwd.model.events import (SC, Event, Program, preds_for, reader_events,
                                     writer_events)
 from kmallocwd.protocols.spec import Spec, SpecError

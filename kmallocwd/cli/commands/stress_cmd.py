@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from kmallocwd import limits
-from kmallocwd.argtypes import limit
-from kmallocwd.commands.common import add_build_option, add_protocol_options, spec_from
+from kmallocwd.cli.argtypes import limit
+from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = limits.MAX_THREADS
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """The options' values that depend on each other or on this machine."""
-    from kmallocwd.slots import max_slots
+    from kmallocwd.stress.slots import max_slots
 
     limit = max_slots()
     if args.slots > limit:
@@ -104,10 +104,11 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd import annotate, api, interrupt, stress_report
+    from kmallocwd import annotate, api, interrupt
+    import kmallocwd.stress.report as stress_report
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.outpath import check_output, write_outputs
-    from kmallocwd.progress import Clock, Progress
+    from kmallocwd.cli.progress import Clock, Progress
 
     check_args(args)
     spec = spec_from(args, "v3")

@@ -38,7 +38,7 @@ def check(kind: str, args: list[str]) -> None:
     sub.exit = exit    # type: ignore[method-assign]
     ns = sub.parse_args(args + ["--json", "-"])
     if isinstance(getattr(ns, "model", None), str):   # check, ablate: read after parsing
-        from kmallocwd.commands.check_cmd import models_from
+        from kmallocwd.cli.commands.check_cmd import models_from
 
         try:
             models_from(ns.model)

@@ -9,7 +9,7 @@ import json
 import sys
 
 from kmallocwd import benchreport, protocols
-from kmallocwd.argtypes import choice
+from kmallocwd.cli.argtypes import choice
 from kmallocwd.benchreport import plot as charts
 from kmallocwd.errors import UsageError
 

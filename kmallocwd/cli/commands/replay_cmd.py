@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg, models_from
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.cli.commands.check_cmd import MAX_SECTIONS, int_arg, models_from
+from kmallocwd.cli.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_OK
 
 

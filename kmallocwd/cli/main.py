@@ -1,5 +1,5 @@
 """The one ``kmallocwd`` entry point: argparse subcommands, one module each
-in kmallocwd/commands/.  Usage errors print one line and exit 2.
+in kmallocwd/cli/commands/.  Usage errors print one line and exit 2.
 
 This module imports nothing heavy at its top: ``main()`` installs the
 signal handlers (kmallocwd.interrupt) first, and only then imports the
@@ -33,7 +33,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from kmallocwd.commands import COMMANDS
+    from kmallocwd.cli.commands import COMMANDS
 
     parser = Parser(
         prog="kmallocwd",

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kmallocwd import protocols
-from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd.cli.argtypes import choice, float_range, int_range
 from kmallocwd.watchdog.carith import ULONG_MAX
 from kmallocwd.watchdog.scenario import ScenarioError
 from kmallocwd.watchdog.workload import builtin_names, resolve

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd.argtypes import float_range
+from kmallocwd.cli.argtypes import float_range
 
 DEMO = ("v3", "seqcount", "none")
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.stressrun import StressConfig, run_stress
+    from kmallocwd.stress.run import StressConfig, run_stress
 
     rows = []
     for name in DEMO:

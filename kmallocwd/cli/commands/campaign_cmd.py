@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from kmallocwd.argtypes import int_range
+from kmallocwd.cli.argtypes import int_range
 
 RESULTS_LIMIT = 1 << 30   # bytes of a results file read back to resume
 
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, held: list) -> int:
     if args.scheduler is not None and not args.scheduler.strip():
         raise UsageError("--scheduler '': empty address (accepted: a Dask scheduler "
                          "address, e.g. tcp://host:8786)")
-    from kmallocwd.commands import plan_args
+    from kmallocwd.cli.commands import plan_args
 
     plan = load_plan(args.plan, check_args=plan_args.check)
     # the output paths are checked before anything runs

@@ -15,8 +15,8 @@ import argparse
 import sys
 
 from kmallocwd import limits
-from kmallocwd.argtypes import limit
-from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
+from kmallocwd.cli.argtypes import limit
+from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
 MAX_SECTIONS = limits.SECTIONS.hi
