@@ -120,7 +120,8 @@ def _former(reports: list[Report], verdicts: list[Verdict]) -> Classification:
     tail = (f"; {len(stuck)} stalling task(s) kept the same seq ({_some([v.who for v in stuck])})"
             if stuck else "")
     if moved:
-        tail += f"; {len(moved)} stalling request(s) made progress ({_some([v.who for v in moved])})"
+        tail += (f"; {len(moved)} stalling request(s) made progress "
+                 f"({_some([v.who for v in moved])})")
     counts = f"last report: {_counts(last)}"
     why = ("TIF_MEMDIE only helps a victim that allocates, and this one cannot make progress, "
            "so no other victim is chosen")
@@ -177,7 +178,8 @@ def _latter(reports: list[Report], verdicts: list[Verdict]) -> Classification:
             f"request is listed once), so seq cannot be compared yet; {counts}"))
     unchanged = (f"seq unchanged over {span} for {len(stuck)} task(s) "
                  f"({_some([f'{v.who} seq={v.seqs[-1]}' for v in stuck])})")
-    lines = [x for x in (_last_line(reports, v) for v in stuck) if x is not None and x.gfp is not None]
+    lines = [x for x in (_last_line(reports, v) for v in stuck)
+             if x is not None and x.gfp is not None]
     can = [x for x in lines if why_no_oom(x.gfp, x.order) is None]
     if can:
         return Classification(RECLAIM_LIVELOCK, (

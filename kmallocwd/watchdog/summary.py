@@ -104,7 +104,8 @@ class Summary:
                 exiting = "" if r.exiting is None else f", {r.exiting} exiting"
                 oom = "" if r.oom_count is None else f", oom_count={r.oom_count}"
                 cut = f" ({len(r.lines)} task lines in the log)" if r.partial else ""
-                out.append(f"  report {r.n} at {r.time_ns / 1e9:.3f} s: {r.stalling} stalling, "
+                at = f"at {r.time_ns / 1e9:.3f} s" if r.time_ns >= 0 else "(no timestamp)"
+                out.append(f"  report {r.n} {at}: {r.stalling} stalling, "
                            f"{r.dying} dying{exiting}, {r.victim} victim task{oom}{cut}")
             out.append(trends(self.reports))
         if self.reports:
@@ -153,9 +154,10 @@ class Summary:
             "timeout_jiffies": self.timeout_jiffies,
             "elapsed_s": round(self.elapsed_s, 3),
             "interrupted": self.interrupted,
-            "reports": [{"n": r.n, "time": seconds(r.time_ns), "stalling": r.stalling,
-                         "dying": r.dying, "victim": r.victim, "raced": r.raced,
-                         "exiting": r.exiting, "oom_count": r.oom_count, "partial": r.partial}
+            "reports": [{"n": r.n, "time": seconds(r.time_ns) if r.time_ns >= 0 else None,
+                         "stalling": r.stalling, "dying": r.dying, "victim": r.victim,
+                         "raced": r.raced, "exiting": r.exiting, "oom_count": r.oom_count,
+                         "partial": r.partial}
                         for r in self.reports],
             "progress": {cls: [asdict(v) for v in self.verdicts if v.verdict == cls]
                          for cls in CLASSES},
@@ -254,7 +256,8 @@ def detector_lines(d: dict, reports: list[Report]) -> list[str]:
 # ---- the slot dump (--dump-slots) ----
 
 
-def dump_slots(tasks: "list[Task]", final: dict[int, SlotState], now: int) -> tuple[list[str], dict]:
+def dump_slots(tasks: "list[Task]", final: dict[int, SlotState], now: int
+               ) -> tuple[list[str], dict]:
     """The slots as a vmcore would keep them: every live task's last
     request, whether or not the watchdog ran."""
     lines = [f"slot dump (what a vmcore keeps of each task's last request), jiffies={now}:",
