@@ -13,7 +13,7 @@ Recognised anywhere in a line (dmesg or serial console, with or without the
   ``gfp=0x%x(%pGg)``), with their state words;
 - the OOM killer's ``invoked oom-killer:`` and ``Killed process`` lines,
   4.9's ``page allocation stalls for %ums`` (warn_alloc) and khungtaskd's
-  ``blocked for more than``;
+  ``blocked for more than``; ``Kernel panic - not syncing:``;
 - the JSON Lines that ``kmallocwd run --json`` writes (its ``report`` and
   ``printk`` records).
 
@@ -46,6 +46,7 @@ STALL_WARN = re.compile(r"^(.{0,64}?): page allocation stalls for (\d+)ms, order
 SYSLOG = re.compile(r"^.{0,80}? kernel: ")
 RUN_SUMMARY = "==== kmallocwd run summary ===="  # kmallocwd run's own text, not the kernel's
 HUNG = re.compile(r"INFO: task (.{0,64}?):(\d+) blocked for more than (\d+(?:\.\d+)?) seconds")
+PANIC = re.compile(r"^Kernel panic - not syncing: (.{0,200})")
 STATE_WORDS = ("uninterruptible", "exiting", "dying", "victim")
 
 
@@ -53,7 +54,7 @@ STATE_WORDS = ("uninterruptible", "exiting", "dying", "victim")
 class Event:
     """One OOM killer, warn_alloc or khungtaskd line."""
 
-    kind: str  # "oom-invoked", "killed", "warn_alloc", "khungtaskd"
+    kind: str  # "oom-invoked", "killed", "warn_alloc", "khungtaskd", "panic"
     time_ns: int | None
     comm: str
     pid: int | None
@@ -220,12 +221,12 @@ def _one(line: str, items: list, events: list[Event], formats: set[str]) -> int:
         return 1
     body = _body(line)
     for kind, rx in (("oom-invoked", OOM_INVOKED), ("killed", KILLED),
-                     ("warn_alloc", STALL_WARN), ("khungtaskd", HUNG)):
+                     ("warn_alloc", STALL_WARN), ("khungtaskd", HUNG), ("panic", PANIC)):
         m = rx.search(body)
         if m:
             pid = int(m.group(1)) if kind == "killed" else (
                 int(m.group(2)) if kind == "khungtaskd" else None)
-            comm = m.group(2) if kind == "killed" else m.group(1)
+            comm = m.group(2) if kind == "killed" else "" if kind == "panic" else m.group(1)
             events.append(Event(kind, _stamp(line, len(line) - len(body)), comm.strip(), pid,
                                 body[m.start():].strip()))
             return 1

@@ -22,6 +22,12 @@ def summarize(text: str, source: str) -> Summary:
     span = (max(times) - min(times)) / 1e9 if times else 0.0
     pids = {x.pid for r in reports for x in r.lines}
     killed = [e for e in log.events if e.kind == "killed"]
+    panics = [e for e in log.events if e.kind == "panic"]
+    panic = None
+    if panics:
+        p = panics[0]
+        panic = (-1.0 if p.time_ns is None else seconds(p.time_ns),
+                 p.text.split(": ", 1)[1] if ": " in p.text else p.text)
     return Summary(
         scenario=None, tasks=len(pids), protocol=None, hz=None, timeout_s=None,
         timeout_jiffies=None, elapsed_s=span, interrupted=None, reports=reports,
@@ -29,7 +35,7 @@ def summarize(text: str, source: str) -> Summary:
         classification=classify_reports(reports, verdicts), detectors=None,
         oom_kills=[(None if e.time_ns is None else seconds(e.time_ns), e.comm, e.pid)
                    for e in killed],
-        memory=None, source=source, log=_log_info(log))
+        memory=None, source=source, log=_log_info(log), panic=panic)
 
 
 def _log_info(log: ParsedLog) -> dict:

@@ -155,6 +155,8 @@ class Run:
             detectors=self.detectors.summary(elapsed) if self.detectors else None,
             oom_kills=[(round(ns / 1e9, 3), comm, pid) for ns, comm, pid in sys_.oom_victims],
             memory=sys_.memory.show_mem()[1],
+            panic=None if sys_.panicked is None else (seconds(sys_.panicked[0]),
+                                                      sys_.panicked[1]),
         )
         if record:
             self.log.record(summary.to_json())

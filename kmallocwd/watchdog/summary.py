@@ -73,6 +73,7 @@ class Summary:
     memory: dict | None = None  # show_mem() at the end
     # kmallocwd classify: the log read (None for a run), and what else it said
     source: str | None = None
+    panic: tuple[float, str] | None = None  # (seconds, message): the machine panicked and stopped
     log: dict | None = None  # lines, recognised, formats, order, orphans, events
 
     @property
@@ -129,6 +130,9 @@ class Summary:
             tent = " (tentative)" if self.classification.tentative else ""
             out.append(f"classification: {self.classification.value}{tent}")
             out.append(f"  evidence: {self.classification.evidence}")
+        if self.panic is not None:
+            out.append(f"panic at {self.panic[0]:.3f} s: 'Kernel panic - not syncing: "
+                       f"{self.panic[1]}'; the machine stopped there")
         if self.source is not None:
             out.extend(log_event_lines(self.log or {}))
         elif self.oom_kills:
@@ -170,6 +174,8 @@ class Summary:
             "detectors": self.detectors,
             "memory": self.memory,
             "source": self.source,
+            "panic": None if self.panic is None else {"time": self.panic[0],
+                                                      "message": self.panic[1]},
             "log": self.log,
         }
 

@@ -5,7 +5,7 @@ the OOM killer and the detectors print through, and the halt switch."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kmallocwd import protocols
 from kmallocwd._core import lib
@@ -49,6 +49,7 @@ class System:
         self.detectors = None  # kmallocwd.watchdog.detectors.Detectors, if any
         self._printk: Callable[[str], int] | None = None
         self._printed_once: set[str] = set()
+        self.panicked: tuple[int, str] | None = None  # (uptime ns, message) once panic() ran
 
     # ---- printk and the hooks ----
 
@@ -63,6 +64,19 @@ class System:
         if text not in self._printed_once:
             self._printed_once.add(text)
             self.printk(text)
+
+    def panic(self, message: str) -> NoReturn:
+        """panic(): the two lines the kernel prints, then the machine stops
+        (every thread halts; the caller's unwinds now)."""
+        with self.lock_guard:
+            first = self.panicked is None
+            if first:
+                self.panicked = (self.uptime_ns(), message)
+        if first:
+            self.printk(f"Kernel panic - not syncing: {message}")
+            self.printk(f"---[ end Kernel panic - not syncing: {message}")
+        self.halt()
+        raise Halt()
 
     def warn_alloc_check(self, p: "Task", gfp_mask: int, order: int) -> None:
         """4.9's stall warning, if the warn_alloc detector is on."""

@@ -1,0 +1,101 @@
+"""The emulated world's mechanisms, as Linux 4.4 has them: each test shows
+one (TIF_MEMDIE's test-and-set, the panic with no killable process, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from kmallocwd.cli import main
+from kmallocwd.watchdog import oom
+from kmallocwd.watchdog import workload as W
+from kmallocwd.watchdog.system import Halt, System
+from kmallocwd.watchdog.tasks import make_tasks
+
+MACHINE = """
+[memory]
+reclaim_kbps = 400000
+writeback_kbps = 0
+[[memory.zone]]
+name = "Normal"
+present_kb = 400000
+min_kb = 4000
+free = [{free}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+[[process]]
+name = "hog"
+pid = 100
+rss_kb = 40000
+oom_score_adj = {adj}
+[[process.thread]]
+gfp = "GFP_KERNEL"
+use = "anon"
+interval_s = 0.001
+burst = 64
+
+[[process]]
+name = "kthreadd"
+pid = 2
+kthread = true
+[[process.thread]]
+idle = true
+"""
+
+
+def machine(free: int = 900, adj: int = 0):
+    scen = W.loads(MACHINE.format(free=free, adj=adj), "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    printed: list[str] = []
+    system.set_printk(lambda text: printed.append(text) or 0)
+    return system, {t.pid: t for t in system.tasks}, printed
+
+
+def test_mark_oom_victim_is_test_and_set():
+    system, t, _ = machine()
+    hog = t[100]
+    assert oom.mark_oom_victim(hog) is True
+    assert oom.mark_oom_victim(hog) is False  # already TIF_MEMDIE: not marked again
+    assert hog.memdie and [pid for _, _, pid in system.oom_victims] == [100]
+    # a dying task that allocates again and again calls out_of_memory() each
+    # time: it stays one victim
+    hog.sigkill = True
+    for _ in range(5):
+        assert oom.out_of_memory(hog, 0x24200CA, 0) is True
+    assert [pid for _, _, pid in system.oom_victims] == [100]
+    hog.memdie = False  # exit_mm() cleared it: a later OOM kill may mark it again
+    assert oom.mark_oom_victim(hog) is True and len(system.oom_victims) == 2
+
+
+def test_no_killable_process_panics_and_stops_the_machine():
+    system, t, printed = machine(adj=-1000)  # the only process with an mm is unkillable
+    with pytest.raises(Halt):
+        oom.out_of_memory(t[100], 0x24200CA, 0)
+    assert printed == ["hog invoked oom-killer: gfp_mask=0x24200ca, order=0, oom_score_adj=-1000",
+                       "Kernel panic - not syncing: Out of memory and no killable processes...",
+                       "---[ end Kernel panic - not syncing: Out of memory and no killable "
+                       "processes..."]
+    assert system.halted.is_set() and system.panicked is not None
+
+
+@pytest.mark.timeout(90)
+def test_a_run_that_panics_stops_there_and_says_so(tmp_path):
+    path = tmp_path / "unkillable.toml"
+    path.write_text("[scenario]\nname = \"unkillable\"\n" + MACHINE.format(free=2000, adj=-1000))
+    log = tmp_path / "run.log"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        # a duration no test would wait for: the panic must end the run
+        rc = main(["run", "-q", "--scenario", str(path), "--timeout", "0.2", "--duration", "3600",
+                   "--json", "--log", str(log)])
+    assert rc == 0
+    recs = [json.loads(x) for x in log.read_text().splitlines()]
+    summary = recs[-1]
+    assert summary["panic"]["message"] == "Out of memory and no killable processes..."
+    assert summary["elapsed_s"] < 3600
+    texts = [r["text"] for r in recs if r["type"] == "printk"]
+    assert "Kernel panic - not syncing: Out of memory and no killable processes..." in texts
+    assert "panic at" in out.getvalue()
