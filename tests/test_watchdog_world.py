@@ -99,3 +99,63 @@ def test_a_run_that_panics_stops_there_and_says_so(tmp_path):
     texts = [r["text"] for r in recs if r["type"] == "printk"]
     assert "Kernel panic - not syncing: Out of memory and no killable processes..." in texts
     assert "panic at" in out.getvalue()
+
+
+def _until(cond, what: str) -> None:
+    import time
+
+    for _ in range(20000):  # generous: a loaded machine may be slow to schedule a thread
+        if cond():
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"never: {what}")
+
+
+def test_mmap_sem_is_an_rw_semaphore_readers_share_a_waiting_writer_blocks_new_readers():
+    import threading
+
+    from kmallocwd.watchdog import sched
+    from kmallocwd.watchdog.sched import RWSem
+
+    scen = W.loads(MACHINE.format(free=900, adj=0).replace(
+        "[[process.thread]]\ngfp = \"GFP_KERNEL\"",
+        "[[process.thread]]\ncount = 4\ngfp = \"GFP_KERNEL\"", 1), "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    r1, r2, w, r3 = (t for t in system.tasks if t.comm == "hog")
+    sem = r1.mm.mmap_sem
+    assert isinstance(sem, RWSem) and sem is w.mm.mmap_sem  # one per mm
+    assert sched.down_read(r1, sem) and sched.down_read(r2, sem)  # shared: neither waits
+    assert set(sem.readers) == {r1, r2} and sem.owner is None
+    done = {}
+    tw = threading.Thread(target=lambda: done.setdefault("w", sched.down_write(w, sem)))
+    tw.start()
+    _until(lambda: len(sem.waiters) == 1, "the writer queues")
+    assert "w" not in done and w.blocked_on is sem
+    assert w.state == sched.TASK_UNINTERRUPTIBLE  # down_write() sleeps in D
+    tr = threading.Thread(target=lambda: done.setdefault("r3", sched.down_read(r3, sem)))
+    tr.start()
+    _until(lambda: len(sem.waiters) == 2, "the new reader queues behind the writer")
+    assert "r3" not in done and r3 not in sem.readers  # a waiting writer blocks new readers
+    sched.up_read(r1, sem)
+    assert sem.owner is None and "w" not in done  # one reader left: the writer still waits
+    sched.up_read(r2, sem)  # the last reader wakes the writer, alone
+    tw.join(30)
+    assert done.get("w") is True and sem.owner is w and "r3" not in done
+    sched.up_write(w, sem)  # the writer's release wakes the reader
+    tr.join(30)
+    assert done.get("r3") is True and set(sem.readers) == {r3} and not sem.waiters
+    sched.up_read(r3, sem)
+    assert not sem.readers and sem.owner is None
+
+
+def test_a_scenario_says_read_or_write_per_use():
+    scen = W.loads(MACHINE.format(free=900, adj=0).replace(
+        'use = "anon"', 'use = "anon"\nlocks = ["&mm->mmap_sem:read", "&inode->i_mutex", '
+        '"&sb->s_umount:write"]'), "m.toml", "m")
+    assert [W.split_lock(x) for x in scen.processes[1].threads[0].locks] == [
+        ("&mm->mmap_sem", "read"), ("&inode->i_mutex", None), ("&sb->s_umount", "write")]
+    with pytest.raises(Exception, match="distinct lock names"):
+        W.loads(MACHINE.format(free=900, adj=0).replace(
+            'use = "anon"', 'use = "anon"\nlocks = ["&mm->mmap_sem:read", "&mm->mmap_sem:write"]'),
+            "m.toml", "m")

@@ -1,4 +1,4 @@
-"""Task states, sleeping and mutexes, as Linux 4.4 has them.
+"""Task states, sleeping, mutexes and rw_semaphores, as Linux 4.4 has them.
 
 ``p->state`` is a bit mask (include/linux/sched.h): TASK_KILLABLE is
 TASK_WAKEKILL | TASK_UNINTERRUPTIBLE, so ``state & TASK_UNINTERRUPTIBLE``
@@ -118,12 +118,6 @@ def mutex_lock_killable(p: "Task", lock: Mutex) -> bool:
     return _lock(p, lock, TASK_KILLABLE)
 
 
-def down_read(p: "Task", lock: Mutex) -> bool:
-    """An rw_semaphore taken for reading, emulated as the mutex (the holders
-    here take it for writing, so a reader waits for them the same way)."""
-    return _lock(p, lock, TASK_UNINTERRUPTIBLE)
-
-
 def mutex_unlock(p: "Task", lock: Mutex) -> None:
     with lock.guard:
         if lock.owner is not p:
@@ -134,4 +128,125 @@ def mutex_unlock(p: "Task", lock: Mutex) -> None:
         nxt.wake.set()
 
 
-up_read = mutex_unlock
+# ---- rw_semaphore (kernel/locking/rwsem-xadd.c, 4.4) ----
+
+READ, WRITE = "read", "write"
+
+
+class _Waiter:
+    __slots__ = ("task", "type", "granted")
+
+    def __init__(self, task: "Task", type_: str) -> None:
+        self.task, self.type, self.granted = task, type_, False
+
+
+class RWSem:
+    """An rw_semaphore: readers share it, a writer excludes everyone, and
+    waiters queue in FIFO order; a reader that finds a waiter queued (a
+    writer, say) queues behind it, so a waiting writer blocks new readers.
+    up_write()/the last up_read() wake the first waiter: a writer alone, or
+    every reader at the head of the queue (__rwsem_do_wake())."""
+
+    def __init__(self, name: str, guard: threading.Lock) -> None:
+        self.name = name
+        self.guard = guard
+        self.readers: collections.Counter[Task] = collections.Counter()
+        self.owner: Task | None = None  # the writer
+        self.waiters: collections.deque[_Waiter] = collections.deque()
+
+    def __repr__(self) -> str:
+        return f"RWSem({self.name}, owner={self.owner!r}, readers={sorted(self.readers, key=id)!r})"
+
+    def _do_wake(self) -> list["Task"]:
+        """Under the guard: grant the head of the queue what it can have."""
+        woken: list[Task] = []
+        if self.owner is not None or not self.waiters:
+            return woken
+        if self.waiters[0].type == WRITE:
+            if not self.readers:
+                w = self.waiters.popleft()
+                w.granted, self.owner = True, w.task
+                woken.append(w.task)
+            return woken
+        while self.waiters and self.waiters[0].type == READ:
+            w = self.waiters.popleft()
+            w.granted = True
+            self.readers[w.task] += 1
+            woken.append(w.task)
+        return woken
+
+
+def _rwsem_wait(p: "Task", sem: RWSem, w: _Waiter) -> None:
+    """Sleep uninterruptibly until the waker grants the lock (4.4 has no
+    killable rwsem waits yet)."""
+    p.blocked_on = sem
+    try:
+        while True:
+            schedule(p, TASK_UNINTERRUPTIBLE)
+            with sem.guard:
+                if w.granted:
+                    return
+    finally:
+        p.blocked_on = None
+
+
+def rwsem_down_read_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
+    _rwsem_wait(p, sem, w)
+
+
+def rwsem_down_write_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
+    _rwsem_wait(p, sem, w)
+
+
+def down_read(p: "Task", sem: "RWSem | Mutex") -> bool:
+    if isinstance(sem, Mutex):
+        return _lock(p, sem, TASK_UNINTERRUPTIBLE)
+    with sem.guard:
+        if sem.owner is None and not sem.waiters:
+            sem.readers[p] += 1
+            return True
+        w = _Waiter(p, READ)
+        sem.waiters.append(w)
+    rwsem_down_read_failed(p, sem, w)
+    return True
+
+
+def down_write(p: "Task", sem: "RWSem | Mutex") -> bool:
+    if isinstance(sem, Mutex):
+        return _lock(p, sem, TASK_UNINTERRUPTIBLE)
+    with sem.guard:
+        if sem.owner is None and not sem.readers and not sem.waiters:
+            sem.owner = p
+            return True
+        w = _Waiter(p, WRITE)
+        sem.waiters.append(w)
+    rwsem_down_write_failed(p, sem, w)
+    return True
+
+
+def up_read(p: "Task", sem: "RWSem | Mutex") -> None:
+    if isinstance(sem, Mutex):
+        mutex_unlock(p, sem)
+        return
+    with sem.guard:
+        if sem.readers[p] <= 0:
+            return
+        sem.readers[p] -= 1
+        if sem.readers[p] == 0:
+            del sem.readers[p]
+        woken = sem._do_wake() if not sem.readers else []
+    for t in woken:
+        t.wake.set()
+
+
+def up_write(p: "Task", sem: "RWSem | Mutex") -> None:
+    if isinstance(sem, Mutex):
+        mutex_unlock(p, sem)
+        return
+    with sem.guard:
+        if sem.owner is not p:
+            return
+        sem.owner = None
+        woken = sem._do_wake()
+    for t in woken:
+        t.wake.set()

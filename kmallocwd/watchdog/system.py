@@ -14,7 +14,7 @@ from kmallocwd.slots import SlotArray
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:
-    from kmallocwd.watchdog.sched import Mutex
+    from kmallocwd.watchdog.sched import Mutex, RWSem
     from kmallocwd.watchdog.tasks import Process, Task
 
 
@@ -43,7 +43,7 @@ class System:
         self.halted = threading.Event()
         self.errors: list[BaseException] = []
         self.lock_guard = threading.Lock()  # guards every Mutex of the machine
-        self.locks: dict[str, Mutex] = {}
+        self.locks: dict[str, Mutex | RWSem] = {}
         self.kswapd_task: Task | None = None
         self.oom_victims: list[tuple[int, str, int]] = []  # (uptime ns, comm, pid)
         self.detectors = None  # kmallocwd.watchdog.detectors.Detectors, if any
@@ -83,12 +83,14 @@ class System:
         if self.detectors is not None:
             self.detectors.warn_alloc(p, gfp_mask, order)
 
-    def named_lock(self, name: str) -> "Mutex":
-        from kmallocwd.watchdog.sched import Mutex
+    def named_lock(self, name: str, rw: bool = False) -> "Mutex | RWSem":
+        """The machine's lock of that name: an rw_semaphore if ``rw`` when it
+        is first used, else a mutex."""
+        from kmallocwd.watchdog.sched import Mutex, RWSem
 
         with self.lock_guard:
             if name not in self.locks:
-                self.locks[name] = Mutex(name, self.lock_guard)
+                self.locks[name] = (RWSem if rw else Mutex)(name, self.lock_guard)
             return self.locks[name]
 
     def jiffies(self) -> int:

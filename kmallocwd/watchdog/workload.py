@@ -36,6 +36,22 @@ BUFFER = "buffer"  # freed again hold_s after it was allocated
 USES = (ANON, PAGECACHE, DIRTY, KERNEL, BUFFER)
 
 MM_LOCK_PREFIX = "&mm->"  # lock names of the thread's own mm: one lock per process
+MMAP_SEM = "&mm->mmap_sem"  # an rw_semaphore: a use says ":read" or ":write" (default write)
+LOCK_MODES = ("read", "write")
+
+
+def split_lock(spec: str) -> tuple[str, str | None]:
+    """``"&mm->mmap_sem:read"`` -> ("&mm->mmap_sem", "read"); a name without
+    a mode suffix -> (name, None).  A lock used with a mode is an
+    rw_semaphore (mmap_sem always is); without one, a mutex."""
+    name, sep, mode = spec.rpartition(":")
+    if sep and mode in LOCK_MODES and name:
+        return name, mode
+    return spec, None
+
+
+def is_rwsem(name: str, mode: str | None) -> bool:
+    return mode is not None or name == MMAP_SEM
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,8 @@ class ThreadSpec:
     burst: int  # requests per wake-up
     use: str  # what the pages become
     hold_s: Range  # "buffer": how long the pages are kept
-    locks: tuple[str, ...]  # taken in order around each burst, released in reverse
+    locks: tuple[str, ...]  # taken in order around each burst, released in reverse; an
+    # rw_semaphore's name ends in ":read" or ":write" (split_lock())
     killable: bool  # mutex_lock_killable() (TASK_KILLABLE) instead of mutex_lock()
     memalloc_noio: bool  # PF_MEMALLOC_NOIO: memalloc_noio_flags() masks __GFP_IO|__GFP_FS
     start_s: Range  # when its loop starts
@@ -276,8 +293,9 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
     if not isinstance(locks, list) or not all(isinstance(x, str) and 0 < len(x) <= 64
                                                and x.isprintable() for x in locks) or len(locks) > 8:
         raise c.fail(f"{key}.locks", "a list of at most 8 lock names (1 to 64 characters), "
-                     "e.g. [\"&inode->i_mutex\"]", locks)
-    if len(set(locks)) != len(locks):
+                     "e.g. [\"&mm->mmap_sem:read\", \"&inode->i_mutex\"]", locks)
+    names = [split_lock(x)[0] for x in locks]
+    if len(set(names)) != len(names):
         raise c.fail(f"{key}.locks", "distinct lock names", locks)
     return ThreadSpec(
         name=name, pids=pids,
