@@ -176,7 +176,7 @@ class RWSem:
         return woken
 
 
-def _rwsem_wait(p: "Task", sem: RWSem, w: _Waiter) -> None:
+def rwsem_down_read_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
     """Sleep uninterruptibly until the waker grants the lock (4.4 has no
     killable rwsem waits yet)."""
     p.blocked_on = sem
@@ -190,12 +190,16 @@ def _rwsem_wait(p: "Task", sem: RWSem, w: _Waiter) -> None:
         p.blocked_on = None
 
 
-def rwsem_down_read_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
-    _rwsem_wait(p, sem, w)
-
-
 def rwsem_down_write_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
-    _rwsem_wait(p, sem, w)
+    p.blocked_on = sem
+    try:
+        while True:
+            schedule(p, TASK_UNINTERRUPTIBLE)
+            with sem.guard:
+                if w.granted:
+                    return
+    finally:
+        p.blocked_on = None
 
 
 def down_read(p: "Task", sem: "RWSem | Mutex") -> bool:
