@@ -159,3 +159,49 @@ def test_a_scenario_says_read_or_write_per_use():
         W.loads(MACHINE.format(free=900, adj=0).replace(
             'use = "anon"', 'use = "anon"\nlocks = ["&mm->mmap_sem:read", "&mm->mmap_sem:write"]'),
             "m.toml", "m")
+
+
+def test_khungtaskd_skips_a_task_that_never_switched():
+    from kmallocwd.watchdog.detectors import Detectors
+    from kmallocwd.watchdog.sched import TASK_UNINTERRUPTIBLE
+
+    system, t, printed = machine()
+    det = Detectors(system, ("khungtaskd",), 120, 10)
+    hog = t[100]
+    hog.state = TASK_UNINTERRUPTIBLE
+    assert hog.nvcsw + hog.nivcsw == 0
+    for _ in range(3):
+        det.check_hung_uninterruptible_tasks()
+    assert printed == []  # "it musn't be checked"
+    hog.nvcsw = 1  # it slept once: from now on it is checked
+    det.check_hung_uninterruptible_tasks()  # first look: the count is recorded
+    assert printed == []
+    det.check_hung_uninterruptible_tasks()  # unchanged since: reported
+    assert printed and printed[0].startswith("INFO: task hog:100 blocked for more than")
+
+
+class _Warned(Exception):
+    pass
+
+
+@pytest.mark.parametrize("gfp,order,warned", [
+    (0x24200CA | 0x1000, 0, False),  # __GFP_NORETRY: 4.9 leaves before the check
+    (0x24200CA, 4, False),  # a costly order without __GFP_REPEAT: likewise
+    (0x24200CA | 0x400, 4, True),  # with __GFP_REPEAT it stays, and is checked
+    (0x2400040, 0, True),  # order 0: checked
+])
+def test_warn_alloc_is_checked_where_4_9_checks_it(monkeypatch, gfp, order, warned):
+    from kmallocwd.watchdog import mm as M
+
+    system, t, _ = machine(free=900)  # below min, nothing reclaimable
+    hog = t[100]
+
+    def warn(p, g, o):
+        raise _Warned()
+
+    monkeypatch.setattr(system, "warn_alloc_check", warn)
+    if warned:
+        with pytest.raises(_Warned):
+            M.__alloc_pages_slowpath(hog, gfp, order)
+    else:
+        assert M.__alloc_pages_slowpath(hog, gfp, order) is None

@@ -496,9 +496,12 @@ def __alloc_pages_slowpath(p: "Task", gfp_mask: int, order: int) -> Page | None:
         page, progress = __alloc_pages_direct_reclaim(p, gfp_mask, order, alloc_flags)
         if page:
             return page
-        p.system.warn_alloc_check(p, gfp_mask, order)  # 4.9's stall warning (a detector)
         if gfp_mask & G.___GFP_NORETRY:
             return None
+        # 4.9's stall warning (a detector), where 4.9 has it: after its
+        # __GFP_NORETRY and costly-order exits
+        if not (order > PAGE_ALLOC_COSTLY_ORDER and not gfp_mask & G.___GFP_REPEAT):
+            p.system.warn_alloc_check(p, gfp_mask, order)
         pages_reclaimed += progress
         if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) or (
                 gfp_mask & G.___GFP_REPEAT and pages_reclaimed < (1 << order)):
