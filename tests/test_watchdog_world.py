@@ -205,3 +205,33 @@ def test_warn_alloc_is_checked_where_4_9_checks_it(monkeypatch, gfp, order, warn
             M.__alloc_pages_slowpath(hog, gfp, order)
     else:
         assert M.__alloc_pages_slowpath(hog, gfp, order) is None
+
+
+def test_debug_show_held_locks_lists_what_a_task_holds_and_waits_for():
+    import threading
+
+    from kmallocwd.watchdog import sched
+    from kmallocwd.watchdog import tasks as T
+
+    scen = W.loads(MACHINE.format(free=900, adj=0).replace(
+        'use = "anon"', 'use = "anon"\ncount = 2\nlocks = ["&mm->mmap_sem:read", "&inode->i_mutex"]'),
+        "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    a, b = (t for t in system.tasks if t.comm == "hog")
+    assert sched.debug_show_held_locks(a) == ["no locks held by hog/100."]
+    held = T.take_locks(a)
+    lines = sched.debug_show_held_locks(a)
+    assert lines[0] == "2 locks held by hog/100:"
+    assert lines[1].startswith(" #0:  (&mm->mmap_sem){++++++}, at: [<tasks.py:")
+    assert lines[1].endswith("] take_locks")
+    assert lines[2].startswith(" #1:  (&inode->i_mutex){+.+.+.}, at: ")
+    # b shares mmap_sem (a reader) and waits for i_mutex: lockdep lists both
+    tb = threading.Thread(target=lambda: T.release_locks(b, T.take_locks(b)))
+    tb.start()
+    _until(lambda: len(b.held_locks) == 2, "b asks for i_mutex")
+    assert [h.name for h in b.held_locks] == ["&mm->mmap_sem", "&inode->i_mutex"]
+    T.release_locks(a, held)
+    assert sched.debug_show_held_locks(a) == ["no locks held by hog/100."]
+    tb.join(30)
+    assert b.held_locks == []

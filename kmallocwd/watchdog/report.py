@@ -48,6 +48,7 @@ class Trace:
     why: str  # "dying" or "stalling"
     header: str
     frames: list[str]
+    held_locks: list[str] = field(default_factory=list)  # debug_show_held_locks()'s lines
 
     def to_json(self) -> dict:
         d = asdict(self)

@@ -14,7 +14,10 @@ kernel trace.
 from __future__ import annotations
 
 import collections
+import os
+import sys
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,6 +72,45 @@ def signal_wake_up(p: "Task", fatal: bool) -> None:
         p.wake.set()
 
 
+# ---- lockdep's held-lock list (debug_show_held_locks()) ----
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """One entry of a task's lockdep held_locks[]: added when the task asks
+    for the lock (lock_acquire() comes before the wait, so a task blocked on
+    a lock lists it too), removed when it releases it."""
+
+    name: str
+    usage: str  # lockdep's usage string: representative ones, as 4.4 prints them
+    at: str  # where it was taken: "[<file:line>] function"
+
+
+def lock_acquire(p: "Task", lock: "Mutex | RWSem") -> None:
+    """Called by the lock functions; records their caller (two frames up)."""
+    f = sys._getframe(2)
+    at = f"[<{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}>] {f.f_code.co_name}"
+    usage = "++++++" if isinstance(lock, RWSem) else "+.+.+."
+    p.held_locks.append(HeldLock(lock.name, usage, at))
+
+
+def lock_release(p: "Task", lock: "Mutex | RWSem") -> None:
+    for i in range(len(p.held_locks) - 1, -1, -1):
+        if p.held_locks[i].name == lock.name:
+            del p.held_locks[i]
+            return
+
+
+def debug_show_held_locks(p: "Task") -> list[str]:
+    """kernel/locking/lockdep.c lockdep_print_held_locks() (4.4)."""
+    held = list(p.held_locks)
+    if not held:
+        return [f"no locks held by {p.comm}/{p.pid}."]
+    out = [f"{len(held)} lock{'s' if len(held) > 1 else ''} held by {p.comm}/{p.pid}:"]
+    out += [f" #{i}:  ({h.name}){{{h.usage}}}, at: {h.at}" for i, h in enumerate(held)]
+    return out
+
+
 class Mutex:
     """A sleeping lock with hand-off to the first waiter."""
 
@@ -110,18 +152,24 @@ def _lock(p: "Task", lock: Mutex, state: int) -> bool:
 
 def mutex_lock(p: "Task", lock: Mutex) -> bool:
     """Uninterruptible: a pending SIGKILL does not end the wait."""
+    lock_acquire(p, lock)
     return _lock(p, lock, TASK_UNINTERRUPTIBLE)
 
 
 def mutex_lock_killable(p: "Task", lock: Mutex) -> bool:
     """TASK_KILLABLE: False (-EINTR) if SIGKILL arrives while waiting."""
-    return _lock(p, lock, TASK_KILLABLE)
+    lock_acquire(p, lock)
+    ok = _lock(p, lock, TASK_KILLABLE)
+    if not ok:
+        lock_release(p, lock)
+    return ok
 
 
 def mutex_unlock(p: "Task", lock: Mutex) -> None:
     with lock.guard:
         if lock.owner is not p:
             return
+        lock_release(p, lock)
         lock.owner = lock.waiters.popleft() if lock.waiters else None
         nxt = lock.owner
     if nxt is not None:
@@ -203,6 +251,7 @@ def rwsem_down_write_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
 
 
 def down_read(p: "Task", sem: "RWSem | Mutex") -> bool:
+    lock_acquire(p, sem)
     if isinstance(sem, Mutex):
         return _lock(p, sem, TASK_UNINTERRUPTIBLE)
     with sem.guard:
@@ -216,6 +265,7 @@ def down_read(p: "Task", sem: "RWSem | Mutex") -> bool:
 
 
 def down_write(p: "Task", sem: "RWSem | Mutex") -> bool:
+    lock_acquire(p, sem)
     if isinstance(sem, Mutex):
         return _lock(p, sem, TASK_UNINTERRUPTIBLE)
     with sem.guard:
@@ -235,6 +285,7 @@ def up_read(p: "Task", sem: "RWSem | Mutex") -> None:
     with sem.guard:
         if sem.readers[p] <= 0:
             return
+        lock_release(p, sem)
         sem.readers[p] -= 1
         if sem.readers[p] == 0:
             del sem.readers[p]
@@ -250,6 +301,7 @@ def up_write(p: "Task", sem: "RWSem | Mutex") -> None:
     with sem.guard:
         if sem.owner is not p:
             return
+        lock_release(p, sem)
         sem.owner = None
         woken = sem._do_wake()
     for t in woken:

@@ -2,7 +2,7 @@
 then its worker thread's Python stack (from ``sys._current_frames()``), the
 innermost call first, as a kernel "Call Trace:" lists it.
 
-debug_show_held_locks() prints nothing, as on a kernel without lockdep.
+debug_show_held_locks() is sched.debug_show_held_locks(), lockdep's lines.
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ class Task:
         self.memstall = False  # inside __alloc_pages_slowpath (PSI's memstall)
         self.slowpath_since: int | None = None  # jiffies at the slow path's entry
         self.blocked_on: Mutex | RWSem | None = None
+        self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
         self.requests = 0  # allocation requests made
         self.failed = 0  # requests that returned no page
         self.thread = threading.Thread(target=task_main, args=(self,),
