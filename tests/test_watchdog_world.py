@@ -235,3 +235,69 @@ def test_debug_show_held_locks_lists_what_a_task_holds_and_waits_for():
     assert sched.debug_show_held_locks(a) == ["no locks held by hog/100."]
     tb.join(30)
     assert b.held_locks == []
+
+
+THREE_ZONES = """
+[memory]
+[[memory.zone]]
+name = "DMA"
+present_kb = 15992
+min_kb = 132
+free = [40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+[[memory.zone]]
+name = "DMA32"
+present_kb = 2080640
+min_kb = 5980
+free = [{dma32}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+[[memory.zone]]
+name = "Normal"
+present_kb = 1048576
+min_kb = 3004
+free = [700, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+[[process]]
+name = "hog"
+pid = 100
+[[process.thread]]
+gfp = "GFP_KERNEL"
+"""
+
+
+def test_lowmem_reserve_protects_the_lower_zones():
+    from kmallocwd.watchdog import mm as M
+
+    def setup(dma32: int):
+        scen = W.loads(THREE_ZONES.format(dma32=dma32), "z.toml", "z")
+        system = System("v3", 1000, scen.tasks, scen.memory)
+        system.tasks = make_tasks(system, scen, 1)
+        return system, system.tasks[0]
+
+    system, hog = setup(2000)  # DMA32: min 1495 pages, free 2000
+    dma, dma32, normal = system.memory.zones
+    # setup_per_zone_lowmem_reserve(): the higher zones' pages / the ratio (256)
+    assert dma32.lowmem_reserve == [0, 0, 262144 // 256]
+    assert dma.lowmem_reserve == [0, 520160 // 256, (520160 + 262144) // 256]
+    assert normal.lowmem_reserve == [0, 0, 0]
+    # Normal is below its min: a GFP_KERNEL request (classzone Normal) may not
+    # take DMA32's pages below min + 1024, nor DMA's; a GFP_DMA32 request may
+    assert M.get_page_from_freelist(hog, M.G.GFP_KERNEL, 0, M.ALLOC_WMARK_MIN) is None
+    page = M.get_page_from_freelist(hog, M.G.GFP_KERNEL | M.G.___GFP_DMA32, 0,
+                                    M.ALLOC_WMARK_MIN)
+    assert page is not None and page.zone == 1
+    system, hog = setup(2600)  # above min + reserve: GFP_KERNEL falls back to DMA32
+    page = M.get_page_from_freelist(hog, M.G.GFP_KERNEL, 0, M.ALLOC_WMARK_MIN)
+    assert page is not None and page.zone == 1
+    lines, data = system.memory.show_mem()
+    assert "lowmem_reserve[]: 0 0 1024 1024" in lines
+
+
+def test_zone_watermark_ok_wants_a_block_of_the_order_compaction_is_left_out():
+    system, t, _ = machine(free=3000)
+    (z,) = system.memory.zones
+    from kmallocwd.watchdog import mm as M
+
+    assert z.watermark_ok(0, z.min, 0) and not z.watermark_ok(2, z.min, 0)  # order-0 pages only
+    z.free[3] = 1
+    assert z.watermark_ok(2, z.min, 0)  # a larger block will do (split)
+    assert M.get_page_from_freelist(t[100], 0x24200CA, 2, M.ALLOC_WMARK_MIN) is not None
+    assert z.free[3] == 0 and z.free[2] == 1
