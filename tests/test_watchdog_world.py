@@ -289,6 +289,7 @@ def test_lowmem_reserve_protects_the_lower_zones():
     assert page is not None and page.zone == 1
     lines, data = system.memory.show_mem()
     assert "lowmem_reserve[]: 0 0 1024 1024" in lines
+    assert lines[-4:-3] == ["Total swap = 0kB"]  # show_swap_cache_info(): no swap
 
 
 def test_zone_watermark_ok_wants_a_block_of_the_order_compaction_is_left_out():

@@ -5,7 +5,8 @@
   (exactly: TASK_KILLABLE sleepers are skipped) and reports it if its
   context-switch count (nvcsw + nivcsw) has not changed since the last
   check: "INFO: task %s:%d blocked for more than %ld seconds.", at most
-  hung_task_warnings (10) times; a task that never switched is skipped.  A task looping in the allocator (R) or
+  hung_task_warnings (10) times; a task that never switched is skipped.
+  A task looping in the allocator (R) or
   sleeping in short congestion waits (D, but switched every 20 ms) is never
   reported: the seed's Documentation's motivation.
 - **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
@@ -17,9 +18,11 @@
   show_mem() that follow are left out.  A task blocked outside the
   allocator (in a lock, in exit_mm()) is never reported.
 - **psi** (kernel/sched/psi.c, 4.20+): memory pressure from the tasks'
-  stall time: "some" while at least one task is in the allocator's slow
-  path, "full" while every non-idle task is (idle: sleeping, or blocked on
-  a lock); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
+  stall time: "some" while at least one task is in direct reclaim (4.20
+  counts reclaim, compaction and refaults, not the waits between passes),
+  "full" while every non-idle task is (idle: sleeping, or blocked on a
+  lock; the model has no CPUs, so not per CPU); triggers are post-4.20
+  (5.2); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
   "some 150000 1000000" (150 ms of stall within 1 s, the example of
   Documentation/accounting/psi.rst) fires at most once per window.  PSI
   prints nothing to dmesg: the summary shows it.
@@ -224,7 +227,8 @@ class Detectors:
                 now - ps.last_fire >= TRIGGER_WINDOW_S:
             ps.last_fire = now
             ps.fired += 1
-            self.emit("psi", f"memory some trigger (150000 us in 1000000 us) fired, "
+            self.emit("psi", "memory some trigger (150000 us in 1000000 us, a 5.2+ trigger) "
+                      f"fired, "
                       f"{ps.window_sum * 1000:.0f} ms stalled in the last second",
                       printk=False)
 

@@ -341,6 +341,9 @@ class Memory:
             parts = " ".join(f"{n}*{k << o}kB" for o, n in enumerate(z[10]))
             lines.append(f"Node 0 {z[0]}: {parts} = {z[1] * k}kB")
         lines.append(f"{file_ + dirty} total pagecache pages")
+        # show_swap_cache_info(): the model has no swap
+        lines += ["0 pages in swap cache", "Swap cache stats: add 0, delete 0, find 0/0",
+                  "Free swap  = 0kB", "Total swap = 0kB"]
         ram = sum(z[9] for z in zs)
         lines += [f"{ram} pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
         data = {
@@ -446,10 +449,15 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
 
 
 def __perform_reclaim(p: "Task", gfp_mask: int, order: int) -> int:
+    """Direct reclaim, which 4.20's PSI counts as a memory stall
+    (psi_memstall_enter()/leave() around it, as around compaction and
+    refaults; the waits between passes are not)."""
     p.flags |= PF_MEMALLOC
+    p.memstall = True
     try:
         return try_to_free_pages(p, gfp_mask, order)
     finally:
+        p.memstall = False
         p.flags &= ~PF_MEMALLOC
 
 
@@ -568,11 +576,9 @@ def __alloc_pages_nodemask(p: "Task", gfp_mask: int, order: int) -> Page | None:
     p.system.memory.slowpath_entries += 1
     start_memalloc_timer(p, alloc_mask, order)
     p.slowpath_since = p.system.jiffies()
-    p.memstall = True
     try:
         page = __alloc_pages_slowpath(p, alloc_mask, order)
     finally:
-        p.memstall = False
         p.slowpath_since = None
     stop_memalloc_timer(p, alloc_mask)
     return page

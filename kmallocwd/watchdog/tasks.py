@@ -96,7 +96,7 @@ class Task:
         self.wake = threading.Event()
         self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
         self.nivcsw = 0
-        self.memstall = False  # inside __alloc_pages_slowpath (PSI's memstall)
+        self.memstall = False  # in direct reclaim (4.20 PSI's memstall)
         self.slowpath_since: int | None = None  # jiffies at the slow path's entry
         self.blocked_on: Mutex | RWSem | None = None
         self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
