@@ -302,3 +302,43 @@ def test_zone_watermark_ok_wants_a_block_of_the_order_compaction_is_left_out():
     assert z.watermark_ok(2, z.min, 0)  # a larger block will do (split)
     assert M.get_page_from_freelist(t[100], 0x24200CA, 2, M.ALLOC_WMARK_MIN) is not None
     assert z.free[3] == 0 and z.free[2] == 1
+
+
+def test_a_kworkers_trace_has_its_workqueue_line():
+    from kmallocwd.watchdog.loop import Watchdog
+    from kmallocwd.watchdog.printk import Log
+
+    text = MACHINE.format(free=900, adj=0) + """
+[[process]]
+name = "kworker/u8:1"
+pid = 180
+kthread = true
+[[process.thread]]
+gfp = "GFP_NOIO"
+writeback = true
+[[process]]
+name = "kworker/1:2"
+pid = 407
+kthread = true
+[[process.thread]]
+gfp = "GFP_NOIO"
+use = "kernel"
+workqueue = "events_freezable_power_ disk_events_workfn"
+"""
+    scen = W.loads(text, "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    by = {t.pid: t for t in system.tasks}
+    out = io.StringIO()
+    wd = Watchdog(system, 1000, Log(out, system.uptime_ns, False))
+    traces = [wd.show_task(by[pid], "stalling") for pid in (180, 407, 100)]
+    assert [t.workqueue for t in traces] == [
+        "Workqueue: writeback wb_workfn (flush-8:0)",
+        "Workqueue: events_freezable_power_ disk_events_workfn", ""]
+    lines = [x.split("] ", 1)[1] for x in out.getvalue().splitlines()]
+    i = lines.index("Workqueue: writeback wb_workfn (flush-8:0)")
+    assert lines[i - 1].startswith("kworker/u8:1 ") and lines[i + 1] == "Call Trace:"
+    with pytest.raises(Exception, match="workqueue"):
+        W.loads(MACHINE.format(free=900, adj=0).replace('use = "anon"',
+                                                        'use = "anon"\nworkqueue = "x y"'),
+                "m.toml", "m")  # not a kernel thread

@@ -187,7 +187,7 @@ class Detectors:
         if not self.hung_warnings:
             return
         self.hung_warnings -= 1
-        from kmallocwd.watchdog.stacks import sched_show_task
+        from kmallocwd.watchdog.stacks import print_worker_info, sched_show_task
 
         self.emit("khungtaskd", f"INFO: task {t.comm}:{t.pid} blocked for more than "
                   f"{self.hung_timeout:g} seconds.")
@@ -196,6 +196,9 @@ class Detectors:
                         "message.")
         head, frames = sched_show_task(t)
         self.sys.printk(head)
+        wq = print_worker_info(t)
+        if wq is not None:
+            self.sys.printk(wq)
         self.sys.printk("Call Trace:")
         for f in frames:
             self.sys.printk(f.text())

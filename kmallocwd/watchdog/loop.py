@@ -31,7 +31,7 @@ from kmallocwd.watchdog.carith import first_loop_t, ulong
 from kmallocwd.watchdog.printk import Log
 from kmallocwd.watchdog.report import Report, TaskLine, Trace
 from kmallocwd.watchdog.sched import debug_show_held_locks
-from kmallocwd.watchdog.stacks import sched_show_task
+from kmallocwd.watchdog.stacks import print_worker_info, sched_show_task
 from kmallocwd.watchdog.system import Halt, System
 from kmallocwd.watchdog.tasks import TASK_UNINTERRUPTIBLE, Task
 
@@ -218,6 +218,9 @@ class Watchdog:
         it (the emulator knows every lock a task holds or waits for)."""
         head, frames = sched_show_task(p)
         t = self.log.printk(head)
+        wq = print_worker_info(p)
+        if wq is not None:
+            self.log.printk(wq)
         self.log.printk("Call Trace:")
         texts = [f.text() for f in frames]
         for line in texts:
@@ -225,4 +228,4 @@ class Watchdog:
         held = debug_show_held_locks(p)
         for line in held:
             self.log.printk(line)
-        return Trace(t, p.comm, p.pid, why, head, texts, held)
+        return Trace(t, p.comm, p.pid, why, head, texts, held, wq or "")

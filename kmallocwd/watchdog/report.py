@@ -49,6 +49,7 @@ class Trace:
     header: str
     frames: list[str]
     held_locks: list[str] = field(default_factory=list)  # debug_show_held_locks()'s lines
+    workqueue: str = ""  # print_worker_info()'s line, for a kworker
 
     def to_json(self) -> dict:
         d = asdict(self)

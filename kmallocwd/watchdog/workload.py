@@ -92,6 +92,9 @@ class ThreadSpec:
     start_s: Range  # when its loop starts
     idle: bool  # no requests at all: sleeps until killed (a main thread in wait4())
     writeback: bool = False  # the flusher: writes dirty pages back, after allocating for the I/O
+    # a kworker's work item, as print_worker_info() shows it ("" for none;
+    # the flusher's default: "writeback wb_workfn (flush-8:0)")
+    workqueue: str = ""
 
     def scaled(self, k: float) -> "ThreadSpec":
         return replace(self, interval_s=self.interval_s.scaled(k), hold_s=self.hold_s.scaled(k),
@@ -154,7 +157,7 @@ _MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
 _PROCESS_KEYS = ("name", "pid", "ppid", "rss_kb", "oom_score_adj", "kthread", "thread")
 _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "use", "hold_s",
-                "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback")
+                "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback", "workqueue")
 
 
 def _name(c: sc._Check, key: str, v: Any) -> str:
@@ -311,7 +314,23 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
         start_s=c.seconds(f"{key}.start_s", t.get("start_s", 0)),
         idle=_bool(c, f"{key}.idle", t.get("idle", False)),
         writeback=_bool(c, f"{key}.writeback", t.get("writeback", False)),
+        workqueue=_workqueue(c, f"{key}.workqueue", t, kthread),
     )
+
+
+FLUSHER_WORK = "writeback wb_workfn (flush-8:0)"
+
+
+def _workqueue(c: sc._Check, key: str, t: dict, kthread: bool) -> str:
+    """``"WQ_NAME FUNCTION"`` (and an optional " (DESC)"): a kernel thread's."""
+    if "workqueue" not in t:
+        return FLUSHER_WORK if kthread and t.get("writeback") is True else ""
+    v = t["workqueue"]
+    if not kthread or not isinstance(v, str) or not v.isprintable() or not 0 < len(v) <= 64 \
+            or len(v.split()) < 2:
+        raise c.fail(key, "a kernel thread's work item: \"WORKQUEUE FUNCTION\" (printable, "
+                     "at most 64 characters)", v)
+    return v
 
 
 # ---- loading ----
