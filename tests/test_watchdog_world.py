@@ -342,3 +342,24 @@ workqueue = "events_freezable_power_ disk_events_workfn"
         W.loads(MACHINE.format(free=900, adj=0).replace('use = "anon"',
                                                         'use = "anon"\nworkqueue = "x y"'),
                 "m.toml", "m")  # not a kernel thread
+
+
+@pytest.mark.parametrize("free,woken,sleeps", [
+    (3000, False, [0.1, None]),  # balanced after its nap: sleeps until woken
+    (3000, True, [0.1]),  # woken during the nap: back to balance_pgdat()
+    (900, False, [0.1]),  # still below the high watermark: back to work
+])
+def test_kswapd_naps_then_sleeps_until_woken(monkeypatch, free, woken, sleeps):
+    from kmallocwd.watchdog import sched
+    from kmallocwd.watchdog import tasks as T
+
+    system, t, _ = machine(free=free)  # min 1000 pages, high 1500
+    got: list[float | None] = []
+
+    def schedule_timeout(p, seconds, state):
+        got.append(seconds)
+        return woken
+
+    monkeypatch.setattr(sched, "schedule_timeout", schedule_timeout)
+    T.kswapd_try_to_sleep(t[100])
+    assert got == sleeps

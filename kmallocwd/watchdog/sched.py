@@ -40,15 +40,17 @@ def state_char(state: int) -> str:
     return STAT_NAM[i] if i < len(STAT_NAM) else "?"
 
 
-def schedule_timeout(p: "Task", seconds: float | None, state: int) -> None:
+def schedule_timeout(p: "Task", seconds: float | None, state: int) -> bool:
     """Sleep in ``state`` until the time is up or the task is woken; the
-    caller re-checks what it waits for.  Raises Halt when the machine halts."""
+    caller re-checks what it waits for.  True if it was woken.  Raises Halt
+    when the machine halts."""
     p.system.check_halted()
     p.state = state
     p.nvcsw += 1
-    p.wake.wait(seconds)
+    woken = p.wake.wait(seconds)
     p.wake.clear()
     p.system.check_halted()
+    return woken
 
 
 def schedule(p: "Task", state: int) -> None:

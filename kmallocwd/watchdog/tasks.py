@@ -319,12 +319,22 @@ def balance_pgdat(p: Task) -> None:
         sched.cond_resched(p, max(M.COND_RESCHED_S, min(cost, 0.1)))
 
 
+def kswapd_try_to_sleep(p: Task) -> None:
+    """4.4's kswapd_try_to_sleep(): a short nap (HZ/10) first; if nobody
+    woke it and the zones are still balanced after it, sleep until an
+    allocation's wakeup_kswapd() (schedule())."""
+    woken = sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+    if woken or p.system.memory.below_high():
+        return
+    sched.schedule(p, TASK_INTERRUPTIBLE)
+
+
 def kswapd(p: Task) -> None:
     """Sleeps until an allocation wakes it, then reclaims clean page cache
     until every zone is above its high watermark or nothing is left."""
     p.system.kswapd_task = p
     while True:
-        sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+        kswapd_try_to_sleep(p)
         balance_pgdat(p)
 
 
