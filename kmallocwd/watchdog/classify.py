@@ -134,7 +134,7 @@ def _former(reports: list[Report], verdicts: list[Verdict]) -> Classification:
                 f"the OOM killer's victim {_who(v)} is listed as '{state}' in reports {prev.n} "
                 f"and {last.n}{tail}; {counts}: {why}"))
         where = ("in the only report" if prev is None else
-                 f"first in the last report ({last.n})")
+                 f"in the last report ({last.n}) but not in report {prev.n}")
         return Classification(OOM_VICTIM_STUCK, (
             f"tentative: the OOM killer's victim {_who(v)} is listed as '{state}' {where}, "
             f"so whether it stays stuck is not known yet{tail}; {counts}"), tentative=True)
