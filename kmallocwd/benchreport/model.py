@@ -95,7 +95,7 @@ SCAN_TITLES = {
 }
 
 
-class BenchReportError(UsageError, ValueError):
+class BenchReportError(UsageError):
     """The file is not a readable run of ``make bench``; one line."""
 
 
