@@ -25,6 +25,7 @@ from itertools import product
 from typing import Iterable
 
 from kmallocwd.protocols.spec import Op, Spec
+from kmallocwd.verdicts import Model
 
 WRITER, READER = 0, 1
 THREAD_NAMES = ("writer", "reader")
@@ -33,8 +34,8 @@ THREAD_NAMES = ("writer", "reader")
 STRUCT_ORDER = ("sequence", "valid", "dumped", "start", "order", "gfp")
 SYMBOLIC = {"start": "NOW", "gfp": "GFP", "order": "ORDER"}
 
-SC, X86, WEAK = "sc", "x86", "weak"
-MODELS = (SC, X86, WEAK)
+SC, X86, WEAK = Model.SC, Model.X86, Model.WEAK
+MODELS = tuple(Model)
 MODEL_TITLES = {
     SC: "sequential consistency (interleavings of program order)",
     X86: "x86-TSO store buffers + compiler reordering/merging of plain accesses",

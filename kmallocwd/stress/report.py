@@ -17,6 +17,7 @@ from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_U
                               ProtocolFailure)
 from kmallocwd.escape import one_line
 from kmallocwd.jsonreport import JsonReport
+from kmallocwd.verdicts import ModelVerdict, Result
 from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.stress.run import StressResult, combine
 
@@ -46,7 +47,7 @@ def bound(overlaps: int) -> float | None:
 @dataclass(frozen=True)
 class Verdict:
     status: int
-    word: str  # PASS, FAIL, INCONCLUSIVE, UNOBSERVED
+    word: Result
     line: str
 
 
@@ -55,7 +56,7 @@ def broken_models(spec: protocols.Spec) -> list[str]:
     finds them (kmallocwd check; computed once per protocol)."""
     from kmallocwd.model import verdicts
 
-    return [m for m, v in verdicts(spec).items() if v == "sometimes"]
+    return [m for m, v in verdicts(spec).items() if v == ModelVerdict.SOMETIMES]
 
 
 def verdict(runs: list[StressResult], expect: str | None = None, *,
@@ -78,22 +79,22 @@ def verdict(runs: list[StressResult], expect: str | None = None, *,
     if expect == protocols.TORN:
         missed = sum(1 for r in runs if not r.torn)
         if not missed:
-            return Verdict(EXIT_OK, "PASS", f"PASS: torn snapshots seen in {len(runs)} of "
+            return Verdict(EXIT_OK, Result.PASS, f"PASS: torn snapshots seen in {len(runs)} of "
                            f"{len(runs)} run(s), as --expect torn requires")
-        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: no torn snapshot in {missed} of "
+        return Verdict(EXIT_FORBIDDEN, Result.FAIL, f"FAIL: no torn snapshot in {missed} of "
                        f"{len(runs)} run(s), but --expect torn requires one in each")
     bad = total.forbidden_seen()
     if bad:
         seen = ", ".join(f"{total.counts[b]:,} {b}" for b in bad)
-        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: forbidden outcome seen for "
+        return Verdict(EXIT_FORBIDDEN, Result.FAIL, f"FAIL: forbidden outcome seen for "
                        f"{spec.name}: {seen}")
     need = total.config.min_overlaps
     if total.accepted == 0:
-        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+        return Verdict(EXIT_INCONCLUSIVE, Result.INCONCLUSIVE,
                        "INCONCLUSIVE: the reader accepted no snapshot, so nothing was tested "
                        f"({power_hint(total)})")
     if total.overlaps < need:
-        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+        return Verdict(EXIT_INCONCLUSIVE, Result.INCONCLUSIVE,
                        f"INCONCLUSIVE: {total.overlaps:,} read(s) overlapped a write section, "
                        f"fewer than --min-overlaps {need:,} ({power_hint(total)})")
     power = power_line(total)
@@ -101,14 +102,14 @@ def verdict(runs: list[StressResult], expect: str | None = None, *,
     if broken is None:
         broken = broken_models(spec)
     if broken and not torn_ok:
-        return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
+        return Verdict(EXIT_UNOBSERVED, Result.UNOBSERVED,
                        f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
                        f"not observed here; {power}; {binary_line(total, binary)}; "
                        f"{power_hint(total)}")
     if torn_ok:
-        return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
+        return Verdict(EXIT_OK, Result.PASS, f"PASS: {torn_ok:,} torn snapshot(s), as the table "
                        f"expects for {spec.name} (interesting, not forbidden); {power}")
-    return Verdict(EXIT_OK, "PASS", f"PASS: {power}")
+    return Verdict(EXIT_OK, Result.PASS, f"PASS: {power}")
 
 
 # Accepted snapshots per read below which the reader is mostly finding
@@ -437,7 +438,7 @@ def annotations(report: StressReport) -> list:
     file's outcome table, with the first torn snapshot."""
     from kmallocwd.annotate import Finding, blame_findings
 
-    if report.result in ("PASS", "INCONCLUSIVE") or report.expect == protocols.TORN:
+    if report.result in (Result.PASS, Result.INCONCLUSIVE) or report.expect == protocols.TORN:
         return []
     total = report.total
     spec = report.spec
@@ -447,7 +448,7 @@ def annotations(report: StressReport) -> list:
 
         out += blame_findings([explore(spec, m, 2) for m in report.model_broken_on], spec.path,
                               every_tear=True)
-        if report.result == "UNOBSERVED":
+        if report.result == Result.UNOBSERVED:
             for f in out:
                 f.message += f"; not observed by this run ({power_line(total)})"
     for name in report.forbidden_seen:
