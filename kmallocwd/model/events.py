@@ -239,10 +239,6 @@ def reader_events(spec: Spec, prune: bool = True) -> list[Event]:
 
 # ---- the ordering each model keeps ----------------------------------------------
 
-def _cond_deps(e: Event) -> set[str]:
-    return e.op.cond.vars() if e.kind == "cond" else set()
-
-
 def _uses(cond: Event, load: Event) -> bool:
     if cond.kind != "cond" or load.kind != "load":
         return False

@@ -24,9 +24,6 @@ PROTOCOLS: tuple[Spec, ...] = builtin_specs()
 BY_NAME: dict[str, Spec] = {p.name: p for p in PROTOCOLS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 
-Protocol = Spec  # the old name
-
-
 def get(name: str) -> Spec:
     """The built-in protocol called ``name``; KeyError if there is none."""
     return BY_NAME[name]
