@@ -1,5 +1,5 @@
 """The reader against writer activity: one reader snapshotting one slot
-(kmw_bench_reads: the protocol's read and the seed's time check) while one
+(kmw_bench_reads: the protocol's read and the patch's time check) while one
 writer thread spends a given share of its time inside write sections, set
 with the core's knobs: each section lasts hold_ns (spun between its field
 stores), each allocation alloc_ns (spun between start and stop, outside

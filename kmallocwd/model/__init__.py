@@ -1,4 +1,4 @@
-"""The model checker (issue 10): every execution of K write sections by one
+"""The model checker: every execution of K write sections by one
 writer against one reader attempt, under sequential consistency, x86-TSO
 with a compiler's transformations of plain accesses, and an arm64/POWER-class
 weak model that agrees with the LKMM on these shapes.  docs/model.md says

@@ -1,7 +1,7 @@
 """A protocol file as the two threads' events, and which of them each memory
 model keeps in program order (docs/model.md).
 
-The writer (thread 0) runs K allocations: section k is the seed's
+The writer (thread 0) runs K allocations: section k is the patch's
 ``start_memalloc_timer()`` -- ``if (!valid) { <writer.section> }; valid++`` --
 then ``stop_memalloc_timer()``, ``valid--``.  The writer's load of its own
 ``valid`` always reads its own last store (0), so it is left out: the section

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="a few seconds of v3 next to seqcount and none",
-        description="Stress v3 (the seed), seqcount (the kernel's) and none (no protection) "
+        description="Stress v3 (the patch), seqcount (the kernel's) and none (no protection) "
         "one after another with 1 writer on 1 slot, and show side by side that v3 accepts "
         "torn snapshots and seqcount does not.",
     )
