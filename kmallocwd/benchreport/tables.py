@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import analyse, keyfigures
+import kmallocwd.benchreport.analyse as analyse
+import kmallocwd.benchreport.keyfigures as keyfigures
 from .analyse import fmt
 from .model import (
     BASELINE, MATRIX, MATRIX_ROLES, PY_READER, PY_WRITER, PYTHON, PYTHON_ROLES,
