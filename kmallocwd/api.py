@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from kmallocwd import limits, protocols
 from kmallocwd.errors import ProtocolFailure, UsageError
 from kmallocwd.jsonreport import JsonReport as _JsonReport
+from kmallocwd.verdicts import Model
+
+MODELS = tuple(Model)  # sc, x86, weak
 
 if TYPE_CHECKING:
     from kmallocwd.stress.report import StressReport
@@ -122,6 +125,24 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
                        matches_expect=all(v["matches_expect"] for v in d["models"].values()),
                        exit_status=check_status(results).code, text=render_text(results),
                        results=results)
+
+
+def check_all(specs: list[protocols.Spec], models: list[str], sections: int = 2,
+              retries: int = 0, build: str = "kernel",
+              on_check: Callable[[Any], None] | None = None):
+    """``kmallocwd check`` over several protocols, with the verdict on each
+    one's compiled binary: the command's report (kmallocwd.model.check_report;
+    a signal ends it with the protocols done so far)."""
+    from kmallocwd.model.check_report import run_checks
+
+    return run_checks(specs, models, sections, retries, build, on_check)
+
+
+def max_slots() -> int:
+    """The most slots this machine's memory allows a stress run."""
+    from kmallocwd.stress.slots import max_slots as most
+
+    return most()
 
 
 def stress_variant(spec: protocols.Spec, duration: float, build: str = "kernel") -> dict:

@@ -272,6 +272,16 @@ class StressReport(JsonReport):
                          "hardware)")
         return "\n".join(p for p in parts if p)
 
+    # The views (functions of the report, below), as methods.
+    def text(self) -> str:
+        return render(self)
+
+    def to_junit(self) -> str:
+        return to_junit(self)
+
+    def findings(self) -> list:
+        return annotations(self)
+
     def assert_no_forbidden(self) -> None:
         """Raise ProtocolFailure unless the verdict is a PASS: a forbidden
         outcome was seen (FAIL), the run had no power (INCONCLUSIVE), or the

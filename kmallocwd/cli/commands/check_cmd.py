@@ -34,7 +34,7 @@ def add_model_args(p: argparse.ArgumentParser, models_default: str = "all") -> N
 
 
 def models_from(value: str) -> list[str]:
-    from kmallocwd.model import MODELS
+    from kmallocwd.api import MODELS
     if value == "all":
         return list(MODELS)
     out = []
@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import annotate, interrupt, outpath
     from kmallocwd.errors import EXIT_WRITE_FAILED
-    from kmallocwd.model.check_report import run_checks
+    from kmallocwd.api import check_all
 
     specs = specs_from(args, all_if_none=True)
     models = models_from(args.model)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(check.text(traces=not args.no_trace) + "\n")
         shown.append(check)
 
-    report = run_checks(specs, models, k, retries, args.build, on_check=show)
+    report = check_all(specs, models, k, retries, args.build, on_check=show)
     interrupt.defer()  # from here a signal is recorded: the report is written whole
     for c in report.checks:
         if c.results and c not in shown:  # the one cut short

@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_args(args: argparse.Namespace) -> None:
     """The options' values that depend on each other or on this machine."""
-    from kmallocwd.stress.slots import max_slots
+    from kmallocwd.api import max_slots
 
     limit = max_slots()
     if args.slots > limit:
@@ -105,7 +105,6 @@ def check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import annotate, api, interrupt
-    import kmallocwd.stress.report as stress_report
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.outpath import check_output, write_outputs
     from kmallocwd.cli.progress import Clock, Progress
@@ -150,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
             report = api.interrupted_report(plan, exc)
     interrupt.defer()  # from here a signal is recorded: the report is written whole
     if args.json != "-":
-        sys.stdout.write(stress_report.render(report))
+        sys.stdout.write(report.text())
         sys.stdout.flush()
-    findings = (stress_report.annotations(report)
+    findings = (report.findings()
                 if annotate.wanted(args.annotate) or cq is not None else [])
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
         annotate.emit(findings, annotate.Summary(
@@ -161,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             spec.path), sys.stderr if args.json == "-" else sys.stdout)
     ok = write_outputs("kmallocwd stress", [
-        (target, lambda: stress_report.to_json(report)),
-        (junit, lambda: stress_report.to_junit(report)),
+        (target, report.to_json),
+        (junit, report.to_junit),
         (cq, lambda: annotate.codequality(findings))])
     return report.exit_status if ok else EXIT_WRITE_FAILED
