@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Iterable
 
-from kmallocwd.protocols.spec import Op, Spec
+from kmallocwd.protocols.spec import Kind, Op, Spec
 
 WRITER, READER = 0, 1
 THREAD_NAMES = ("writer", "reader")
@@ -135,7 +135,7 @@ class Program:
 def _cond_vars(spec: Spec) -> set[str]:
     out: set[str] = set()
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "cond":
+        if op.kind == Kind.COND:
             out |= op.cond.vars()
     return out
 
@@ -150,9 +150,9 @@ def writer_events(spec: Spec, sections: int, prune: bool = True,
     seq = 0
     for k in range(1, sections + 1):
         skip_next = False
-        inc_ops = [i for i, op in enumerate(spec.section) if op.kind == "inc"]
+        inc_ops = [i for i, op in enumerate(spec.section) if op.kind == Kind.INC]
         for i, op in enumerate(spec.section):
-            if op.kind == "inc":
+            if op.kind == Kind.INC:
                 if skip_next:
                     skip_next = False
                     continue
@@ -167,15 +167,15 @@ def writer_events(spec: Spec, sections: int, prune: bool = True,
                 seq += 1
                 out.append(Event(WRITER, "store", op, op.text, op.line, k, "sequence",
                                  op.access, seq))
-            elif op.kind == "store":
+            elif op.kind == Kind.STORE:
                 if op.field == "dumped" and drop_dumped and op.access in ("plain", "once"):
                     continue
                 val = 0 if op.value == "0" else k
                 out.append(Event(WRITER, "store", op, op.text, op.line, k, op.field,
                                  op.access, val))
-            elif op.kind == "fence":
+            elif op.kind == Kind.FENCE:
                 out.append(Event(WRITER, "fence", op, op.text, op.line, k, fence=op.fence))
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 kind = "unlock" if op.lockop.endswith("unlock") else "lock"
                 out.append(Event(WRITER, kind, op, op.text, op.line, k, loc=op.lock,
                                  lockop=op.lockop))
@@ -198,7 +198,7 @@ def _reader_needs(spec: Spec, fld: str) -> bool:
     it is ordered (acquire); then its accesses cannot be pruned."""
     cv = _cond_vars(spec)
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "load" and op.field == fld and (op.var in cv or op.access == "acquire"):
+        if op.kind == Kind.LOAD and op.field == fld and (op.var in cv or op.access == "acquire"):
             return True
     return False
 
@@ -208,12 +208,12 @@ def reader_events(spec: Spec, prune: bool = True) -> list[Event]:
     out: list[Event] = []
     for where, ops in (("prologue", spec.prologue), ("snapshot", spec.snapshot)):
         for op in ops:
-            if op.kind == "load":
+            if op.kind == Kind.LOAD:
                 if op.field == "dumped" and drop_dumped and op.access in ("plain", "once"):
                     continue
                 out.append(Event(READER, "load", op, op.text, op.line, loc=op.field,
                                  access=op.access, var=op.var, attempt=where))
-            elif op.kind == "copy":
+            elif op.kind == Kind.COPY:
                 fields = STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]
                 for f in fields:
                     if f == "dumped" and drop_dumped:
@@ -222,12 +222,12 @@ def reader_events(spec: Spec, prune: bool = True) -> list[Event]:
                     text = f"{op.text}: snap.{f} = " + (f"READ_ONCE({f})" if acc == "once" else f)
                     out.append(Event(READER, "load", op, text, op.line, loc=f, access=acc,
                                      var=f"snap.{f}", attempt=where))
-            elif op.kind == "cond":
+            elif op.kind == Kind.COND:
                 out.append(Event(READER, "cond", op, op.text, op.line, attempt=where))
-            elif op.kind == "fence":
+            elif op.kind == Kind.FENCE:
                 out.append(Event(READER, "fence", op, op.text, op.line, fence=op.fence,
                                  attempt=where))
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 kind = "unlock" if op.lockop.endswith("unlock") else "lock"
                 out.append(Event(READER, kind, op, op.text, op.line, loc=op.lock,
                                  lockop=op.lockop, attempt=where))
@@ -341,19 +341,19 @@ def merge_choices(spec: Spec) -> list[int]:
     next one: both plain, nothing but plain accesses to other locations
     between them (no compiler barrier, no other access to sequence)."""
     ops = spec.section
-    incs = [i for i, op in enumerate(ops) if op.kind == "inc"]
+    incs = [i for i, op in enumerate(ops) if op.kind == Kind.INC]
     out = []
     for a, b in zip(incs, incs[1:]):
         if ops[a].access != "plain" or ops[b].access != "plain":
             continue
         between = ops[a + 1:b]
-        if all(o.kind == "store" and o.access == "plain" for o in between):
+        if all(o.kind == Kind.STORE and o.access == "plain" for o in between):
             out.append(a)
     return out
 
 
 def _non_overlapping(choices: list[int], spec: Spec) -> list[tuple[int, ...]]:
-    incs = [i for i, op in enumerate(spec.section) if op.kind == "inc"]
+    incs = [i for i, op in enumerate(spec.section) if op.kind == Kind.INC]
     out = []
     for mask in product((0, 1), repeat=len(choices)):
         pick = tuple(c for c, m in zip(choices, mask) if m)
@@ -380,7 +380,7 @@ def programs(spec: Spec, model: str, sections: int = 2, prune: bool = True) -> l
         for combo in product(per_section, repeat=sections):
             variants.append(tuple((k + 1, i) for k, pick in enumerate(combo) for i in pick))
     out = []
-    incs = sum(1 for op in spec.section if op.kind == "inc")
+    incs = sum(1 for op in spec.section if op.kind == Kind.INC)
     for v in variants:
         w = writer_events(spec, sections, prune, v)
         p = Program(spec, model, sections, w, reader, merges=tuple(sorted({k for k, _ in v})),

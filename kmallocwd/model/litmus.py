@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from kmallocwd.model.events import STRUCT_ORDER, SYMBOLIC
 from kmallocwd.model.explore import torn_condition
-from kmallocwd.protocols.spec import TORN_INSIDE, TORN_MIXED, TORN_SEQ, Expr, Op, Spec
+from kmallocwd.protocols.spec import TORN_INSIDE, TORN_MIXED, TORN_SEQ, Expr, Kind, Op, Spec
 
 LOCS = ("sequence", "valid", "dumped", "start", "order", "gfp")
 
@@ -100,7 +100,7 @@ def render(spec: Spec, sections: int = 2) -> str:
     """The litmus test (text) for ``spec`` with ``sections`` write sections."""
     name = f"kmallocwd-{spec.name}-K{sections}"
     locks = sorted({op.lock for op in spec.section + spec.prologue + spec.snapshot
-                    if op.kind == "lock"})
+                    if op.kind == Kind.LOCK})
     params = ", ".join([f"int *{loc}" for loc in LOCS] + [f"spinlock_t *lk_{lk}" for lk in locks])
     out = [f"C {name}", "",
            f"(* kmallocwd check's litmus export of {spec.name}: {sections} write "
@@ -118,16 +118,16 @@ def render(spec: Spec, sections: int = 2) -> str:
         w.append(f"\t/* section {k}: start_memalloc_timer() */")
         for op in spec.section:
             note = _comment(op)
-            if op.kind == "inc":
+            if op.kind == Kind.INC:
                 seq += 1
                 w.append("\t" + _store("sequence", str(seq), op.access, note))
-            elif op.kind == "store":
+            elif op.kind == Kind.STORE:
                 val = "0" if op.value == "0" else str(k)
                 w.append("\t" + _store(op.field, val, op.access, note))
-            elif op.kind == "fence":
+            elif op.kind == Kind.FENCE:
                 w.append(f"\t{op.fence}();{note}" if op.fence != "barrier" else
                          f"\t/* barrier(): compiler only, no hardware ordering */{note}")
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 w.append("\t" + _lock(op)[1] + note)
         w.append("\t" + _store("valid", "1", spec.valid_access, "  /* valid++ */"))
         w.append("\t" + _store("valid", "0", spec.valid_access,
@@ -145,21 +145,21 @@ def render(spec: Spec, sections: int = 2) -> str:
     closes = 0
     for op in spec.prologue + spec.snapshot:
         note = _comment(op)
-        if op.kind == "load":
+        if op.kind == Kind.LOAD:
             regs.append(_reg(op.var))
             emit(_load(_reg(op.var), op.field, op.access) + note)
-        elif op.kind == "copy":
+        elif op.kind == Kind.COPY:
             fields = STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]
             emit(f"/* line {op.line}: {op.text} */")
             for f in fields:
                 regs.append(f"snap_{f}")
                 emit(_load(f"snap_{f}", f, op.access))
-        elif op.kind == "fence":
+        elif op.kind == Kind.FENCE:
             emit(f"{op.fence}();{note}" if op.fence != "barrier" else
                  f"/* barrier(): compiler only, no hardware ordering */{note}")
-        elif op.kind == "lock":
+        elif op.kind == Kind.LOCK:
             emit(_lock(op)[1] + note)
-        elif op.kind == "cond":
+        elif op.kind == Kind.COND:
             c = _bool(op.cond, seqreg)
             if op.action == "accept":
                 emit(f"if {c} {{{note}")
@@ -185,7 +185,7 @@ def render(spec: Spec, sections: int = 2) -> str:
 
 
 def _accept(emit, spec: Spec, seqreg: str) -> None:
-    n = sum(1 for op in spec.section if op.kind == "inc")
+    n = sum(1 for op in spec.section if op.kind == Kind.INC)
     emit("r_ok = 1;  /* accepted: which section does each value come from? */")
     if n:
         emit(f"r_sec = ({seqreg} + {n - 1}) / {n};")
