@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from kmallocwd.api import resolve_spec
 
         try:
-            spec = resolve_spec(args.c)
+            spec = protocols.require_c(resolve_spec(args.c))
         except protocols.SpecError as exc:
             raise UsageError(f"--c: {exc}") from None
         sys.stdout.write(one_protocol_c(spec))

@@ -46,7 +46,10 @@ def is_builtin(spec: Spec) -> bool:
 
 
 def backend(spec: Spec) -> Backend:
-    """The compiled C for ``spec`` (compiling a user's file on first use)."""
+    """The compiled C for ``spec`` (compiling a user's file on first use);
+    SpecError for a protocol the C emulator does not run."""
+    from kmallocwd.protocols import require_c
+    require_c(spec)
     if is_builtin(spec):
         from kmallocwd._core import ffi, lib
         return Backend(spec, ffi, lib, cid(spec.name))

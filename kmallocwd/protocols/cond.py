@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from kmallocwd.protocols.vocab import MAX_COND_DEPTH, MAX_COND_TERMS
 
 _PUNCT = frozenset(("odd", "even", "==", "!=", "&&", "||", "!", "(", ")"))
+# The oracle expired() reads in the model: env[ORACLE] is 1 or 0 (both are
+# explored); without it (stress, the interpreter) expired() is true.
+ORACLE = "?expired"
 
 
 @dataclass(frozen=True)
 class Expr:
     """A reader's condition: ('or'|'and', a, b), ('not', a), ('eq'|'ne', a, b),
-    ('odd'|'even', a), ('var', name) or ('int', n).  Variables are the
-    reader's loaded values and snap.valid / snap.sequence."""
+    ('odd'|'even'|'expired', a), ('var', name) or ('int', n).  Variables are
+    the reader's loaded values and snap.valid / snap.sequence (format 2: any
+    snap.FIELD).  expired(x) is the stall filter, time_after_eq(expire, x):
+    its value is not the model's to know, so it is an oracle (ORACLE)."""
 
     op: str
     args: tuple
@@ -50,6 +55,8 @@ class Expr:
             return a[0].eval(env) & 1
         if o == "even":
             return 1 - (a[0].eval(env) & 1)
+        if o == "expired":
+            return int(env.get(ORACLE, 1))
         raise ValueError(o)
 
     def render(self, name=lambda v: v, style: str = "c") -> str:
@@ -71,6 +78,8 @@ class Expr:
             return "(" + a[0].render(name, style) + " & 1)"
         if o == "even":
             return "!(" + a[0].render(name, style) + " & 1)"
+        if o == "expired":
+            return "expired(" + a[0].render(name, style) + ")"
         raise ValueError(o)
 
 
@@ -78,18 +87,26 @@ _TOKEN = re.compile(r"\s*(snap\.valid|snap\.sequence|odd|even|[a-z_][a-z0-9_]*|[
                     r"|==|!=|&&|\|\||!|\(|\))", re.ASCII)
 
 
-def parse_cond(text: str) -> Expr:
+# Format 2: any snap.FIELD, and expired().
+_TOKEN2 = re.compile(r"\s*(snap\.[a-z][a-z0-9_]*|odd|even|expired|[a-z_][a-z0-9_]*|[0-9]+"
+                     r"|==|!=|&&|\|\||!|\(|\))", re.ASCII)
+
+
+def parse_cond(text: str, fmt: int = 1) -> Expr:
     toks: list[str] = []
     pos = 0
+    token = _TOKEN if fmt == 1 else _TOKEN2
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = token.match(text, pos)
         if not m:
             if text[pos:].strip() == "":
                 break
             raise ValueError(f"cannot read the condition at {text[pos:]!r}")
         toks.append(m.group(1))
         pos = m.end()
-    terms = sum(1 for t in toks if t not in _PUNCT)
+    punct = _PUNCT if fmt == 1 else _PUNCT | {"expired"}
+    funcs = ("!", "odd", "even", "(") if fmt == 1 else ("!", "odd", "even", "expired", "(")
+    terms = sum(1 for t in toks if t not in punct)
     if terms > MAX_COND_TERMS:
         raise ValueError(f"{terms} operands in one condition (accepted: at most "
                          f"{MAX_COND_TERMS})")
@@ -138,7 +155,7 @@ def parse_cond(text: str) -> Expr:
     def p_unary() -> Expr:
         nonlocal depth
         t = peek()
-        if t in ("!", "odd", "even", "("):
+        if t in funcs:
             nest()
             take()
             if t == "!":

@@ -34,6 +34,10 @@ class Op:
     action: str | None = None
     with_sequence: bool = False  # 'snap = *m': the copy includes the sequence
     comment: str = ""
+    # format 2: the copy a store writes (copy[0].F, copy[1].F), the variable
+    # whose low bit picks the copy a load reads (copy[VAR & 1].F)
+    copy: int | None = None
+    index: str | None = None
 
     @property
     def is_ordering(self) -> bool:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kmallocwd.protocols.cond import _TOKEN, Expr, parse_cond  # noqa: F401 (re-exported)
+from kmallocwd.protocols import format2
+from kmallocwd.protocols.format2 import FORMAT1_FIELDS, Field  # noqa: F401 (re-exported)
+from kmallocwd.protocols.lines import _key_line, _locate, _table_line  # noqa: F401
 from kmallocwd.protocols.ops import Op, _store, parse_op  # noqa: F401 (re-exported)
 from kmallocwd.protocols.vocab import (  # noqa: F401 (re-exported)
     ACTIONS, CONSISTENT, DATA_FIELDS, EXPECTS, FENCES, FIELDS, FORMAT, FORMATS, LOCK_OPS,
@@ -52,6 +55,33 @@ class Spec:
     outcomes: tuple[Outcome, ...]
     path: str = ""
     source: str = field(default="", repr=False, compare=False)
+    # Format 2 (format 1's shim: struct memalloc_info, the valid frame)
+    format: int = 1
+    fields: tuple[Field, ...] = FORMAT1_FIELDS
+    covered: tuple[str, ...] = ()  # format 1: covered_fields() decides
+    frame: str = "flag"  # flag: if (!FLAG) { section } FLAG++, stop FLAG--; bare: the section
+    flag: str | None = "valid"
+
+    @property
+    def covered_fields(self) -> tuple[str, ...]:
+        """The fields a torn check compares: format 1's sequence (when the
+        writer counts), start, gfp and order; format 2's [struct] covered."""
+        if self.format != 1:
+            return self.covered
+        data = ("start", "gfp", "order")
+        return (("sequence",) + data) if self.counters else data
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Each field the section increments, and how many times."""
+        out: dict[str, int] = {}
+        for op in self.section:
+            if op.kind == Kind.INC:
+                out[op.field] = out.get(op.field, 0) + 1
+        return out
+
+    def field_of(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
 
     @property
     def ident(self) -> str:
@@ -74,6 +104,8 @@ class Spec:
         if name in (REJECTED_ODD, REJECTED_INVALID):
             return Outcome(name, "acceptable", "the reader refused the slot (not listed in "
                            "the file: a refusal is never wrong)")
+        if name == CONSISTENT:  # format 2 (format 1 lists it)
+            return Outcome(name, "acceptable", "every covered field comes from one write section")
         return Outcome(name, "forbidden", "not an outcome this protocol can produce")
 
     def forbidden(self, counts: dict[str, int]) -> list[str]:
@@ -83,8 +115,9 @@ class Spec:
         """What ``if (...) skip`` rejects as: rejected-invalid when the
         condition looks at valid (a variable loaded from it, or snap.valid),
         else rejected-odd (a section in progress)."""
+        flag = self.flag if self.frame == "flag" else None
         invalid = {o.var for o in self.prologue + self.snapshot
-                   if o.kind == Kind.LOAD and o.field == "valid"} | {"snap.valid"}
+                   if o.kind == Kind.LOAD and o.field == flag and flag} | {f"snap.{flag}"}
         return REJECTED_INVALID if op.cond.vars() & invalid else REJECTED_ODD
 
     def ordering_ops(self) -> list[tuple[str, int, Op]]:
@@ -116,6 +149,10 @@ class Spec:
             "name": self.name, "stands_for": self.stands_for, "note": self.note,
             "writer": self.writer_name, "reader": self.reader_name,
             "path": self.path, "sound": self.sound, "expect": dict(self.expect),
+            **({} if self.format == 1 else {
+                "format": self.format, "frame": self.frame, "flag": self.flag,
+                "struct": [{"name": f.name, "bits": f.bits, "copies": f.copies}
+                           for f in self.fields], "covered": list(self.covered)}),
             "section": [op.text for op in self.section],
             "prologue": [op.text for op in self.prologue],
             "snapshot": [op.text for op in self.snapshot],
@@ -139,31 +176,6 @@ def _lock_partner(ops: list[Op], index: int) -> int:
 
 # ---- loading ----------------------------------------------------------------
 
-def _locate(lines: list[str], start: int, needle: str) -> int:
-    """The 1-based line at or after ``start`` holding ``needle``; 0 if none."""
-    for i in range(max(start - 1, 0), len(lines)):
-        if needle in lines[i]:
-            return i + 1
-    return 0
-
-
-def _table_line(lines: list[str], table: str) -> int:
-    return _locate(lines, 1, f"[{table}]") if table else 1
-
-
-def _key_line(lines: list[str], table: str, key: str) -> int:
-    start = _table_line(lines, table) if table else 1
-    pat = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
-    for i in range(max(start - 1, 0), len(lines)):
-        if pat.match(lines[i]):
-            return i + 1
-        if table and i + 1 > start and lines[i].lstrip().startswith("[") and not \
-                lines[i].lstrip().startswith("[["):
-            if re.match(r"^\s*\[[a-z]", lines[i]):
-                break
-    return start
-
-
 def load_text(text: str, path: str = "<string>") -> Spec:
     """Parse and validate a protocol file's text; SpecError on any fault."""
     lines = text.splitlines()
@@ -182,6 +194,8 @@ def load_text(text: str, path: str = "<string>") -> Spec:
 
     _check_strings(doc, lines, fail)
     known_top = {"format", "name", "stands_for", "note", "writer", "reader", "expect", "outcomes"}
+    if doc.get("format") == 2:
+        known_top.add("struct")
     for k in doc:
         if k not in known_top:
             raise fail(_key_line(lines, "", k), k, f"unknown key (accepted: {', '.join(sorted(known_top))})")
@@ -199,8 +213,9 @@ def load_text(text: str, path: str = "<string>") -> Spec:
         return v
 
     fmt = get(doc, "", "format", int)
-    if fmt != FORMAT:
-        raise fail(_key_line(lines, "", "format"), "format", f"{fmt} (accepted: {FORMAT})")
+    if fmt not in FORMATS:
+        raise fail(_key_line(lines, "", "format"), "format",
+                   f"{fmt} (accepted: {', '.join(map(str, FORMATS))})")
     name = get(doc, "", "name", str)
     if not NAME_RE.fullmatch(name) or name.replace("-", "_") in RESERVED or \
             name.startswith(("kmw", "memalloc")):
@@ -212,21 +227,41 @@ def load_text(text: str, path: str = "<string>") -> Spec:
 
     w = get(doc, "", "writer", dict)
     r = get(doc, "", "reader", dict)
-    for tname, table, allowed in (("writer", w, {"name", "section", "valid"}),
-                                  ("reader", r, {"name", "prologue", "snapshot",
-                                                 "snapshot_sequence"})):
+    w_keys = {"name", "section", "valid"} if fmt == 1 else {"name", "section", "frame", "flag",
+                                                             "access"}
+    r_keys = {"name", "prologue", "snapshot"} | ({"snapshot_sequence"} if fmt == 1 else set())
+    for tname, table, allowed in (("writer", w, w_keys), ("reader", r, r_keys)):
         for k in table:
             if k not in allowed:
                 raise fail(_key_line(lines, tname, k), f"{tname}.{k}",
                            f"unknown key (accepted: {', '.join(sorted(allowed))})")
-    valid_access = get(w, "writer", "valid", str, "plain", required=False)
+    akey = "valid" if fmt == 1 else "access"
+    valid_access = get(w, "writer", akey, str, "plain", required=False)
     if valid_access not in ("plain", "once"):
-        raise fail(_key_line(lines, "writer", "valid"), "writer.valid",
+        raise fail(_key_line(lines, "writer", akey), f"writer.{akey}",
                    f"{valid_access!r} (accepted: plain, once)")
+    extra: dict = {}
+    if fmt == 2:
+        st = get(doc, "", "struct", dict)
+        fields, covered = format2.parse_struct(st, lines, fail, _key_line)
+        frame = get(w, "writer", "frame", str, "flag", required=False)
+        if frame not in format2.FRAMES:
+            raise fail(_key_line(lines, "writer", "frame"), "writer.frame",
+                       f"{frame!r} (accepted: {', '.join(format2.FRAMES)})")
+        flag = get(w, "writer", "flag", str, None, required=frame == "flag")
+        if frame == "bare" and flag is not None:
+            raise fail(_key_line(lines, "writer", "flag"), "writer.flag",
+                       "a bare frame has no flag (accepted: frame = \"flag\" with it)")
+        if flag is not None and not format2.FIELD_RE.fullmatch(flag):
+            raise fail(_key_line(lines, "writer", "flag"), "writer.flag",
+                       f"{flag!r} (accepted: a declared one-copy field)")
+        extra = {"format": 2, "fields": fields, "covered": covered, "frame": frame,
+                 "flag": flag}
+        by_name = {f.name: f for f in fields}
 
     def ops(table: dict, tname: str, key: str, side: str, required: bool = True) -> tuple[Op, ...]:
         raw = get(table, tname, key, list, [] if not required else None, required=required)
-        if len(raw) > MAX_OPS:
+        if len(raw) > MAX_OPS:  # (a latch update counts once here, as written)
             raise fail(_key_line(lines, tname, key), f"{tname}.{key}",
                        f"{len(raw)} operations (accepted: at most {MAX_OPS})")
         out = []
@@ -237,7 +272,10 @@ def load_text(text: str, path: str = "<string>") -> Spec:
             ln = _locate(lines, cursor, item) or cursor
             cursor = ln
             try:
-                out.append(parse_op(item, side, ln))
+                if fmt == 1:
+                    out.append(parse_op(item, side, ln))
+                else:
+                    out += format2.parse_ops(item, side, ln, by_name)
             except ValueError as exc:
                 raise fail(ln, f"{tname}.{key}[{i}]", str(exc)) from None
         return tuple(out)
@@ -260,7 +298,7 @@ def load_text(text: str, path: str = "<string>") -> Spec:
             raise fail(_key_line(lines, "expect", k), f"expect.{k}",
                        f"unknown model (accepted: {', '.join(MODELS)})")
 
-    out_t = get(doc, "", "outcomes", dict)
+    out_t = get(doc, "", "outcomes", dict, {} if fmt == 2 else None, required=fmt == 1)
     outcomes = []
     for oname, o in out_t.items():
         ln = _key_line(lines, "outcomes", oname)
@@ -272,7 +310,7 @@ def load_text(text: str, path: str = "<string>") -> Spec:
             raise fail(ln, f"outcomes.{oname}.expect",
                        f"{o['expect']!r} (accepted: {', '.join(EXPECTS)})")
         outcomes.append(Outcome(oname, o["expect"], str(o.get("reason", "")), ln))
-    if CONSISTENT not in out_t:
+    if CONSISTENT not in out_t and fmt == 1:
         raise fail(_table_line(lines, "outcomes"), "outcomes.consistent", "missing")
 
     who = {}
@@ -286,7 +324,15 @@ def load_text(text: str, path: str = "<string>") -> Spec:
                 writer_name=who["writer"], reader_name=who["reader"],
                 valid_access=valid_access, section=section, prologue=prologue,
                 snapshot=snapshot, snapshot_sequence=snap_seq, expect=expect,
-                outcomes=tuple(outcomes), path=path, source=text)
+                outcomes=tuple(outcomes), path=path, source=text, **extra)
+    if fmt == 2:
+        _check_locks(spec, lines, fail)
+        format2.validate(spec, lines, fail, _key_line)
+        for o in spec.outcomes:
+            if o.name in TORN_KINDS and o.expect == "acceptable":
+                raise fail(o.line, f"outcomes.{o.name}", "a torn snapshot is never acceptable "
+                           "(accepted: forbidden, or interesting for a control)")
+        return spec
     _validate(spec, lines, fail)
     return spec
 
@@ -307,35 +353,7 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
     if missing:
         raise fail(_key_line(lines, "writer", "section"), "writer.section",
                    f"the section never stores {', '.join(missing)}")
-    kinds: dict[str, tuple[str, int]] = {}  # lock name -> (spin or rw, first line)
-    for tname, key, lst in (("writer", "section", sec), ("reader", "prologue", spec.prologue),
-                            ("reader", "snapshot", spec.snapshot)):
-        held: list[Op] = []
-        for op in lst:
-            if op.kind == Kind.LOCK:
-                kind = "spin" if op.lockop.startswith("spin") else "rw"
-                first = kinds.setdefault(op.lock, (kind, op.line))
-                if first[0] != kind:
-                    raise fail(op.line, f"{tname}.{key}",
-                               f"{op.text}: the {op.lock} lock is a "
-                               f"{'spinlock' if first[0] == 'spin' else 'rwlock'} (line "
-                               f"{first[1]}); one lock, one kind")
-                if not op.lockop.endswith("unlock") and held:
-                    raise fail(op.line, f"{tname}.{key}",
-                               f"{op.text} while holding {held[-1].text} (accepted: one lock "
-                               "at a time, so that no lock order can deadlock)")
-                if op.lockop.endswith("unlock"):
-                    want = op.lockop.replace("unlock", "lock")
-                    if not held or held[-1].lockop != want or held[-1].lock != op.lock:
-                        raise fail(op.line, f"{tname}.{key}", f"{op.text} without {want}({op.lock})")
-                    held.pop()
-                else:
-                    held.append(op)
-            elif op.kind == Kind.COND and held:
-                raise fail(op.line, f"{tname}.{key}",
-                           f"{op.text}: a decision while holding {held[-1].text} (unlock first)")
-        if held:
-            raise fail(held[-1].line, f"{tname}.{key}", f"{held[-1].text} is never unlocked")
+    _check_locks(spec, lines, fail)
     for op in spec.prologue:
         if op.kind == Kind.COPY:
             raise fail(op.line, "reader.prologue", "the copy belongs in reader.snapshot")
@@ -413,6 +431,41 @@ def _validate(spec: Spec, lines: list[str], fail) -> None:
         seen.add(op.var)
 
 
+def _check_locks(spec: Spec, lines: list[str], fail) -> None:
+    """Every lock is released in the same list, one at a time, one kind per
+    lock, no decision while one is held."""
+    sec = spec.section
+    kinds: dict[str, tuple[str, int]] = {}  # lock name -> (spin or rw, first line)
+    for tname, key, lst in (("writer", "section", sec), ("reader", "prologue", spec.prologue),
+                            ("reader", "snapshot", spec.snapshot)):
+        held: list[Op] = []
+        for op in lst:
+            if op.kind == Kind.LOCK:
+                kind = "spin" if op.lockop.startswith("spin") else "rw"
+                first = kinds.setdefault(op.lock, (kind, op.line))
+                if first[0] != kind:
+                    raise fail(op.line, f"{tname}.{key}",
+                               f"{op.text}: the {op.lock} lock is a "
+                               f"{'spinlock' if first[0] == 'spin' else 'rwlock'} (line "
+                               f"{first[1]}); one lock, one kind")
+                if not op.lockop.endswith("unlock") and held:
+                    raise fail(op.line, f"{tname}.{key}",
+                               f"{op.text} while holding {held[-1].text} (accepted: one lock "
+                               "at a time, so that no lock order can deadlock)")
+                if op.lockop.endswith("unlock"):
+                    want = op.lockop.replace("unlock", "lock")
+                    if not held or held[-1].lockop != want or held[-1].lock != op.lock:
+                        raise fail(op.line, f"{tname}.{key}", f"{op.text} without {want}({op.lock})")
+                    held.pop()
+                else:
+                    held.append(op)
+            elif op.kind == Kind.COND and held:
+                raise fail(op.line, f"{tname}.{key}",
+                           f"{op.text}: a decision while holding {held[-1].text} (unlock first)")
+        if held:
+            raise fail(held[-1].line, f"{tname}.{key}", f"{held[-1].text} is never unlocked")
+
+
 def _check_strings(doc: dict, lines: list[str], fail) -> None:
     """Every string of the file, keys included: printable (no control, format
     or line-separator character: str.isprintable, which refuses tabs and
@@ -473,8 +526,9 @@ def load_path(path: str | Path, option: str = "--protocol-file") -> Spec:
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 # The built-ins, in the order the tables list them.
-BUILTIN_ORDER = ("v2-rwlock", "v3", "v4-parity", "seqcount", "seqcount-acquire", "c11",
-                 "no-wmb", "no-rmb", "none", "slot-rwlock", "global-spinlock")
+BUILTIN_ORDER = ("v2-rwlock", "v3", "v4-parity", "v4", "v5-no-barriers", "v8-in-flight",
+                 "seqcount", "seqcount-acquire", "c11", "no-wmb", "no-rmb", "none",
+                 "slot-rwlock", "global-spinlock")
 
 
 def builtin_specs() -> tuple[Spec, ...]:
