@@ -21,7 +21,7 @@ $(DEPS): pyproject.toml setup.py | $(PY)
 	touch $@
 
 # A failed compile stops make (and shows the log); compiler warnings are shown.
-$(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py
+$(EXT): $(DEPS) $(CSRC) kmallocwd/_build.py kmallocwd/_cdefs.py
 	@mkdir -p build
 	$(PY) setup.py -q build_ext --inplace --force > build/ext.log 2>&1 || { cat build/ext.log; exit 1; }
 	@grep -E 'csrc/.*(warning|error):' build/ext.log || true
@@ -86,4 +86,4 @@ tsan: build/race-tsan
 
 build/race-tsan: csrc/tools/race.c $(CSRC) $(EXT)
 	mkdir -p build
-	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -Icsrc csrc/tools/race.c csrc/api.c build/gen/kmw_protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@
+	$(CC) -fsanitize=thread -Wno-tsan -O1 -g -DKMW_BUILD_C11 -Icsrc csrc/tools/race.c csrc/api.c build/gen/kmw_protocols.c csrc/clock.c csrc/slots.c -lpthread -o $@

@@ -63,8 +63,11 @@ def _cpu_model() -> str:
 
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
     """The run's settings and the CPU, for bench-report's header."""
+    from kmallocwd._core import ffi, lib
+
     output_json["kmallocwd"] = {
         "schema": harness.SCHEMA,
+        "build": ffi.string(lib.kmw_build_name()).decode(),  # barriers.h's definitions
         "scale": config.getoption("--kmw-scale"),
         "rounds": config.getoption("--kmw-rounds"),
         "pinned": not config.getoption("--kmw-no-pin"),

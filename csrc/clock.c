@@ -39,11 +39,15 @@ void kmw_spin_ns(uint64_t ns, const int *stop)
 		cpu_relax();
 }
 
-/* --preempt: sched_yield() inside the section, with probability preempt / 2^32. */
-void kmw_preempt(struct kmw_writer *w)
+/* --preempt: whether the next section yields, with probability preempt / 2^32. */
+int kmw_preempt_draw(struct kmw_writer *w)
 {
-	if ((uint32_t)xorshift64(&w->rng) < w->preempt)
-		sched_yield();
+	return (uint32_t)xorshift64(&w->rng) < w->preempt;
+}
+
+void kmw_yield(void)
+{
+	sched_yield();
 }
 
 /* TSC ticks per microsecond, measured once over ~5 ms (0 off x86-64). */

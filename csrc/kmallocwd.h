@@ -34,6 +34,7 @@ struct kmw_tally {
 	struct memalloc_info first_torn;
 };
 
+const char *kmw_build_name(void);
 int kmw_nr_protocols(void);
 const char *kmw_protocol_name(int proto);
 

@@ -95,7 +95,7 @@ extern const int kmw_protocol_count;
  * slot idx[j] of round r making request (r + j) mod nreqs, so that
  * consecutive sections of a slot, and neighbouring slots, differ.  The stop
  * flag is polled (and jiffies ticked) every 256 pairs, or every pair when
- * the knobs make a pair slow.  Expands to a block that returns the pairs
+ * a knob makes a pair slow (slow_; KNOBS: the emulator's build).  Expands to a block that returns the pairs
  * done.
  */
 #define KMW_WRITER_PASS(a, START, STOP, EMU, KNOBS) do {			\
@@ -103,20 +103,26 @@ extern const int kmw_protocol_count;
 	unsigned long now_ = kmw_jiffies((a)->clock);				\
 	uint32_t j_ = w_->j, q_ = w_->q, q0_ = w_->q0;				\
 	uint64_t stamp_ = w_->stamp, i_;					\
+	const int slow_ = w_->hold_cycles || w_->alloc_ns || w_->preempt;	\
+	struct kmw_pause pause_ = { 0, 0 };					\
 										\
 	for (i_ = 0; i_ < (a)->n; i_++) {					\
 		struct memalloc_info *m_ = &(a)->slots[(a)->idx[j_]];		\
 		const struct kmw_request *r_ = &(a)->reqs[q_];			\
 										\
-		if (((i_ & 255) == 0 || (KNOBS)) && i_) {			\
+		if (((i_ & 255) == 0 || ((KNOBS) && slow_)) && i_) {		\
 			if (READ_ONCE(*(a)->stop))				\
 				break;						\
 			if (!(EMU))						\
 				now_ = kmw_jiffies((a)->clock);		\
 		}								\
+		if ((KNOBS) && slow_) {						\
+			pause_.cycles = w_->hold_cycles;			\
+			pause_.yield = w_->preempt && kmw_preempt_draw(w_);	\
+		}								\
 		START(m_, r_->gfp, r_->order,					\
 		      (EMU) ? (stamp_++ << KMW_STAMP_SHIFT) | q_ : now_,	\
-		      w_, (EMU), (KNOBS));					\
+		      pause_, (EMU), (KNOBS));					\
 		/* __alloc_pages_slowpath(): opaque to the compiler */		\
 		barrier();							\
 		if ((KNOBS) && w_->alloc_ns)					\
@@ -149,6 +155,7 @@ extern const int kmw_protocol_count;
 	const gfp_t gfp_ = (a)->reqs[0].gfp;					\
 	const unsigned int order_ = (a)->reqs[0].order;				\
 	unsigned long now_ = kmw_jiffies((a)->clock);				\
+	const struct kmw_pause pause_ = { 0, 0 };				\
 	uint64_t i_;								\
 										\
 	for (i_ = 0; i_ < (a)->n; i_++) {					\
@@ -157,7 +164,7 @@ extern const int kmw_protocol_count;
 				break;						\
 			now_ = kmw_jiffies((a)->clock);				\
 		}								\
-		START(m_, gfp_, order_, now_, (a)->w, 0, KMW_NO_KNOBS);		\
+		START(m_, gfp_, order_, now_, pause_, 0, KMW_NO_KNOBS);		\
 		/* __alloc_pages_slowpath(): opaque to the compiler */		\
 		barrier();							\
 		STOP(m_, gfp_);							\
@@ -166,21 +173,21 @@ extern const int kmw_protocol_count;
 } while (0)
 
 /*
- * The five builds of the writer loop a protocol has: protocol mode (on one
- * slot and one request, or on many); and in
- * emulator mode, with --preempt (a call inside the section), with --hold-ns
- * or --alloc-ns only (no call), and with no knob, the protocol as written.
+ * The builds of the writer loop a protocol has: protocol mode (on one slot
+ * and one request, or on many), and emulator mode (EMU, a function of its
+ * own so that it can be read in the object code).  The emulator has one
+ * build whatever the knobs: they are tested at run time, and --hold-ns and
+ * --preempt sit only where the protocol already has a compiler barrier in
+ * its section (kmw_in_section()); a section with none has nowhere to be
+ * held open without changing its code, and they do nothing there.  A knob
+ * changes the timing, not the program.
  */
-#define KMW_WRITER_LOOP(a, mode, START, STOP) do {				\
+#define KMW_WRITER_LOOP(a, mode, START, STOP, EMU) do {			\
 	if ((mode) == KMW_PROTOCOL && (a)->nidx == 1 && (a)->nreqs == 1)	\
 		KMW_WRITER_ONE(a, START, STOP);					\
 	if ((mode) == KMW_PROTOCOL)						\
 		KMW_WRITER_PASS(a, START, STOP, 0, KMW_NO_KNOBS);		\
-	if ((a)->w->preempt)							\
-		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_PREEMPT);		\
-	if ((a)->w->hold_cycles || (a)->w->alloc_ns)				\
-		KMW_WRITER_PASS(a, START, STOP, 1, KMW_KNOBS_INLINE);		\
-	KMW_WRITER_PASS(a, START, STOP, 1, KMW_NO_KNOBS);			\
+	return EMU(a);								\
 } while (0)
 
 /* The one outcome tally: what each read gave, and the first torn snapshot. */
@@ -238,7 +245,10 @@ static inline void kmw_tally(struct kmw_tally *t, int r,
 			if ((s_ & 1023) == 1023 && READ_ONCE(*(a)->stop))	\
 				goto out_;					\
 			pre_ = READ_ONCE(m_->sequence);				\
+			/* the read's loads stay between pre_ and post_ */	\
+			barrier();						\
 			r_ = READ(m_, &snap_, &c_, 1);				\
+			barrier();						\
 			post_ = READ_ONCE(m_->sequence);			\
 			if (r_ == KMW_ABORTED)					\
 				goto out_;					\

@@ -143,50 +143,83 @@ struct kmw_writer {
 };
 
 void kmw_spin_ns(uint64_t ns, const int *stop);
-void kmw_preempt(struct kmw_writer *w);
+int kmw_preempt_draw(struct kmw_writer *w);
+void kmw_yield(void);
 uint64_t kmw_tsc_per_us(void);
 
-/*
- * Spin for c TSC cycles: inline asm without a "memory" clobber on x86-64
- * (a call elsewhere).  GCC 12 still does not merge the section's stores
- * across it (a volatile asm), so it restores no-wmb's odd window, as the
- * --preempt call does: see the README ("The barriers").
- */
-static inline void kmw_hold_cycles(uint64_t c)
-{
-#if defined(__x86_64__)
-	uint32_t lo, hi;
-	uint64_t t0, t;
-
-	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-	t0 = ((uint64_t)hi << 32) | lo;
-	do {
-		__asm__ __volatile__("pause");
-		__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-		t = ((uint64_t)hi << 32) | lo;
-	} while (t - t0 < c);
+/* A function compiled on its own: not inlined, cloned or folded into another. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define KMW_NOIPA	__attribute__((noipa))
 #else
-	kmw_spin_ns(c, NULL);
+#define KMW_NOIPA	__attribute__((noinline))
 #endif
-}
 
-/* Which knobs a writer loop build has (a compile-time constant). */
-enum {
-	KMW_NO_KNOBS = 0,
-	KMW_KNOBS_INLINE = 1,	/* --hold-ns, --alloc-ns: no call in the section */
-	KMW_KNOBS_PREEMPT = 2,	/* and --preempt: a call in the section */
+/* What the knobs do in the next write section, drawn before it starts. */
+struct kmw_pause {
+	uint64_t cycles;	/* --hold-ns: TSC cycles to spin */
+	uint64_t yield;		/* --preempt: sched_yield() (drawn) */
 };
 
-/* The knobs, between a section's field stores; nothing when !knobs. */
+/* Whether a writer loop build has the knobs (a compile-time constant). */
+enum {
+	KMW_NO_KNOBS = 0,	/* protocol mode: what the kernel runs */
+	KMW_KNOBS = 1,		/* emulator mode: tested at run time */
+};
+
+/*
+ * The knobs inside a write section; nothing when !knobs.  The generator
+ * puts it next to a compiler barrier the protocol already has in the
+ * section (nowhere if it has none), and on x86-64 it is one volatile asm with register
+ * operands only, no "memory" clobber and no branch the compiler sees (the
+ * yield is a raw sched_yield syscall, which touches no user memory), so
+ * that the protocol's accesses compile in the same order with and without
+ * it: -DKMW_NO_KNOB_HOOK compiles it out, and the tests compare the two
+ * object codes.  Elsewhere the knobs are calls.
+ */
 static inline __attribute__((always_inline)) void
-kmw_in_section(struct kmw_writer *w, const int knobs)
+kmw_in_section(const struct kmw_pause k, const int knobs)
 {
+#ifndef KMW_NO_KNOB_HOOK
 	if (!knobs)
 		return;
-	if (w->hold_cycles)
-		kmw_hold_cycles(w->hold_cycles);
-	if (knobs == KMW_KNOBS_PREEMPT && w->preempt)
-		kmw_preempt(w);
+#if defined(__x86_64__)
+	{
+		uint64_t t0, nr = 24;	/* __NR_sched_yield */
+
+		__asm__ __volatile__(
+			"test %[y], %[y]\n\t"
+			"jz 1f\n\t"
+			"syscall\n"
+			"1:\n\t"
+			"test %[c], %[c]\n\t"
+			"jz 3f\n\t"
+			"rdtsc\n\t"
+			"shl $32, %%rdx\n\t"
+			"or %%rdx, %%rax\n\t"
+			"mov %%rax, %[t0]\n"
+			"2:\n\t"
+			"pause\n\t"
+			"rdtsc\n\t"
+			"shl $32, %%rdx\n\t"
+			"or %%rdx, %%rax\n\t"
+			"sub %[t0], %%rax\n\t"
+			"cmp %[c], %%rax\n\t"
+			"jb 2b\n"
+			"3:"
+			: [t0] "=&r"(t0), "+a"(nr)
+			: [y] "r"(k.yield), [c] "r"(k.cycles)
+			: "rdx", "rcx", "r11", "cc");
+	}
+#else
+	if (k.yield)
+		kmw_yield();
+	if (k.cycles)
+		kmw_spin_ns(k.cycles, NULL);
+#endif
+#else
+	(void)k;
+	(void)knobs;
+#endif
 }
 
 /* ---- emulated jiffies ---- */

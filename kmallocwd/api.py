@@ -235,7 +235,7 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
                        results=results)
 
 
-def stress_variant(spec: protocols.Spec, duration: float) -> dict:
+def stress_variant(spec: protocols.Spec, duration: float, build: str = "kernel") -> dict:
     """The stress half of an ablation: one run of ``spec`` in the README's
     CI configuration (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50), ended
     at the first tear; counts by outcome, time to the first tear, overlaps."""
@@ -243,8 +243,8 @@ def stress_variant(spec: protocols.Spec, duration: float) -> dict:
     from kmallocwd.stressrun import StressConfig, run_stress
 
     cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
-                       until_torn=True)
-    r = run_stress(cfg, backend(spec))
+                       until_torn=True, build=build)
+    r = run_stress(cfg, backend(spec, build))
     out = {"outcomes": dict(r.counts), "first_torn_after_s": r.first_torn_after_s,
            "overlaps": r.overlaps, "accepted": r.accepted, "elapsed_s": r.elapsed_s,
            "interrupted": r.interrupted}
@@ -268,6 +268,7 @@ class AblateReport(_JsonReport):
     variants: int = 0  # rows there would be: the protocol as written + each annotation
     exit_status: int = 0  # the command's: 1 if the protocol as written tears where
     # [expect] says never, the signal's 128 + N when interrupted, else 0
+    build: str = "kernel"  # which barriers.h definitions the stressed variants had
     rows_obj: list = field(default_factory=list, repr=False, compare=False)
     spec: Any = field(default=None, repr=False, compare=False)
     _INTERNAL = ("rows_obj", "spec")
@@ -284,7 +285,8 @@ class AblateReport(_JsonReport):
 
 def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0,
            model: str | list[str] = "all", sections: int = 2,
-           on_row: Callable[[int, int], None] | None = None) -> AblateReport:
+           on_row: Callable[[int, int], None] | None = None,
+           build: str = "kernel") -> AblateReport:
     """Run ``kmallocwd ablate``: each ordering annotation removed (or
     weakened), its verdict per model, and with ``duration`` > 0 a stress run
     of each variant here (compiled on first use).  Ctrl-C (or another
@@ -301,7 +303,7 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     done = [0]
 
     def stress_fn(variant: protocols.Spec, d: float) -> dict:
-        out = stress_variant(variant, d)
+        out = stress_variant(variant, d, build)
         done[0] += 1
         if on_row is not None:
             on_row(done[0], total)
@@ -327,7 +329,7 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
                         models=models, duration=duration, rows=[r.to_dict() for r in rows],
                         detection_power=None if power is None else
                         {"seen": power[0], "broken": power[1]},
-                        interrupted=interrupted, variants=total, exit_status=status,
+                        interrupted=interrupted, variants=total, exit_status=status, build=build,
                         rows_obj=rows, spec=spec)
 
 
@@ -353,7 +355,7 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
            threads: int = 1, slots: int = 1, iterations: int | None = None,
            batch: int = 65536, pin: bool = False, hold_ns: int = 0, alloc_ns: int = 0,
            preempt: float = 0.0, seed: int = 1, until_torn: bool = False, repeat: int = 1,
-           min_overlaps: int = 1, expect: str | None = None,
+           min_overlaps: int = 1, expect: str | None = None, build: str = "kernel",
            on_run: Callable[[int, Any], None] | None = None) -> StressReport:
     """Run ``kmallocwd stress`` and return its report.  ``on_run(i, result)``
     is called after each of the ``repeat`` runs (a progress hook).  Ctrl-C
@@ -378,8 +380,8 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
                        threads=threads, slots=slots, duration=duration, iterations=iterations,
                        batch=batch, pin=pin, hold_ns=hold_ns, alloc_ns=alloc_ns,
                        preempt=preempt, seed=seed, until_torn=until_torn,
-                       min_overlaps=min_overlaps)
-    be = backend(spec)
+                       min_overlaps=min_overlaps, build=build)
+    be = backend(spec, build)
     runs = []
     for i in range(repeat):
         runs.append(run_stress(cfg, be))

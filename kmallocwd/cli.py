@@ -93,7 +93,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except WriteFailed as exc:
         sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
         return EXIT_WRITE_FAILED
-    except Unavailable as exc:
+    except Unavailable as exc:  # InstallError included
         sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
         return EXIT_UNAVAILABLE
 

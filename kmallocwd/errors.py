@@ -10,8 +10,11 @@ The exit codes every command uses:
 3     inconclusive: too little evidence (no accepted snapshot, or fewer
       overlaps than --min-overlaps)
 4     the model says the protocol is broken, but this run did not observe it
-69    a service needed is unavailable (EX_UNAVAILABLE): campaign --scheduler
-      is not a Dask scheduler, or does not answer within the connect timeout
+69    unavailable (EX_UNAVAILABLE): a service needed does not answer as it should
+      (campaign --scheduler is not a Dask scheduler, or is silent past the
+      connect timeout), or an install problem (no C compiler, no Python
+      headers, kmallocwd's C sources missing) or an unusable compile cache;
+      the one line says how to fix it
 74    an output could not be written after the run (EX_IOERR): the report
       went to stdout if it could
 129   interrupted by SIGHUP, after the partial report
@@ -46,5 +49,11 @@ class WriteFailed(Exception):
 
 
 class Unavailable(Exception):
-    """A service the command needs does not answer as it should (the campaign's
-    --scheduler): the CLI prints the message as one line and exits 69."""
+    """Something the command needs is unavailable (EX_UNAVAILABLE): the CLI
+    prints the message as one line and exits 69.  The campaign's --scheduler
+    raises it when the service is not a Dask scheduler."""
+
+
+class InstallError(Unavailable):
+    """An install problem (a missing compiler, headers or C sources), or a
+    compile cache that cannot be trusted: one line saying how to fix it, exit 69."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from kmallocwd import __version__, protocols
 from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
 from kmallocwd.escape import one_line
+from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.stressrun import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
@@ -81,23 +82,69 @@ def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
     if total.accepted == 0:
         return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
                        "INCONCLUSIVE: the reader accepted no snapshot, so nothing was tested "
-                       "(give allocations a duration with --alloc-ns, or run longer)")
+                       f"({power_hint(total)})")
     if total.overlaps < need:
         return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
                        f"INCONCLUSIVE: {total.overlaps:,} read(s) overlapped a write section, "
-                       f"fewer than --min-overlaps {need:,} (run longer, or widen the sections "
-                       "with --hold-ns)")
+                       f"fewer than --min-overlaps {need:,} ({power_hint(total)})")
     power = power_line(total)
     torn_ok = total.torn  # seen, but not forbidden: the control
     broken = broken_models(spec)
     if broken and not torn_ok:
         return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
                        f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
-                       f"not observed here; {power}")
+                       f"not observed here; {power}; {binary_line(total)}; "
+                       f"{power_hint(total)}")
     if torn_ok:
         return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
                        f"expects for {spec.name} (interesting, not forbidden); {power}")
     return Verdict(EXIT_OK, "PASS", f"PASS: {power}")
+
+
+# Accepted snapshots per read below which the reader is mostly finding
+# empty slots (valid == 0): allocations are too short for the reader.
+_FEW_ACCEPTED = 0.01
+
+
+def power_hint(res: StressResult) -> str:
+    """Which knob would raise the power of a run like ``res``: accepted
+    snapshots first (--alloc-ns keeps slots valid), then overlaps (--hold-ns
+    holds sections open; fewer slots per writer)."""
+    cfg = res.config
+    per_writer = cfg.slots // max(cfg.threads, 1)
+    if cfg.alloc_ns == 0 and res.accepted < _FEW_ACCEPTED * max(res.attempts, 1):
+        return (f"more accepted snapshots: --alloc-ns 1000 keeps each slot valid between "
+                f"start and stop; with {per_writer} slot(s) per writer the reader mostly "
+                "finds it empty")
+    tips = []
+    if knob_point(res.spec) < 0:
+        tips.append(f"{res.spec.name}'s write section has no compiler barrier to hold it "
+                    "open at (--hold-ns and --preempt do nothing in it)")
+    elif cfg.hold_ns == 0:
+        tips.append("--hold-ns 1000 holds each write section open")
+    if per_writer > 1:
+        tips.append(f"-s {cfg.threads} (one slot per writer) lets each read meet its slot's "
+                    "section more often")
+    tips.append("a longer -d or --repeat adds overlaps at the same rate")
+    return "more overlaps: " + "; ".join(tips)
+
+
+def binary_line(res: StressResult) -> str:
+    """What the compiled binary allows, when it could be read (objorder)."""
+    try:
+        from kmallocwd.binverdict import binary_verdict
+        v = binary_verdict(res.spec, res.config.build)
+    except Exception:  # noqa: BLE001 - a verdict we cannot compute is not shown
+        return "the compiled binary was not read"
+    return v.line
+
+
+def _binary_dict(spec: protocols.Spec, build: str) -> dict | None:
+    try:
+        from kmallocwd.binverdict import binary_verdict
+        return binary_verdict(spec, build).to_dict()
+    except Exception:  # noqa: BLE001 - a verdict we cannot compute is not reported
+        return None
 
 
 def power_line(res: StressResult) -> str:
@@ -155,6 +202,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None,
         "kmallocwd": __version__,
         "protocol": spec.name,
         "protocol_file": spec.path,
+        "build": cfg.build,
         "writer": spec.writer_name,
         "reader": spec.reader_name,
         "config": {
@@ -193,6 +241,7 @@ def to_dict(runs: list[StressResult], expect: str | None = None,
         "repeat": repeat_summary(runs),
         "forbidden_seen": res.forbidden_seen(),
         "model_broken_on": broken_models(spec),
+        "binary": _binary_dict(spec, cfg.build),
         "expect": expect,
         "verdict": v.line,
         "result": v.word,
@@ -206,7 +255,7 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     spec = res.spec
     reps = f", {len(runs)} runs" if len(runs) > 1 else ""
     head = (f"kmallocwd stress: {one_line(spec.name)} ({one_line(spec.writer_name)} + "
-            f"{one_line(spec.reader_name)}), "
+            f"{one_line(spec.reader_name)}, {cfg.build} build), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
             f"slot{'s' if cfg.slots != 1 else ''}, {res.elapsed_s:.2f} s{reps}")
     rows = _fold(head, 4)
@@ -241,6 +290,9 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
         rows += _fold(f"  torn seen in {rs['torn_runs']} of {rs['runs']} runs{times}", 4)
     if res.first_torn is not None:
         rows += _fold("  " + first_torn_line(res), 4)
+    if (cfg.hold_ns or cfg.preempt) and knob_point(spec) < 0:
+        rows += _fold(f"  --hold-ns/--preempt: {spec.name}'s write section has no compiler "
+                      "barrier to hold it open at; they changed nothing in this run", 4)
     rows += _fold(verdict(runs, expect).line, 2)
     return "\n".join(rows) + "\n"
 
@@ -316,7 +368,8 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
     spec = total.spec
     for i, r in enumerate(runs):
         v = verdict([r], expect)
-        props = {"seed": r.config.seed, "threads": r.config.threads, "slots": r.config.slots,
+        props = {"build": r.config.build, "seed": r.config.seed, "threads": r.config.threads,
+                 "slots": r.config.slots,
                  "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
                  **{f"count.{k}": c for k, c in r.counts.items()}}
         if r.first_torn is not None:
@@ -327,4 +380,4 @@ def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
         cases.append(c)
     return junit.to_xml(f"kmallocwd stress {spec.name}", cases, junit.run_properties(
         total.config.seed, protocol=spec.name, protocol_file=spec.path,
-        verdict=verdict(runs, expect).line))
+        build=total.config.build, verdict=verdict(runs, expect).line))

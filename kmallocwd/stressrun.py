@@ -16,6 +16,7 @@ from kmallocwd.gfp import STRESS_SEQ, Request
 from kmallocwd.interrupt import exit_status
 from kmallocwd.placement import pin_to, round_robin, split_slots
 from kmallocwd.protocols.backend import Backend, backend
+from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.protocols.spec import Spec
 from kmallocwd.slots import SlotArray, Snapshot
 
@@ -45,6 +46,7 @@ class StressConfig:
     hz: int = 1000
     until_torn: bool = False  # end the run at the first torn snapshot
     min_overlaps: int = 1  # fewer overlapping reads than this: inconclusive
+    build: str = "kernel"  # which barriers.h definitions (protocols/builds.py)
 
     def spec(self) -> Spec:
         return protocols.resolve(None if self.protocol_file else self.protocol,
@@ -105,7 +107,7 @@ class StressRun:
 
     def __init__(self, cfg: StressConfig, be: Backend | None = None) -> None:
         self.cfg = cfg
-        self.be = be or backend(cfg.spec())
+        self.be = be or backend(cfg.spec(), cfg.build)
         ffi, lib = self.be.ffi, self.be.lib
         self.ffi, self.lib = ffi, lib
         self.slots = SlotArray(cfg.slots, ffi, lib)
@@ -151,9 +153,12 @@ class StressRun:
         mine = self.slot_idx[w]
         idx = ffi.from_buffer("uint32_t[]", mine)
         st = ffi.new("struct kmw_writer *")
-        st.hold_cycles = self.hold_cycles
+        # a section with no compiler barrier has no place for them: the run
+        # is then the no-knob run, not a slower one
+        held = knob_point(self.be.spec) >= 0
+        st.hold_cycles = self.hold_cycles if held else 0
         st.alloc_ns = cfg.alloc_ns
-        st.preempt = min(int(cfg.preempt * 2**32), 2**32 - 1)
+        st.preempt = min(int(cfg.preempt * 2**32), 2**32 - 1) if held else 0
         st.rng = (cfg.seed * 0x9E3779B97F4A7C15 + w + 1) & (2**64 - 1) or 1
         st.stamp = (w + 1) << STAMP_BASE_SHIFT
         elapsed = ffi.new("uint64_t *")

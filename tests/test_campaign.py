@@ -39,6 +39,10 @@ alloc_ns = 100
 [[check]]                 # fails where it runs: its working directory is no --junit file
 name = "bad-output"
 args = ["-p", "v3", "--junit", "."]
+[[ablate]]                 # killed at its timeout: a failure that another worker may not have
+name = "too-slow"
+args = ["-p", "seqcount", "-d", "30"]
+timeout_s = 1
 """
 
 
@@ -130,6 +134,18 @@ def test_a_protocol_file_is_shipped_with_its_cell(tmp_path):
     # an ablate or check cell's protocol file is shipped too (its worker runs elsewhere)
     assert check.argv == ["check", "--protocol-file", f"@file:{cell.protocol}"]
     assert check.files == cell.files
+
+
+@pytest.mark.parametrize("arg", [["--protocol-file", "mine.toml"], ["--protocol-file=mine.toml"]])
+def test_an_ablate_or_check_cell_ships_its_protocol_file(tmp_path, arg):
+    from kmallocwd import protocols
+    text = protocols.builtin_path("seqcount").read_text()
+    (tmp_path / "mine.toml").write_text(text)
+    plan = _write(tmp_path, f"[[ablate]]\nargs = {arg!r}\n[[check]]\nargs = {arg!r}\n")
+    from kmallocwd.campaign import load_plan
+    for cell in load_plan(str(plan)).cells:
+        assert cell.argv[1] == "--protocol-file" and cell.argv[2].startswith("@file:mine@")
+        assert cell.files == {cell.argv[2][6:]: text}
 
 
 def test_dry_run_lists_the_cells(tmp_path, capsys):
@@ -279,7 +295,7 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
     assert doc["machines"][0]["arch"] and doc["machines"][0]["cores"] and doc["machines"][0]["cpu"]
     assert f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed1/r0 on {host}" in r.stdout
     cells = {c["id"]: c for c in doc["cells"]}
-    assert len(cells) == 5
+    assert len(cells) == 6
     for seed in (1, 2):
         v3 = cells[f"stress/v3/t1/s1/d10/alloc_ns=100/until_torn=1/seed{seed}/r0"]
         assert v3["verdict"] == "forbidden" and v3["first_torn"] is not None
@@ -293,15 +309,19 @@ def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
         members = [c for c in doc["cells"] if c["group"] == g["group"]]
         for name, o in g["outcomes"].items():
             assert o["count"] == sum(c["counts"][name] for c in members)
-    # the failed cell ran twice, the second time on the other worker
+    # a cell that exits 2 (its --junit is a directory) fails the same anywhere: it ran once
     bad = cells["check/bad-output/r0"]
-    assert bad["verdict"] == "failed" and len(bad["attempts"]) == 2
-    assert bad["attempts"][0]["worker"]["address"] != bad["attempts"][1]["worker"]["address"]
+    assert bad["verdict"] == "failed" and len(bad["attempts"]) == 1
+    assert bad["attempts"][0]["exit_status"] == 2
+    # the timed-out cell ran twice, the second time on the other worker
+    slow = cells["ablate/too-slow/r0"]
+    assert slow["verdict"] == "failed" and len(slow["attempts"]) == 2
+    assert slow["attempts"][0]["worker"]["address"] != slow["attempts"][1]["worker"]["address"]
     root = ET.parse(xml).getroot()
     cases = root.findall("./testsuite/testcase")
-    assert len(cases) == 5
+    assert len(cases) == 6
     assert sum(c.find("failure") is not None for c in cases) == 2
-    assert sum(c.find("error") is not None for c in cases) == 1
+    assert sum(c.find("error") is not None for c in cases) == 2
 
 
 RESUME = """

@@ -127,7 +127,7 @@ def test_a_compile_error_is_one_line(tmp_path, cache, monkeypatch, capsys):
     f = tmp_path / "my.toml"
     f.write_text(MINE.replace("my-seqcount", "my-broken"))
     from kmallocwd.protocols import usermod
-    monkeypatch.setattr(usermod, "generate", lambda specs, origin: "int this is not C;\n")
+    monkeypatch.setattr(usermod, "generate", lambda specs, origin, build: "int this is not C;\n")
     code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -185,7 +185,7 @@ def test_an_unusable_cache_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KMALLOCWD_CACHE", "/proc/kmallocwd-no-cache")
     code = main(["stress", "-q", "--protocol-file", str(f), "-d", "0.1"])
     err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "KMALLOCWD_CACHE" in err
+    assert code == 69 and len(err.strip().splitlines()) == 1 and "KMALLOCWD_CACHE" in err
 
 
 MORE_BAD = [

@@ -120,7 +120,7 @@ def load(path: str | Path) -> Run:
     ci = _obj(doc, "commit_info")
     commit = {"id": _text(ci.get("id")), "dirty": ci.get("dirty") is True,
               "branch": _text(ci.get("branch"))}
-    settings = {k: _text(km[k]) for k in ("scale", "rounds", "pinned") if k in km
+    settings = {k: _text(km[k]) for k in ("build", "scale", "rounds", "pinned") if k in km
                 and _text(km[k]) is not None}
     return Run(path=p, datetime=_text(doc.get("datetime")) or "?", machine=machine,
                commit=commit, settings=settings, figures=figures,

@@ -3,7 +3,8 @@ a worker, results merged as they come.
 
 Dask does the scheduling, and reruns the cell of a worker that was lost (up to
 its ``distributed.scheduler.allowed-failures``).  The engine adds: one retry of a
-failed cell, preferably on another worker; a checkpoint callback (the results
+failed cell on another worker (not of a cell that exited 2: bad arguments or a
+bad protocol file fail the same way everywhere); a checkpoint callback (the results
 file) as cells finish; a progress bar; and on Ctrl-C, cancelling the futures,
 killing the running cells' subprocesses on every worker (``Client.run`` of
 ``worker.stop_cells``) and leaving the partial results to the caller.
@@ -30,7 +31,7 @@ from typing import Callable
 from kmallocwd.campaign.plan import Cell
 from kmallocwd.campaign.results import Campaign
 from kmallocwd.campaign.worker import run_cell, stop_cells
-from kmallocwd.errors import Unavailable, UsageError
+from kmallocwd.errors import EXIT_USAGE, Unavailable, UsageError
 from kmallocwd.escape import one_line
 
 INSTALL_HINT = ("kmallocwd campaign needs Dask distributed, which is not installed: "
@@ -282,7 +283,8 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
             except Exception as exc:          # KilledWorker, a lost connection, ...
                 res = _lost(cell, exc)
             attempts.append(res)
-            if res.get("status") != "done" and len(attempts) <= opts.retries:
+            certain = res.get("exit_status") == EXIT_USAGE   # would fail anywhere
+            if res.get("status") != "done" and len(attempts) <= opts.retries and not certain:
                 progress.write(f"kmallocwd campaign: {cell.id} failed ({res.get('error')}); "
                                "retrying it on another worker", log)
                 submit(cell, attempts, avoid=(res.get("worker") or {}).get("address"))

@@ -10,7 +10,7 @@ import sys
 from kmallocwd import limits
 from kmallocwd.argtypes import limit
 from kmallocwd.commands.check_cmd import models_from
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
 
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", "--duration", type=limit(limits.ABLATE_DURATION), default=0.0,
                    metavar="SECONDS",
                    help="stress seconds per variant, 0 to 3600 (default 0: model only)")
+    add_build_option(p)
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the table as JSON to PATH ('-': stdout, instead of the table)")
     p.add_argument("--junit", metavar="PATH", default=None,
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                   desc=f"ablate {spec.name}") as bar:
         try:
             rep = api.ablate(spec, duration=duration, model=models,
-                             on_row=lambda i, n: bar.update(1))
+                             on_row=lambda i, n: bar.update(1), build=args.build)
         except api.protocols.SpecError as exc:
             raise UsageError(str(exc)) from None
     interrupt.defer()  # from here a signal is recorded: the report is written whole
@@ -94,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         import textwrap
 
         sys.stdout.write(render(spec, rep.rows_obj, models))
+        if duration > 0:
+            print(f"  stress: the {args.build} build")
         if rep.interrupted:
             sys.stdout.write(f"INTERRUPTED: partial, {len(rep.rows_obj)} of {rep.variants} "
                              "rows done\n")
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         c = junit.Case(name=f"{spec.name} {name}", classname=f"kmallocwd.ablate.{spec.name}",
                        time_s=r.seconds, properties={**{f"verdict.{m}": v for m, v in
                                                         r.verdicts.items()},
+                                                     "build": args.build,
                                                      "necessary_on": ",".join(r.necessary_on),
                                                      "stress_torn": r.stress_torn})
         if not r.line and broken:
@@ -131,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if not outpath.write_outputs("kmallocwd ablate", [
             (json_t, rep.to_json),
             (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
-                                           junit.run_properties(seed, protocol=spec.name))),
+                                           junit.run_properties(seed, protocol=spec.name,
+                                                                build=args.build))),
             (cq_t, lambda: annotate.codequality(findings))]):
         return EXIT_WRITE_FAILED
     return status

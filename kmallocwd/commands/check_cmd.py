@@ -17,7 +17,7 @@ import sys
 
 from kmallocwd import limits
 from kmallocwd.argtypes import limit
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
 MAX_SECTIONS = limits.SECTIONS.hi
@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", default=None,
                    help="write the results as JSON to PATH ('-': stdout, instead of the table)")
     p.add_argument("--no-trace", action="store_true", help="verdicts only, no counterexamples")
+    add_build_option(p)
     p.add_argument("--junit", metavar="PATH", default=None,
                    help="also write JUnit XML: one testcase per protocol x model, a failure "
                    "when a model finds a tear [expect] says never")
@@ -123,6 +124,7 @@ def annotations(results) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kmallocwd.binverdict import binary_verdict
     from kmallocwd.model import explore
     from kmallocwd.model.report import render_text, to_json
     specs = specs_from(args, all_if_none=True)
@@ -141,29 +143,33 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt
     from kmallocwd.model.status import check_status, combine
 
-    done = []  # (spec, the results of the models explored so far)
+    done = []  # (spec, the results of the models explored so far, its binary verdict)
     stopped: KeyboardInterrupt | None = None
     shown = 0  # protocols whose text is printed
     try:
         for spec in specs:
             results: list = []
-            done.append((spec, results))
+            done.append((spec, results, None))
             for m in models:
                 results.append(explore(spec, m, k, retries))
+            binary = binary_verdict(spec, args.build)
+            done[-1] = (spec, results, binary)
             if args.json != "-":
-                sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
+                sys.stdout.write(render_text(results, traces=not args.no_trace, binary=binary)
+                                 + "\n")
             shown += 1
     except KeyboardInterrupt as exc:  # the models done so far are reported
         stopped = exc
     interrupt.defer()  # from here a signal is recorded: the report is written whole
     docs, statuses, cases, notes = [], [], [], []
-    for i, (spec, results) in enumerate(done):
+    for i, (spec, results, binary) in enumerate(done):
         if not results:
             continue
         if i >= shown and args.json != "-":  # the one cut short
-            sys.stdout.write(render_text(results, traces=not args.no_trace) + "\n")
+            sys.stdout.write(render_text(results, traces=not args.no_trace, binary=binary)
+                             + "\n")
         statuses.append(check_status(results))
-        docs.append(to_json(results))
+        docs.append({**to_json(results), **({"binary": binary.to_dict()} if binary else {})})
         cases += junit_cases(results)
         notes += annotations(results)
     status = combine(statuses)
@@ -189,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_WRITE_FAILED
     if stopped is not None:
         if args.json != "-":
-            n = sum(len(results) for _, results in done)
+            n = sum(len(results) for _, results, _ in done)
             sys.stdout.write(f"INTERRUPTED: partial, {n} of {len(specs) * len(models)} "
                              "protocol x model checks done\n")
         return interrupt.exit_status(stopped)

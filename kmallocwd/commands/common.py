@@ -22,6 +22,17 @@ def add_protocol_options(p: argparse.ArgumentParser, default: str | None = None,
                    "generated and compiled on first use, then cached")
 
 
+def add_build_option(p: argparse.ArgumentParser) -> None:
+    """--build kernel|c11 (stress, ablate, protocols --c)."""
+    from kmallocwd.protocols.builds import BUILDS, DEFAULT
+
+    p.add_argument("--build", default=DEFAULT, type=choice(BUILDS, "build"),
+                   help="which definitions of READ_ONCE, smp_wmb() ... the protocol's C is "
+                   "compiled with: 'kernel', Linux's own (volatile accesses, compiler-only "
+                   "barriers on x86), or 'c11', C11 atomics and fences (what ThreadSanitizer "
+                   f"checks; compiled on first use) (default {DEFAULT})")
+
+
 def spec_from(args: argparse.Namespace, default: str | None = None) -> protocols.Spec:
     """The protocol the options name (or ``default``); UsageError if bad."""
     try:

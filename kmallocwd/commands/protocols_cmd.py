@@ -8,6 +8,7 @@ import json
 import sys
 
 from kmallocwd import protocols
+from kmallocwd.commands.common import add_build_option
 from kmallocwd.errors import UsageError
 
 
@@ -19,14 +20,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with the outcomes its reader can produce, the expectation of each (acceptable, "
         "interesting, forbidden), its one-line reason, and whether a torn snapshot is "
         "possible under each memory model (sc, x86, weak).  With --c, print the C generated "
-        "from one protocol's file.",
+        "from one protocol's file, after the definitions of the barrier vocabulary it is "
+        "compiled with (--build).",
     )
     p.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
     p.add_argument("--c", metavar="NAME|FILE", default=None,
                    help="print the C generated for a built-in protocol or a protocol file")
+    add_build_option(p)
     p.add_argument("--markdown", action="store_true",
                    help="print the README's protocol table (Markdown)")
     p.set_defaults(func=run)
+
+
+def definitions_comment(build: str) -> str:
+    """A C comment: the build, and csrc/barriers.h's definitions in it as
+    this machine's compiler sees them."""
+    import platform
+
+    from kmallocwd.protocols.builds import definitions
+
+    lines = [ln.replace("*/", "* /") for ln in definitions(build)] or [
+        "(no C compiler here to show them: see csrc/barriers.h)"]
+    return (f"/*\n * The {build} build on {platform.machine()}: csrc/barriers.h defines\n"
+            + "".join(f" *   {ln}\n" for ln in lines) + " */\n")
 
 
 def verdicts(spec: protocols.Spec) -> dict[str, str]:
@@ -72,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             spec = protocols.require_c(resolve_spec(args.c))
         except protocols.SpecError as exc:
             raise UsageError(f"--c: {exc}") from None
-        sys.stdout.write(one_protocol_c(spec))
+        sys.stdout.write(definitions_comment(args.build) + one_protocol_c(spec, args.build))
         return 0
     if args.json:
         out = []

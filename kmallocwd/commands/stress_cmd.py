@@ -9,7 +9,7 @@ import sys
 from kmallocwd import protocols
 from kmallocwd import limits
 from kmallocwd.argtypes import limit
-from kmallocwd.commands.common import add_protocol_options, spec_from
+from kmallocwd.commands.common import add_build_option, add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = limits.MAX_THREADS
@@ -48,14 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pin", action="store_true",
                    help="pin the reader and the writers to CPUs, round-robin")
     p.add_argument("--hold-ns", type=limit(limits.HOLD_NS), default=0,
-                   help="nanoseconds spent inside each write section, spinning on the TSC "
-                   "with no compiler barrier (default 0)")
+                   help="nanoseconds spent inside each write section, spinning on the TSC at "
+                   "a compiler barrier the section already has (nothing in a section with "
+                   "none); the protocol's code is the same with or without it (default 0)")
     p.add_argument("--alloc-ns", type=limit(limits.ALLOC_NS), default=0,
                    help="nanoseconds each allocation lasts between start_memalloc_timer() and "
                    "stop_memalloc_timer(), so the reader finds valid records (default 0)")
     p.add_argument("--preempt", type=limit(limits.PREEMPT), default=0.0,
-                   help="probability of sched_yield() inside a write section; a call, so a "
-                   "compiler barrier there (default 0)")
+                   help="probability of sched_yield() inside a write section, where "
+                   "--hold-ns spins (default 0)")
+    add_build_option(p)
     p.add_argument("--seed", type=limit(limits.SEED), default=1,
                    help="seed of the writers' --preempt draws (default 1)")
     p.add_argument("--min-overlaps", type=limit(limits.MIN_OVERLAPS), default=1,
@@ -109,7 +111,7 @@ def config_from(args: argparse.Namespace):
                         iterations=args.iterations, batch=args.batch, pin=args.pin,
                         hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
                         seed=args.seed, until_torn=args.until_torn,
-                        min_overlaps=args.min_overlaps), spec
+                        min_overlaps=args.min_overlaps, build=args.build), spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,14 +129,15 @@ def run(args: argparse.Namespace) -> int:
     cq = (check_output(args.codequality, "--codequality", inputs)
           if args.codequality is not None else None)
     try:
-        be = backend(spec)
+        be = backend(spec, cfg.build)
     except protocols.SpecError as exc:
         raise UsageError(str(exc)) from None
     runs: list[StressResult] = []
     what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
     try:
         if not args.quiet:
-            print(f"kmallocwd stress: {spec.name}, {cfg.threads} writer(s), {cfg.slots} "
+            print(f"kmallocwd stress: {spec.name} ({cfg.build} build), {cfg.threads} writer(s), "
+                  f"{cfg.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
         single = args.repeat == 1 and (cfg.duration or 0) >= CLOCK_S

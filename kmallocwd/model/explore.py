@@ -253,7 +253,8 @@ class _Compiled:
 
 
 def explore(spec: Spec, model: str, sections: int = 2, retries: int = 0,
-            prune: bool = True, store_buffer: bool = False) -> Exploration:
+            prune: bool = True, store_buffer: bool = False,
+            progs: list[Program] | None = None) -> Exploration:
     """Explore every execution of ``spec`` under ``model``.
 
     ``store_buffer``: explore x86's store buffer step by step (buffer, then
@@ -263,7 +264,8 @@ def explore(spec: Spec, model: str, sections: int = 2, retries: int = 0,
     program with each store placed at its drain (docs/model.md), so the
     buffer adds no outcome; the tests check that on small K."""
     t0 = time.perf_counter()
-    progs = programs(spec, model, sections, prune)
+    if progs is None:  # else: given (binverdict.py: the order a binary has)
+        progs = programs(spec, model, sections, prune)
     comp = [_Compiled(p, model, spec, retries, store_buffer) for p in progs]
     res = Exploration(spec, model, sections, retries, progs, condition=torn_condition(spec))
     cond_set = set(res.condition)

@@ -127,7 +127,10 @@ def condition_text(res: Exploration) -> str:
         "is forbidden)"
 
 
-def render_text(results: list[Exploration], traces: bool = True) -> str:
+def render_text(results: list[Exploration], traces: bool = True, binary=None) -> str:
+    """The check table (and the counterexamples); ``binary``: the verdict
+    on the compiled binary (binverdict.BinaryVerdict), shown as its own
+    column on the x86 row."""
     if not results:
         return ""
     spec = results[0].spec
@@ -138,15 +141,21 @@ def render_text(results: list[Exploration], traces: bool = True) -> str:
            f"  condition: the snapshot is {condition_text(results[0])}",
            "",
            f"  {'model':<6} {'verdict':<10} {'expect':<10} {'torn/executions':>16} "
-           f"{'states':>8} {'time':>8}"]
+           f"{'states':>8} {'time':>8}" + ("  binary" if binary is not None else "")]
     for r in results:
         exp = spec.expect.get(r.model, "?")
         mark = "" if verdict(r) == exp else "   <-- differs from [expect]"
         if not r.accepts:
             mark = "   <-- the reader never accepts a snapshot"
+        col = ""
+        if binary is not None:
+            col = f"  {binary.word if r.model == 'x86' else '-':<7}"
         out.append(f"  {r.model:<6} {verdict(r):<10} {exp:<10} "
                    f"{f'{r.positive}/{r.executions}':>16} {r.states:>8} "
-                   f"{r.seconds * 1000:>6.0f}ms{mark}")
+                   f"{r.seconds * 1000:>6.0f}ms{col}{mark}".rstrip())
+    if binary is not None:
+        out.append(f"  binary: {binary.line} (x86-TSO on the order of the slot accesses in "
+                   "the object code stress runs, no compiler freedom left)")
     out.append("")
     for r in results:
         out.append(f"Model {r.model}: {MODEL_TITLES[r.model]}")

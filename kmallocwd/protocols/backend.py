@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmallocwd.protocols import BY_NAME
+from kmallocwd.protocols.builds import DEFAULT, KERNEL
 from kmallocwd.protocols.spec import Spec
 
 
@@ -17,6 +18,7 @@ class Backend:
     ffi: Any
     lib: Any
     id: int  # the protocol's row in the module's table
+    build: str = DEFAULT  # which barriers.h definitions it was compiled with
 
     @property
     def name(self) -> str:
@@ -45,14 +47,20 @@ def is_builtin(spec: Spec) -> bool:
         spec.name in BY_NAME and BY_NAME[spec.name].source == spec.source)
 
 
-def backend(spec: Spec) -> Backend:
-    """The compiled C for ``spec`` (compiling a user's file on first use);
-    SpecError for a protocol the C emulator does not run."""
+def backend(spec: Spec, build: str = DEFAULT) -> Backend:
+    """The compiled C for ``spec`` in ``build`` (compiling a user's file, or
+    a built-in's c11 build, on first use); SpecError for a protocol the C
+    emulator does not run."""
     from kmallocwd.protocols import require_c
     require_c(spec)
-    if is_builtin(spec):
+    if is_builtin(spec) and build == KERNEL:
         from kmallocwd._core import ffi, lib
-        return Backend(spec, ffi, lib, cid(spec.name))
+        return Backend(spec, ffi, lib, cid(spec.name), _built(ffi, lib))
     from kmallocwd.protocols.usermod import load_module
-    ffi, lib = load_module(spec)
-    return Backend(spec, ffi, lib, 0)
+    ffi, lib = load_module(spec, build)
+    return Backend(spec, ffi, lib, 0, _built(ffi, lib))
+
+
+def _built(ffi, lib) -> str:
+    """The build a module says it was compiled with."""
+    return ffi.string(lib.kmw_build_name()).decode()

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from kmallocwd.protocols.builds import DEFAULT, prelude
 from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, REJECTED_INVALID, VALUES,
                                       VAR_RE, Expr, Kind, Op, Spec)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _VAR_TYPES = {"sequence": "unsigned int", "valid": "unsigned char", "dumped": "unsigned char",
               "start": "unsigned long", "order": "unsigned int", "gfp": "unsigned int"}
@@ -142,13 +143,28 @@ def _lock_c(op: Op, waiter: str) -> str:
 
 # ---- the writer --------------------------------------------------------------
 
+def knob_point(spec: Spec) -> int:
+    """Where the knobs (--hold-ns, --preempt) go in the write section: after
+    its last fence or lock before the first data field store, a compiler
+    barrier in both builds, so that a knob adds no ordering the protocol
+    lacks; -1 if the section has none there (the knobs then do nothing)."""
+    sec = spec.section
+    data = [i for i, op in enumerate(sec)
+            if op.kind == Kind.STORE and op.field in ("start", "gfp", "order", "dumped")]
+    end = data[0] if data else len(sec)
+    points = [i for i in range(end)
+              if sec[i].kind == "fence" or (sec[i].kind == "lock"
+                                            and not sec[i].lockop.endswith("unlock"))]
+    return points[-1] if points else -1
+
+
 def _writer(spec: Spec) -> str:
     P = spec.ident
     sec = spec.section
     incs = [i for i, op in enumerate(sec) if op.kind == Kind.INC]
     marked = any(sec[i].access != "plain" for i in incs)
     stores = [i for i, op in enumerate(sec) if op.kind == Kind.STORE]
-    first_store = stores[0] if stores else -1
+    hook = knob_point(spec)
     # the witness follows the last store of a field it covers (not dumped's)
     covered = [i for i in stores if sec[i].field in ("start", "gfp", "order")]
     witness_after = covered[-1] if covered else -1
@@ -172,8 +188,8 @@ def _writer(spec: Spec) -> str:
             body.append(f"{op.fence}();" + _comment(op))
         elif op.kind == Kind.LOCK:
             body.append(_lock_c(op, "NULL") + _comment(op))
-        if i == first_store:
-            body.append("kmw_in_section(w, knobs);")
+        if i == hook:
+            body.append("kmw_in_section(k, knobs);	/* at a compiler barrier: no new one */")
         if i == witness_after:
             end = f"seq + {total}" if marked else (
                 f"m->sequence + {total - done}" if total - done else "m->sequence")
@@ -186,11 +202,14 @@ def _writer(spec: Spec) -> str:
                  if spec.valid_access == "once" else "m->valid++;")
     valid_dec = ("WRITE_ONCE(m->valid, READ_ONCE(m->valid) - 1);"
                  if spec.valid_access == "once" else "m->valid--;")
+    # no compiler barrier in the section: nowhere to hold it open without
+    # changing its code, so --hold-ns and --preempt do nothing in it
+    after = "" if hook >= 0 else "\n\t(void)k;"
     ind = "\n\t\t"
     lines = "".join(ind + b.replace("\n", ind) if b else "\n" for b in body)
     return f"""/* {comment_text(spec.writer_name)}: start_memalloc_timer() of {spec.name}. */
 static inline __attribute__((always_inline)) void
-{_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "struct kmw_writer *w", "const int emu", "const int knobs"])}
+{_signature(P + "_start_memalloc_timer", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long now", "const struct kmw_pause k", "const int emu", "const int knobs"])}
 {{
 	/* We don't check for stalls for !__GFP_RECLAIM allocations. */
 	if (!(gfp_mask & __GFP_RECLAIM))
@@ -198,7 +217,7 @@ static inline __attribute__((always_inline)) void
 	/* We don't check for stalls for nested __GFP_RECLAIM allocations */
 	if ({valid_test}) {{{lines}
 	}}
-	{valid_inc}
+	{valid_inc}{after}
 }}
 
 static inline __attribute__((always_inline)) void
@@ -299,9 +318,36 @@ def _balanced(s: str) -> bool:
 
 def _loops(spec: Spec) -> str:
     P = spec.ident
-    return f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
+    args = ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order",
+            "unsigned long now", "const struct kmw_pause k"]
+    emu = f"""/*
+ * The emulator's start_memalloc_timer(): a function of its own, as the
+ * kernel's is, so that what the loop around it does (the knobs, the
+ * stamps) cannot change how its accesses are compiled.
+ */
+{_signature("static KMW_NOIPA void " + P + "_start_emu", args)}
 {{
-	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer);
+	{P}_start_memalloc_timer(m, gfp_mask, order, now, k, 1, KMW_KNOBS);
+}}
+
+static inline __attribute__((always_inline)) void
+{_signature(P + "_start_call", args + ["const int emu", "const int knobs"])}
+{{
+	(void)emu;
+	(void)knobs;
+	{P}_start_emu(m, gfp_mask, order, now, k);
+}}
+
+static __attribute__((noinline)) uint64_t {P}_writer_emu(const struct kmw_wargs *a)
+{{
+	KMW_WRITER_PASS(a, {P}_start_call, {P}_stop_memalloc_timer, 1, KMW_KNOBS);
+}}
+
+"""
+    return emu + f"""static uint64_t {P}_writer_run(const struct kmw_wargs *a, int mode)
+{{
+	KMW_WRITER_LOOP(a, mode, {P}_start_memalloc_timer, {P}_stop_memalloc_timer,
+			{P}_writer_emu);
 }}
 
 static void {P}_reader_scan(const struct kmw_sargs *a)
@@ -316,7 +362,7 @@ static uint64_t {P}_bench_reads(const struct kmw_sargs *a)
 
 {_signature("static void " + P + "_start", ["struct memalloc_info *m", "gfp_t gfp_mask", "unsigned int order", "unsigned long jiffies"])}
 {{
-	{P}_start_memalloc_timer(m, gfp_mask, order, jiffies, NULL, 1, 0);
+	{P}_start_memalloc_timer(m, gfp_mask, order, jiffies, (struct kmw_pause){{ 0, 0 }}, 1, 0);
 }}
 
 static void {P}_stop(struct memalloc_info *m, gfp_t gfp_mask)
@@ -353,8 +399,9 @@ def _wrap(text: str, width: int = 72) -> str:
     return "\n * ".join(lines)
 
 
-def generate(specs: Sequence[Spec], origin: str | None = None) -> str:
-    """The translation unit for these protocols, with their table.
+def generate(specs: Sequence[Spec], origin: str | None = None, build: str = DEFAULT) -> str:
+    """The translation unit for these protocols, with their table, for
+    ``build`` (builds.py: which barriers.h definitions it is compiled with).
 
     ``origin``: None for the built-ins (the files in kmallocwd/protocols/),
     else the name of the protocol whose file this is; never a path (a path
@@ -366,7 +413,7 @@ def generate(specs: Sequence[Spec], origin: str | None = None) -> str:
         source = f"the protocol file of {origin}: edit that file, not this one."
     else:
         raise UnsafeSpec(f"origin {origin!r}: a protocol's name, not a path or text")
-    parts = [f"""/*
+    parts = [prelude(build) + f"""/*
  * GENERATED by kmallocwd/protocols/cgen.py (version {GENERATOR_VERSION}) from
  * {source}
  *
@@ -387,10 +434,16 @@ def generate(specs: Sequence[Spec], origin: str | None = None) -> str:
 }};
 
 const int kmw_protocol_count = {len(specs)};
+
+/* Which barriers.h definitions this module was compiled with. */
+const char *kmw_build_name(void)
+{{
+	return KMW_BUILD_NAME;
+}}
 """)
     return "\n".join(parts)
 
 
-def one_protocol_c(spec: Spec) -> str:
+def one_protocol_c(spec: Spec, build: str = DEFAULT) -> str:
     """What ``kmallocwd protocols --c NAME`` prints: one protocol's C."""
-    return generate([spec], origin=spec.name)
+    return generate([spec], origin=spec.name, build=build)
