@@ -317,3 +317,76 @@ def test_check_litmus_and_ablate_take_format_2_files(tmp_path, capsys):
     assert "P0(int *in_flight, int *report, int *idx, int *sequence" in text
     assert "WRITE_ONCE(*in_flight, 1); /* plain */  /* in_flight++ */" in text
     assert text.count("smp_wmb();") == 1 and text.count("smp_rmb();") == 1
+
+
+# ---- whatever the operations: refused in one line, or explored -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_F2_BASES = [BY_NAME[n].source for n in REVISIONS] + [
+    (ROOT / "examples" / f).read_text() for f in ("latch.toml", "three-fields.toml")] + [FLAG]
+_F2_FIELDS = ["sequence", "start", "order", "gfp", "valid", "in_flight", "seq", "head", "mode",
+              "a", "b", "ready", "nope"]
+_F2_VARS = ["s0", "s1", "r", "v", "t", "snap.start", "snap.sequence", "snap.a", "x"]
+_F2_WRITER = st.one_of(
+    st.sampled_from(_F2_FIELDS).map(lambda f: f"{f}++"),
+    st.tuples(st.sampled_from(_F2_FIELDS), st.sampled_from(["NOW", "STAMP", "0", "300"]),
+              st.sampled_from(["", "copy[0].", "copy[1]."])).map(
+        lambda t: f"{t[2]}{t[0]} = {t[1]}"),
+    st.sampled_from(_F2_FIELDS).map(lambda f: f"raw_write_seqcount_latch({f})"),
+    st.sampled_from(["smp_wmb()", "smp_mb()", "barrier()", "spin_lock(global)",
+                     "spin_unlock(global)"]))
+_F2_READER = st.one_of(
+    st.tuples(st.sampled_from(_F2_VARS), st.sampled_from(_F2_FIELDS),
+              st.sampled_from(["{}", "READ_ONCE({})", "smp_load_acquire({})"])).map(
+        lambda t: f"{t[0]} = {t[2].format(t[1])}"),
+    st.tuples(st.sampled_from(_F2_FIELDS), st.sampled_from(_F2_VARS)).map(
+        lambda t: f"snap.{t[0]} = copy[{t[1]} & 1].{t[0]}"),
+    st.sampled_from(["copy", "copy_once", "copy[s0 & 1]", "smp_rmb()"]),
+    st.tuples(st.sampled_from(_F2_VARS), st.sampled_from(["skip", "retry", "accept"]),
+              st.sampled_from(["!{}", "odd({})", "{} != s0", "!expired({})"])).map(
+        lambda t: f"if ({t[2].format(t[0])}) {t[1]}"))
+
+
+@st.composite
+def _mutated2(draw) -> str:
+    text = draw(st.sampled_from(_F2_BASES))
+    spec = load_text(text, "base.toml")
+    for _ in range(draw(st.integers(1, 3))):
+        side = draw(st.sampled_from(["section", "snapshot", "snapshot"]))
+        ops = list(dict.fromkeys(op.text for op in getattr(spec, side)))
+        if not ops:
+            continue
+        old = draw(st.sampled_from(ops))
+        new = draw(_F2_WRITER if side == "section" else _F2_READER)
+        how = draw(st.sampled_from(["replace", "insert", "delete"]))
+        quoted = f'"{old}'
+        if quoted not in text:
+            continue
+        if how == "replace":
+            text = text.replace(quoted, f'"{new}  #', 1)
+        elif how == "insert":
+            text = text.replace(quoted, f'"{new}", {quoted}', 1)
+        else:
+            i = text.index(quoted)
+            j = text.index('"', i + 1) + 1
+            text = text[:i] + text[j:].lstrip(",")
+    return text
+
+
+@settings(max_examples=int(__import__("os").environ.get("KMALLOCWD_FUZZ_EXAMPLES", "50")),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_mutated2())
+def test_a_mutated_format_2_file_is_refused_in_one_line_or_checked(text):
+    try:
+        spec = load_text(text, "fuzz.toml")
+    except SpecError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("fuzz.toml:")
+        return
+    for m in MODELS:
+        explore(spec, m, 1)
+    try:
+        render(spec, 1)
+    except ValueError as exc:
+        assert "copy[VAR & 1]" in str(exc)
