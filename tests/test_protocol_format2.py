@@ -390,3 +390,27 @@ def test_a_mutated_format_2_file_is_refused_in_one_line_or_checked(text):
         render(spec, 1)
     except ValueError as exc:
         assert "copy[VAR & 1]" in str(exc)
+
+
+def test_a_campaign_refuses_to_stress_a_format_2_protocol_at_load(tmp_path):
+    from kmallocwd.campaign import load_plan
+    from kmallocwd.errors import UsageError
+    (tmp_path / "latch.toml").write_text((ROOT / "examples" / "latch.toml").read_text())
+    for proto in ("v8-in-flight", "latch.toml"):
+        plan = tmp_path / "plan.toml"
+        plan.write_text(f"[[stress]]\nprotocols = ['{proto}']\ndurations = 1\n")
+        with pytest.raises(UsageError, match="format-2 protocol runs in the model checker"):
+            load_plan(str(plan))
+    # check cells take it
+    plan.write_text("[[check]]\nargs = ['-p', 'v8-in-flight']\n")
+    assert load_plan(str(plan)).cells
+
+
+def test_the_watchdog_emulation_offers_only_the_protocols_it_runs(capsys):
+    try:
+        code = main(["run", "-p", "v8-in-flight"])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown protocol 'v8-in-flight'" in err and "v4-parity" in err
