@@ -414,3 +414,13 @@ def test_the_watchdog_emulation_offers_only_the_protocols_it_runs(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "unknown protocol 'v8-in-flight'" in err and "v4-parity" in err
+
+
+def test_litmus_refuses_the_latchs_indexed_loads_in_one_line(capsys):
+    assert main(["litmus", "--protocol-file", str(ROOT / "examples" / "latch.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "copy[VAR & 1]" in err
+    assert main(["litmus", "--protocol-file", str(ROOT / "examples" / "three-fields.toml"),
+                 "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "P0(int *seq, int *head, int *tail, int *mode)" in out

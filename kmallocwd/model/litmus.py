@@ -107,14 +107,22 @@ def _lock(op: Op) -> tuple[str, str]:
     return name, f"{fn}({name});{note}"
 
 
+def not_exportable(spec: Spec) -> str | None:
+    """Why ``spec`` cannot be written as a litmus test (None: it can)."""
+    if any(op.index for op in spec.prologue + spec.snapshot):
+        return (f"{spec.name}: the litmus export does not write copy[VAR & 1] loads (an "
+                "address dependency on a computed index) yet")
+    return None
+
+
 def render(spec: Spec, sections: int = 2) -> str:
     """The litmus test (text) for ``spec`` with ``sections`` write sections."""
     name = f"kmallocwd-{spec.name}-K{sections}"
     locks = sorted({op.lock for op in spec.section + spec.prologue + spec.snapshot
                     if op.kind == Kind.LOCK})
-    if any(op.index for op in spec.prologue + spec.snapshot):
-        raise ValueError(f"{spec.name}: the litmus export does not write copy[VAR & 1] loads "
-                         "(an address dependency on a computed index) yet")
+    why = not_exportable(spec)
+    if why:
+        raise ValueError(why)
     params = ", ".join([f"int *{loc}" for loc in _locs(spec)]
                        + [f"spinlock_t *lk_{lk}" for lk in locks])
     out = [f"C {name}", "",
