@@ -107,7 +107,8 @@ def run_checks(specs: list, models: list[str], sections: int, retries: int = 0,
             checks.append(c)
             for m in models:
                 c.results.append(explore(spec, m, sections, retries))
-            c.binary = binary_verdict(spec, build)
+            # the compiled binary: the C emulator runs format-1 files only
+            c.binary = binary_verdict(spec, build) if spec.format == 1 else None
             if on_check is not None:
                 on_check(c)
     except KeyboardInterrupt as exc:  # the models done so far are reported
