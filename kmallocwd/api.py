@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kmallocwd import limits, protocols
 from kmallocwd.errors import ProtocolFailure, UsageError
 from kmallocwd.jsonreport import JsonReport as _JsonReport
-from kmallocwd.verdicts import Model
-
-MODELS = tuple(Model)  # sc, x86, weak
+from kmallocwd.verdicts import MODELS
 
 if TYPE_CHECKING:
     from kmallocwd.stress.report import StressReport

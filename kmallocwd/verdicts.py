@@ -17,6 +17,9 @@ class Model(StrEnum):
     WEAK = "weak"
 
 
+MODELS: tuple[Model, ...] = tuple(Model)
+
+
 class ModelVerdict(StrEnum):
     """What the model checker says of a torn snapshot under one model."""
 

@@ -25,7 +25,7 @@ from itertools import product
 from typing import Iterable
 
 from kmallocwd.protocols.spec import Kind, Op, Spec
-from kmallocwd.verdicts import Model
+from kmallocwd.verdicts import MODELS, Model
 
 WRITER, READER = 0, 1
 THREAD_NAMES = ("writer", "reader")
@@ -35,7 +35,6 @@ STRUCT_ORDER = ("sequence", "valid", "dumped", "start", "order", "gfp")
 SYMBOLIC = {"start": "NOW", "gfp": "GFP", "order": "ORDER"}
 
 SC, X86, WEAK = Model.SC, Model.X86, Model.WEAK
-MODELS = tuple(Model)
 MODEL_TITLES = {
     SC: "sequential consistency (interleavings of program order)",
     X86: "x86-TSO store buffers + compiler reordering/merging of plain accesses",

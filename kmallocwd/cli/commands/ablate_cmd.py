@@ -71,11 +71,8 @@ def run(args: argparse.Namespace) -> int:
     total = 1 + len(spec.ordering_ops())
     with Progress(total, "variants", quiet=args.quiet or duration == 0,
                   desc=f"ablate {spec.name}") as bar:
-        try:
-            rep = api.ablate(spec, duration=duration, model=models,
-                             on_row=lambda i, n: bar.update(1), build=args.build)
-        except api.protocols.SpecError as exc:
-            raise UsageError(str(exc)) from None
+        rep = api.ablate(spec, duration=duration, model=models,
+                         on_row=lambda i, n: bar.update(1), build=args.build)
     interrupt.defer()  # from here a signal is recorded: the report is written whole
     if args.json != "-":
         sys.stdout.write(rep.text())

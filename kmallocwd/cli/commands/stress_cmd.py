@@ -132,10 +132,7 @@ def run(args: argparse.Namespace) -> int:
                   hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
                   seed=args.seed, until_torn=args.until_torn, repeat=args.repeat,
                   min_overlaps=args.min_overlaps, expect=args.expect, build=build)
-    try:
-        plan = api.plan_stress(spec, **values)  # compiles a protocol file on first use
-    except api.protocols.SpecError as exc:  # a SpecError is not a UsageError yet
-        raise UsageError(str(exc)) from None
+    plan = api.plan_stress(spec, **values)  # compiles a protocol file on first use
     report = None
     try:
         what = f"{duration:g} s" if duration else f"{args.iterations} pairs/writer"
