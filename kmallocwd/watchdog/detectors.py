@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 
 from kmallocwd import gfp as G
@@ -126,7 +125,7 @@ class Detectors:
         self.rate: collections.deque = collections.deque()
         self.suppressed = 0
         self.psi = PsiState()
-        self.thread = threading.Thread(target=self.main, name="detectors", daemon=True)
+        self.thread = threading.Thread(target=self.sys.clocked(self.main), name="detectors", daemon=True)
 
     def emit(self, detector: str, text: str, printk: bool = True) -> None:
         ns = self.sys.uptime_ns()
@@ -157,7 +156,7 @@ class Detectors:
         self.warn_state[p.pid] = (since, stall)
 
     def _ratelimit(self) -> bool:
-        now = time.monotonic()
+        now = self.sys.now_s()
         with self.lock:
             while self.rate and now - self.rate[0] > RATELIMIT_INTERVAL_S:
                 self.rate.popleft()
@@ -249,12 +248,12 @@ class Detectors:
 
     def main(self) -> None:
         try:
-            start = time.monotonic()
+            start = self.sys.now_s()
             last = start
             next_psi = start + PSI_FREQ_S
             next_hung = start + self.hung_timeout
             while not self.sys.halted.wait(PSI_TICK_S):
-                now = time.monotonic()
+                now = self.sys.now_s()
                 self.psi_sample(now - last, now)
                 last = now
                 if now >= next_psi:

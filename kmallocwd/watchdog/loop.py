@@ -87,7 +87,8 @@ class Watchdog:
         self.stats = ReaderStats()
         self.reports: list[Report] = []
         self.scans = 0  # passes of the first loop
-        self.thread = threading.Thread(target=self.kmallocwd, name="kmallocwd", daemon=True)
+        self.thread = threading.Thread(target=system.clocked(self.kmallocwd), name="kmallocwd",
+                                       daemon=True)
 
     # ---- the seed's helpers ----
 

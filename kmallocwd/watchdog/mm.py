@@ -31,7 +31,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from kmallocwd import gfp as G
 from kmallocwd._core import lib
@@ -61,6 +61,13 @@ GFP_DMA_BIT, GFP_DMA32_BIT = G.___GFP_DMA, G.___GFP_DMA32
 # The least time one pass of a retry loop costs (the CPU time of a reclaim
 # pass that finds nothing); keeps looping tasks from spinning the host.
 COND_RESCHED_S = 0.004
+
+
+def ksec(p: "Task", seconds: float) -> float:
+    """A kernel wait or CPU time of ``seconds`` on the machine's clock:
+    scaled by --time-scale like every time of the workload, so that the
+    outcome of a run does not change with the scale."""
+    return seconds * p.system.time_scale
 
 
 @dataclass(frozen=True)
@@ -177,13 +184,14 @@ def setup_per_zone_lowmem_reserve(zones: list[ZoneState]) -> None:
 class Memory:
     """The machine's memory: zones (lowest first), reclaim and writeback."""
 
-    def __init__(self, spec: MemorySpec) -> None:
+    def __init__(self, spec: MemorySpec, now: Callable[[], float] = time.monotonic) -> None:
         self.zones = [ZoneState(z, i) for i, z in enumerate(spec.zones)]
         setup_per_zone_lowmem_reserve(self.zones)
         self.lock = threading.Lock()
         self.reclaim_rate = spec.reclaim_kbps / PAGE_KB  # pages per second
         self.writeback_rate = spec.writeback_kbps / PAGE_KB
-        self._wb_t = time.monotonic()
+        self.now = now  # the machine's clock, in seconds
+        self._wb_t = now()
         self._wb_carry = 0.0
         self.flusher = False  # True: a flusher task does the writeback (flush())
         self.timed: list[tuple[float, int, Page]] = []  # "buffer" pages, by the time they go
@@ -215,7 +223,7 @@ class Memory:
         its I/O allocation succeeded).  Called under the lock."""
         if self.flusher and not flushing:
             return
-        now = time.monotonic()
+        now = self.now()
         self._wb_carry += (now - self._wb_t) * self.writeback_rate
         self._wb_t = now
         n = int(self._wb_carry)
@@ -239,7 +247,7 @@ class Memory:
     def tick(self) -> None:
         """Time-driven changes, under the lock: writeback, and the buffers due."""
         self.writeback()
-        now = time.monotonic()
+        now = self.now()
         while self.timed and self.timed[0][0] <= now:
             _, _, page = heapq.heappop(self.timed)
             self.zones[page.zone].give(page.pages)
@@ -433,10 +441,10 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
     if reclaimed:
         cost = reclaimed / mem.reclaim_rate
-        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
+        sched.cond_resched(p, max(ksec(p, COND_RESCHED_S), min(cost, ksec(p, 0.1))))
         return reclaimed
-    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
-    slices = max(1, round(cost / 0.01))
+    cost = max(ksec(p, COND_RESCHED_S), min(sum(scans) / mem.reclaim_rate, ksec(p, 0.1)))
+    slices = max(1, round(cost / ksec(p, 0.01)))
     for _ in range(slices):
         with mem.lock:
             mem.tick()
@@ -478,7 +486,7 @@ def wait_iff_congested(p: "Task", seconds: float) -> None:
     if congested:
         sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
     else:
-        sched.cond_resched(p, COND_RESCHED_S)
+        sched.cond_resched(p, ksec(p, COND_RESCHED_S))
 
 
 def schedule_timeout_uninterruptible(p: "Task", seconds: float) -> None:
@@ -491,7 +499,7 @@ def __alloc_pages_may_oom(p: "Task", gfp_mask: int, order: int) -> tuple[Page | 
     mem = p.system.memory
     hz = p.system.hz
     if not mem.oom_lock.acquire(blocking=False):
-        schedule_timeout_uninterruptible(p, 1 / hz)  # somebody else is making progress for us
+        schedule_timeout_uninterruptible(p, ksec(p, 1 / hz))  # somebody else is making progress for us
         return None, 1
     try:
         page = get_page_from_freelist(p, gfp_mask | G.___GFP_HARDWALL, order, ALLOC_WMARK_HIGH)
@@ -547,7 +555,7 @@ def __alloc_pages_slowpath(p: "Task", gfp_mask: int, order: int) -> Page | None:
         pages_reclaimed += progress
         if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) or (
                 gfp_mask & G.___GFP_REPEAT and pages_reclaimed < (1 << order)):
-            wait_iff_congested(p, (hz // 50) / hz)  # HZ/50
+            wait_iff_congested(p, ksec(p, (hz // 50) / hz))  # HZ/50
             continue
         page, progress = __alloc_pages_may_oom(p, gfp_mask, order)
         if page:

@@ -1,4 +1,4 @@
-"""The emulated machine: jiffies, the slots (one ``struct memalloc_info``
+"""The emulated machine: jiffies (on its logical clock, ``vclock``), the slots (one ``struct memalloc_info``
 per task), the task list, the memory model, named locks, the printk hook
 the OOM killer and the detectors print through, and the halt switch."""
 
@@ -8,14 +8,17 @@ import threading
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kmallocwd import protocols
-from kmallocwd._core import lib
-from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.clock import make_clock
 from kmallocwd.slots import SlotArray
+from kmallocwd.watchdog.vclock import VEvent, VirtualClock
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:
     from kmallocwd.watchdog.sched import Mutex, RWSem
     from kmallocwd.watchdog.tasks import Process, Task
+
+
+ULONG_MASK = (1 << 64) - 1
 
 
 class Halt(BaseException):
@@ -28,19 +31,21 @@ class System:
 
     def __init__(self, protocol: str, hz: int, nslots: int,
                  memory: MemorySpec = DEFAULT_MEMORY,
-                 initial_jiffies: int | None = None) -> None:
+                 initial_jiffies: int | None = None, time_scale: float = 1.0) -> None:
         from kmallocwd.watchdog.mm import Memory
 
         self.protocol = protocol
         self.proto_id = protocols.cid(protocol)
         self.hz = hz
-        self.clock = make_clock(hz, initial_jiffies)
-        self.t0_ns = int(self.clock.t0_ns)  # the emulated boot
+        self.time_scale = time_scale  # --time-scale: every wait of the model is scaled by it
+        self.clock = make_clock(hz, initial_jiffies)  # its .initial: INITIAL_JIFFIES
+        self.vclock = VirtualClock()  # time advances by the model's events
+        self.t0_ns = 0  # the emulated boot
         self.slots = SlotArray(max(1, nslots))
         self.tasks: list[Task] = []
         self.processes: list[Process] = []
-        self.memory = Memory(memory)
-        self.halted = threading.Event()
+        self.memory = Memory(memory, self.now_s)
+        self.halted = VEvent(self.vclock)
         self.errors: list[BaseException] = []
         self.lock_guard = threading.Lock()  # guards every Mutex of the machine
         self.locks: dict[str, Mutex | RWSem] = {}
@@ -93,12 +98,39 @@ class System:
                 self.locks[name] = (RWSem if rw else Mutex)(name, self.lock_guard)
             return self.locks[name]
 
+    def clocked(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """A thread body that leaves the machine's clock when it returns."""
+        def body() -> None:
+            try:
+                fn()
+            finally:
+                self.vclock.leave()
+        return body
+
+    def start(self, thread: threading.Thread) -> None:
+        """Start a thread of the machine: it counts as runnable from now."""
+        self.vclock.enter()
+        try:
+            thread.start()
+        except BaseException:
+            self.vclock.leave()
+            raise
+
     def jiffies(self) -> int:
-        return jiffies(self.clock)
+        """kmw_jiffies() on the logical clock: whole ticks since boot, from
+        INITIAL_JIFFIES, wrapping like an unsigned long."""
+        return (int(self.clock.initial) + self.now_ns() * self.hz // 1_000_000_000) & ULONG_MASK
 
     def now_ns(self) -> int:
-        """CLOCK_MONOTONIC, the clock jiffies and timestamps come from."""
-        return int(lib.kmw_now_ns())
+        """The logical clock jiffies and timestamps come from."""
+        return self.vclock.now_ns()
+
+    def now_s(self) -> float:
+        return self.vclock.now_ns() / 1e9
+
+    def event(self) -> VEvent:
+        """A threading.Event on the machine's clock (a task's wake-up)."""
+        return VEvent(self.vclock)
 
     def uptime_ns(self) -> int:
         """Nanoseconds since the emulated boot (printk's timestamps)."""
