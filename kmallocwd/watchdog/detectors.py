@@ -252,7 +252,7 @@ class Detectors:
             last = start
             next_psi = start + PSI_FREQ_S
             next_hung = start + self.hung_timeout
-            while not self.sys.halted.wait(PSI_TICK_S):
+            while not self.sys.sleep(PSI_TICK_S):
                 now = self.sys.now_s()
                 self.psi_sample(now - last, now)
                 last = now

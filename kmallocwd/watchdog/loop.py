@@ -102,7 +102,7 @@ class Watchdog:
 
     def schedule_timeout_interruptible(self, t: int) -> None:
         """Sleep ``t`` jiffies; raise Halt if the machine halts meanwhile."""
-        if self.sys.halted.wait(max(t, 0) / self.sys.hz):
+        if self.sys.sleep(max(t, 0) / self.sys.hz):
             raise Halt()
 
     @staticmethod

@@ -63,13 +63,6 @@ GFP_DMA_BIT, GFP_DMA32_BIT = G.___GFP_DMA, G.___GFP_DMA32
 COND_RESCHED_S = 0.004
 
 
-def ksec(p: "Task", seconds: float) -> float:
-    """A kernel wait or CPU time of ``seconds`` on the machine's clock:
-    scaled by --time-scale like every time of the workload, so that the
-    outcome of a run does not change with the scale."""
-    return seconds * p.system.time_scale
-
-
 @dataclass(frozen=True)
 class Page:
     """A block handed out: zone index and order."""
@@ -441,10 +434,10 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
     if reclaimed:
         cost = reclaimed / mem.reclaim_rate
-        sched.cond_resched(p, max(ksec(p, COND_RESCHED_S), min(cost, ksec(p, 0.1))))
+        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
         return reclaimed
-    cost = max(ksec(p, COND_RESCHED_S), min(sum(scans) / mem.reclaim_rate, ksec(p, 0.1)))
-    slices = max(1, round(cost / ksec(p, 0.01)))
+    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
+    slices = max(1, round(cost / 0.01))
     for _ in range(slices):
         with mem.lock:
             mem.tick()
@@ -486,7 +479,7 @@ def wait_iff_congested(p: "Task", seconds: float) -> None:
     if congested:
         sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
     else:
-        sched.cond_resched(p, ksec(p, COND_RESCHED_S))
+        sched.cond_resched(p, COND_RESCHED_S)
 
 
 def schedule_timeout_uninterruptible(p: "Task", seconds: float) -> None:
@@ -499,7 +492,7 @@ def __alloc_pages_may_oom(p: "Task", gfp_mask: int, order: int) -> tuple[Page | 
     mem = p.system.memory
     hz = p.system.hz
     if not mem.oom_lock.acquire(blocking=False):
-        schedule_timeout_uninterruptible(p, ksec(p, 1 / hz))  # somebody else is making progress for us
+        schedule_timeout_uninterruptible(p, 1 / hz)  # somebody else is making progress for us
         return None, 1
     try:
         page = get_page_from_freelist(p, gfp_mask | G.___GFP_HARDWALL, order, ALLOC_WMARK_HIGH)
@@ -555,7 +548,7 @@ def __alloc_pages_slowpath(p: "Task", gfp_mask: int, order: int) -> Page | None:
         pages_reclaimed += progress
         if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) or (
                 gfp_mask & G.___GFP_REPEAT and pages_reclaimed < (1 << order)):
-            wait_iff_congested(p, ksec(p, (hz // 50) / hz))  # HZ/50
+            wait_iff_congested(p, (hz // 50) / hz)  # HZ/50
             continue
         page, progress = __alloc_pages_may_oom(p, gfp_mask, order)
         if page:

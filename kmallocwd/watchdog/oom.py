@@ -165,6 +165,5 @@ def out_of_memory(current: "Task", gfp_mask: int, order: int) -> bool:
     if p is not ABORT:
         oom_kill_process(current, p, points, gfp_mask, order)
         # "Give the killed process a good chance to exit"
-        sched.schedule_timeout(current, current.system.time_scale / current.system.hz,
-                               sched.TASK_KILLABLE)
+        sched.schedule_timeout(current, 1 / current.system.hz, sched.TASK_KILLABLE)
     return True

@@ -51,16 +51,17 @@ class RunConfig:
 
     @property
     def scale(self) -> float:
-        """The factor applied to the workload's times (and rates divided by):
-        --time-scale, 1 by default.  The watchdog's timeout does not change
-        the workload."""
+        """--time-scale, 1 by default: the machine's jiffies and timestamps
+        are the workload's own time (every wait, rate and CPU time of the
+        model) times it.  The watchdog's timeout does not change the
+        workload."""
         return 1.0 if self.time_scale is None else self.time_scale
 
 
 class Run:
     def __init__(self, cfg: RunConfig, out: TextIO) -> None:
         self.cfg = cfg
-        self.scenario = cfg.scenario.scaled(cfg.scale)
+        self.scenario = cfg.scenario  # run on its own time; the scale maps it to jiffies
         self.system = System(cfg.protocol, cfg.hz, self.scenario.tasks, self.scenario.memory,
                              cfg.initial_jiffies, cfg.scale)
         self.tasks = make_tasks(self.system, self.scenario, cfg.seed)
@@ -95,7 +96,7 @@ class Run:
                        "locks": list(t.spec.locks)} for t in self.tasks],
         })
         sys_ = self.system
-        sys_.vclock.enter()  # this thread: no time passes until it waits in wait()
+        sys_.vclock.boot()  # this thread has the CPU until it waits in wait()
         for t in self.tasks:
             sys_.start(t.thread)
         if self.watchdog is not None:
@@ -115,7 +116,7 @@ class Run:
             left = None if deadline is None else (deadline - sys_.now_ns()) / 1e9
             if left is not None and left <= 0:
                 break
-            sys_.halted.wait(left)
+            sys_.sleep(left)
 
     def halt(self) -> None:
         self.system.halt()

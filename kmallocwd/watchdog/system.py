@@ -4,6 +4,7 @@ the OOM killer and the detectors print through, and the halt switch."""
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Callable, NoReturn
 
@@ -37,14 +38,17 @@ class System:
         self.protocol = protocol
         self.proto_id = protocols.cid(protocol)
         self.hz = hz
-        self.time_scale = time_scale  # --time-scale: every wait of the model is scaled by it
+        # --time-scale: the model runs on the scenario's own time (its
+        # clock, vclock); what the watchdog, the detectors and the log see
+        # (jiffies, timestamps, their sleeps) is that time times the scale
+        self.time_scale = time_scale
         self.clock = make_clock(hz, initial_jiffies)  # its .initial: INITIAL_JIFFIES
         self.vclock = VirtualClock()  # time advances by the model's events
         self.t0_ns = 0  # the emulated boot
         self.slots = SlotArray(max(1, nslots))
         self.tasks: list[Task] = []
         self.processes: list[Process] = []
-        self.memory = Memory(memory, self.now_s)
+        self.memory = Memory(memory, self.model_s)
         self.halted = VEvent(self.vclock)
         self.errors: list[BaseException] = []
         self.lock_guard = threading.Lock()  # guards every Mutex of the machine
@@ -101,6 +105,7 @@ class System:
     def clocked(self, fn: Callable[[], None]) -> Callable[[], None]:
         """A thread body that leaves the machine's clock when it returns."""
         def body() -> None:
+            self.vclock.begin()
             try:
                 fn()
             finally:
@@ -108,13 +113,9 @@ class System:
         return body
 
     def start(self, thread: threading.Thread) -> None:
-        """Start a thread of the machine: it counts as runnable from now."""
-        self.vclock.enter()
-        try:
-            thread.start()
-        except BaseException:
-            self.vclock.leave()
-            raise
+        """Start a thread of the machine: it runs when its turn comes."""
+        self.vclock.enter(thread)
+        thread.start()
 
     def jiffies(self) -> int:
         """kmw_jiffies() on the logical clock: whole ticks since boot, from
@@ -122,11 +123,28 @@ class System:
         return (int(self.clock.initial) + self.now_ns() * self.hz // 1_000_000_000) & ULONG_MASK
 
     def now_ns(self) -> int:
-        """The logical clock jiffies and timestamps come from."""
-        return self.vclock.now_ns()
+        """The clock jiffies and timestamps come from: the model's time
+        times --time-scale."""
+        return round(self.vclock.now_ns() * self.time_scale)
 
     def now_s(self) -> float:
+        return self.now_ns() / 1e9
+
+    def model_s(self) -> float:
+        """The model's own time (the scenario's seconds): its sleeps, rates
+        and deadlines are in it."""
         return self.vclock.now_ns() / 1e9
+
+    def sleep(self, seconds: float | None) -> bool:
+        """An observer's sleep (the watchdog, a detector, the run), in the
+        seconds of now_ns(); True if the machine halted meanwhile."""
+        if seconds is None:
+            return self.halted.wait()
+        # until now_ns() has grown by the whole wait (rounded up, so that a
+        # wait of n jiffies never wakes one short)
+        want = self.now_ns() + round(seconds * 1e9)
+        ns = max(1, math.ceil(want / self.time_scale) - self.vclock.now_ns())
+        return self.vclock.sleep_ns(self.halted, ns)
 
     def event(self) -> VEvent:
         """A threading.Event on the machine's clock (a task's wake-up)."""
@@ -143,6 +161,7 @@ class System:
     def halt(self) -> None:
         """Stop every thread of the machine where it is."""
         self.halted.set()
+        self.vclock.stop()
         for t in self.tasks:
             t.wake.set()
 

@@ -153,11 +153,11 @@ def schedule_timeout_interruptible(p: Task, seconds: float) -> None:
     interval_s = 0 cannot hold the machine past its halt."""
     p.system.check_halted()
     if seconds <= 0:
-        sched.cond_resched(p, M.ksec(p, 1e-6))  # the loop's own CPU time: the clock moves on
+        sched.cond_resched(p, 1e-6)  # the loop's own CPU time: the clock moves on
         return
-    deadline = p.system.now_s() + seconds
+    deadline = p.system.model_s() + seconds
     while not p.sigkill:
-        left = deadline - p.system.now_s()
+        left = deadline - p.system.model_s()
         if left <= 0:
             break
         sched.schedule_timeout(p, left, TASK_INTERRUPTIBLE)
@@ -183,7 +183,7 @@ def _alloc_one(p: Task) -> M.Page | None:
         p.failed += 1
         return None
     if s.use == W.BUFFER:
-        p.system.memory.hold(page, p.system.now_s() + s.hold_s.draw(p.rng))
+        p.system.memory.hold(page, p.system.model_s() + s.hold_s.draw(p.rng))
     else:
         p.system.memory.account(page, s.use, p.mm)
     return page
@@ -315,14 +315,14 @@ def balance_pgdat(p: Task) -> None:
         if not reclaimed:
             return
         cost = reclaimed / mem.reclaim_rate if mem.reclaim_rate else 0.0
-        sched.cond_resched(p, max(M.ksec(p, M.COND_RESCHED_S), min(cost, M.ksec(p, 0.1))))
+        sched.cond_resched(p, max(M.COND_RESCHED_S, min(cost, 0.1)))
 
 
 def kswapd_try_to_sleep(p: Task) -> None:
     """4.4's kswapd_try_to_sleep(): a short nap (HZ/10) first; if nobody
     woke it and the zones are still balanced after it, sleep until an
     allocation's wakeup_kswapd() (schedule())."""
-    woken = sched.schedule_timeout(p, M.ksec(p, 0.1), TASK_INTERRUPTIBLE)  # HZ/10
+    woken = sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)  # HZ/10
     if woken or p.system.memory.below_high():
         return
     sched.schedule(p, TASK_INTERRUPTIBLE)
@@ -369,6 +369,7 @@ def wb_workfn(p: Task) -> None:
 def task_thread(p: Task) -> None:
     """The thread's body: the task's life, then it leaves the machine's
     clock (it was entered by whoever started it)."""
+    p.system.vclock.begin()
     try:
         task_main(p)
     finally:
