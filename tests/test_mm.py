@@ -119,7 +119,9 @@ def test_reclaim_progress_is_4_4s_zone_reclaimable():
     assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 0  # nothing reclaimable at all
     z.dirty = 1000  # under writeback to a stuck device: not freed, but "reclaimable"
     assert [M.try_to_free_pages(hog, hog.spec.gfp, 0) for _ in range(3)] == [1, 1, 0]
-    z.give(1)  # any page freed resets NR_PAGES_SCANNED
+    z.give(1)  # an order-0 page goes on the per-cpu list: no reset
+    assert z.pages_scanned == 6000 and z.pcp_count == 1
+    z.free_block(2)  # a larger block: free_one_page() resets NR_PAGES_SCANNED
     assert z.pages_scanned == 0 and M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1
     z.file = 10
     assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 10
@@ -293,3 +295,36 @@ def test_psi_averages_are_psis_exponential_moving_averages():
     assert avg["some"][300] == pytest.approx(100 * (1 - math.exp(-2 / 300)))
     assert avg["full"][60] == avg["some"][60]
     assert det.psi.fired == 2  # the 150 ms / 1 s trigger, at most once per window
+
+
+def test_nr_pages_scanned_resets_at_the_per_cpu_lists_rate():
+    """free_hot_cold_page(): an order-0 page goes on the per-cpu list; only
+    when it reaches pcp->high (186 for a zone of 512 MiB or more) does
+    free_pcppages_bulk() give pcp->batch (31) pages back and reset
+    NR_PAGES_SCANNED: once per 31 frees in the steady state."""
+    assert M.pageset_batch_high(1_048_576 // 4) == (31, 186)  # a 1 GiB zone
+    assert M.pageset_batch_high(15_992 // 4) == (1, 0)  # DMA: every free goes straight on
+    system, t, _ = machine(free=900)
+    (z,) = system.memory.zones
+    z.present = 1_048_576 // 4
+    z.pcp_batch, z.pcp_high = M.pageset_batch_high(z.present)
+    resets = []
+    for i in range(1, 186 + 31 * 9 + 1):
+        z.pages_scanned = 1000
+        z.free_block(0)
+        if z.pages_scanned == 0:
+            resets.append(i)
+    assert resets[0] == 186  # the list filled up to high
+    assert [b - a for a, b in zip(resets, resets[1:])] == [31] * 9  # then every 31st free
+    assert z.scan_resets == 10 and z.pcp_count == 186 - 31
+    # a block of order > 0 is freed by free_one_page(): a reset every time
+    z.pages_scanned = 1000
+    z.free_block(2)
+    assert z.pages_scanned == 0
+    # and the direct reclaimer's drain_all_pages() after a failed allocation
+    z.pages_scanned = 1000
+    M.drain_all_pages(system.memory)
+    assert z.pages_scanned == 0 and z.pcp_count == 0
+    z.pages_scanned = 1000
+    M.drain_all_pages(system.memory)  # an empty list: nothing freed, no reset
+    assert z.pages_scanned == 1000
