@@ -328,3 +328,41 @@ def test_nr_pages_scanned_resets_at_the_per_cpu_lists_rate():
     z.pages_scanned = 1000
     M.drain_all_pages(system.memory)  # an empty list: nothing freed, no reset
     assert z.pages_scanned == 1000
+
+
+def test_direct_reclaim_waits_in_d_state_after_a_pass_over_a_congested_zone():
+    """shrink_inactive_list()'s wait_iff_congested(HZ/10) (4.4): a direct
+    reclaimer sleeps in D after a pass over a zone whose reclaim met mostly
+    dirty pages; the pages it isolated meanwhile go back to the LRU."""
+    system, t, _ = machine(free=900, file_kb=0)
+    hog = t[100]
+    (z,) = system.memory.zones
+    z.dirty = 800  # mostly dirty: congested
+    assert system.memory.congested([z])
+    waits: list[tuple[float, int, int]] = []
+    real = M.sched.schedule_timeout
+
+    def schedule_timeout(p, seconds, state):
+        waits.append((seconds, state, z.isolated))
+        return False
+
+    M.sched.schedule_timeout = schedule_timeout
+    try:
+        assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1  # still "reclaimable"
+        assert waits == [(0.1, M.sched.TASK_UNINTERRUPTIBLE, 0)]  # after the pass
+        z.dirty, waits[:] = 10, []
+        z.file = 1000  # mostly clean: not congested, no wait
+        assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+        assert waits == []
+    finally:
+        M.sched.schedule_timeout = real
+    # while a pass scans, its pages are off the LRU (isolated(file) in show_mem)
+    seen = []
+    real_cr = M.sched.cond_resched
+    M.sched.cond_resched = lambda p, s: seen.append(z.isolated)
+    try:
+        z.dirty, z.file = 800, 0
+        M.try_to_free_pages(hog, hog.spec.gfp, 0)
+    finally:
+        M.sched.cond_resched = real_cr
+    assert seen and set(seen) == {M.SWAP_CLUSTER_MAX} and z.isolated == 0

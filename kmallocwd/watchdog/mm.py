@@ -90,6 +90,7 @@ class ZoneState:
         self.kernel = spec.kernel_kb // PAGE_KB
         self.anon = 0
         self.pages_scanned = 0  # NR_PAGES_SCANNED
+        self.isolated = 0  # NR_ISOLATED_FILE: taken off the LRU by reclaimers in progress
         # the per-cpu free list (one CPU): order-0 pages freed and allocated
         # here, outside NR_FREE_PAGES (free_pages())
         self.pcp_batch, self.pcp_high = pageset_batch_high(self.present)
@@ -381,7 +382,7 @@ class Memory:
             self.tick()
             zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
                    z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable(),
-                   list(z.lowmem_reserve), z.pcp_count) for z in self.zones]
+                   list(z.lowmem_reserve), z.pcp_count, z.isolated) for z in self.zones]
         anon = sum(z[5] for z in zs)
         file_ = sum(z[6] for z in zs)
         dirty = sum(z[7] for z in zs)
@@ -390,19 +391,21 @@ class Memory:
         lines = [
             "Mem-Info:",
             f"active_anon:{anon} inactive_anon:0 isolated_anon:0",
-            f" active_file:0 inactive_file:{file_ + dirty} isolated_file:0",
+            f" active_file:0 inactive_file:{file_ + dirty} "
+            f"isolated_file:{sum(z[15] for z in zs)}",
             f" unevictable:0 dirty:{dirty} writeback:0 unstable:0",
             f" slab_reclaimable:0 slab_unreclaimable:{slab}",
             f" mapped:0 shmem:0 pagetables:0 bounce:0",
             f" free:{free} free_pcp:{sum(z[14] for z in zs)} free_cma:0",
         ]
         k = PAGE_KB
-        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve, pcp) in zs:
+        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve, pcp,
+             iso) in zs:
             lines.append(
                 f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
                 f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
                 f"inactive_file:{(fi + di) * k}kB unevictable:0kB isolated(anon):0kB "
-                f"isolated(file):0kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
+                f"isolated(file):{iso * k}kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
                 f"dirty:{di * k}kB writeback:0kB mapped:0kB shmem:0kB slab_reclaimable:0kB "
                 f"slab_unreclaimable:{ke * k}kB kernel_stack:0kB pagetables:0kB unstable:0kB "
                 f"bounce:0kB free_pcp:{pcp * k}kB local_pcp:{pcp * k}kB free_cma:0kB "
@@ -483,17 +486,31 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     1 if some zone is still "reclaimable" (scanned less than 6 times its
     file pages), or 0.
 
+    shrink_inactive_list() once per zone with pages on its LRU: up to
+    SWAP_CLUSTER_MAX of them are isolated (NR_ISOLATED_FILE) while the pass
+    scans; after it, wait_iff_congested(HZ/10) sleeps in D if the zone is
+    congested (reclaim met mostly dirty pages).  Its other throttle, the
+    congestion_wait(HZ/10) loop while too_many_isolated(), is left out: a
+    killed task leaves that loop with "progress", and in oom-livelock the
+    writer holding mmap_sem then gets a page and the livelock ends.
+
     Scanning takes time: the pages scanned at the reclaim rate, at least
     one cond_resched, at most 0.1 s.  A pass that frees nothing scans every
     priority from DEF_PRIORITY to 0, about twice the file LRU of each zone;
-    NR_PAGES_SCANNED grows slice by slice while it scans, and any page freed
-    meanwhile resets it, so zone_reclaimable(), asked at the end as
-    shrink_zones() does, sees what was scanned since the last free.  Dirty
-    pages are left for writeback: direct reclaim does not write file pages."""
+    NR_PAGES_SCANNED grows slice by slice while it scans, and a reset
+    meanwhile (free_pcppages_bulk(), free_one_page()) clears it, so
+    zone_reclaimable(), asked at the end as shrink_zones() does, sees what
+    was scanned since.  Dirty pages are left for writeback: direct reclaim
+    does not write file pages."""
     mem = p.system.memory
+    hz = p.system.hz
+    with mem.lock:
+        zones = [z for z in mem.zonelist(gfp_mask) if z.reclaimable()]
     with mem.lock:
         mem.tick()
-        zones = mem.zonelist(gfp_mask)
+        taken = [max(0, min(SWAP_CLUSTER_MAX, z.reclaimable() - z.isolated)) for z in zones]
+        for z, n in zip(zones, taken):
+            z.isolated += n
         reclaimed = 0
         for z in zones:
             n = min(z.file, SWAP_CLUSTER_MAX - reclaimed)
@@ -504,18 +521,30 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
-    if reclaimed:
-        cost = reclaimed / mem.reclaim_rate
-        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
-        return reclaimed
-    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
-    slices = max(1, round(cost / 0.01))
-    for _ in range(slices):
+    try:
+        if reclaimed:
+            cost = reclaimed / mem.reclaim_rate
+            sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
+        else:
+            cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
+            slices = max(1, round(cost / 0.01))
+            for _ in range(slices):
+                with mem.lock:
+                    mem.tick()
+                    for z, n in zip(zones, scans):
+                        z.pages_scanned += n // slices
+                sched.cond_resched(p, cost / slices)
+    finally:
         with mem.lock:
-            mem.tick()
-            for z, n in zip(zones, scans):
-                z.pages_scanned += n // slices
-        sched.cond_resched(p, cost / slices)
+            for z, n in zip(zones, taken):
+                z.isolated -= n
+    for z in zones:
+        with mem.lock:
+            congested = mem.congested([z])
+        if congested:  # wait_iff_congested(zone, BLK_RW_ASYNC, HZ/10)
+            sched.schedule_timeout(p, (hz // 10) / hz, sched.TASK_UNINTERRUPTIBLE)
+    if reclaimed:
+        return reclaimed
     with mem.lock:
         mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
