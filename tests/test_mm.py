@@ -366,3 +366,26 @@ def test_direct_reclaim_waits_in_d_state_after_a_pass_over_a_congested_zone():
     finally:
         M.sched.cond_resched = real_cr
     assert seen and set(seen) == {M.SWAP_CLUSTER_MAX} and z.isolated == 0
+
+
+def test_kswapd_scanning_counts_towards_nr_pages_scanned_until_the_zone_is_unreclaimable():
+    """kswapd's pass over a zone below its high watermark that it can free
+    nothing from scans it (twice its file LRU), and that counts towards
+    NR_PAGES_SCANNED as a direct reclaimer's scanning does; once the zone is
+    no longer zone_reclaimable(), pgdat_balanced() counts it as balanced and
+    kswapd leaves it alone."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = machine(free=900, file_kb=0)
+    k = t[100]  # any task can run kswapd's pass
+    (z,) = system.memory.zones
+    z.dirty = 1000  # dirty behind a device that does not write: nothing to free
+    assert system.memory.below_high() == [z]
+    scanned = []
+    for _ in range(4):
+        balance_pgdat(k)
+        scanned.append(z.pages_scanned)
+    assert scanned == [2000, 4000, 6000, 6000]  # the fourth pass found nothing to balance
+    assert not z.zone_reclaimable() and system.memory.below_high() == []
+    z.free_block(1)  # a free resets the count: kswapd's again
+    assert system.memory.below_high() == [z]

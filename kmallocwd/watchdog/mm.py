@@ -369,8 +369,11 @@ class Memory:
             return freed
 
     def below_high(self) -> list[ZoneState]:
+        """The zones kswapd would balance: below the high watermark and still
+        zone_reclaimable() (pgdat_balanced() counts the others as balanced)."""
         with self.lock:
-            return [z for z in self.zones if z.free_pages() < z.high]
+            return [z for z in self.zones
+                    if z.free_pages() < z.high and z.zone_reclaimable() and z.reclaimable()]
 
     # ---- show_mem(), in 4.4's units ----
 

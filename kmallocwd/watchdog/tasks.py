@@ -298,6 +298,13 @@ def do_exit(p: Task) -> None:
 
 
 def balance_pgdat(p: Task) -> None:
+    """kswapd's pass (4.4): reclaim clean page cache from the zones below
+    their high watermark; a zone it can free nothing from is scanned whole
+    (its file LRU twice over, as a direct reclaimer's failed pass), which
+    counts towards its NR_PAGES_SCANNED.  A zone no longer
+    zone_reclaimable() counts as balanced (pgdat_balanced()), so kswapd
+    leaves it alone.  kswapd does not write dirty pages here (4.4's
+    pageout() from kswapd, only for a ZONE_DIRTY zone, is left out)."""
     mem = p.system.memory
     while True:
         zones = mem.below_high()
@@ -306,12 +313,24 @@ def balance_pgdat(p: Task) -> None:
         reclaimed = 0
         with mem.lock:
             mem.tick()
+            scans = []
             for z in zones:
                 n = min(z.file, M.SWAP_CLUSTER_MAX)
                 if n:
                     z.file -= n
                     z.give(n)
                     reclaimed += n
+                else:
+                    scans.append((z, 2 * z.reclaimable()))
+        if scans and mem.reclaim_rate:
+            cost = max(M.COND_RESCHED_S, min(sum(n for _, n in scans) / mem.reclaim_rate, 0.1))
+            slices = max(1, round(cost / 0.01))
+            for _ in range(slices):
+                with mem.lock:
+                    mem.tick()
+                    for z, n in scans:
+                        z.pages_scanned += n // slices
+                sched.cond_resched(p, cost / slices)
         if not reclaimed:
             return
         cost = reclaimed / mem.reclaim_rate if mem.reclaim_rate else 0.0
