@@ -18,10 +18,10 @@ FIELDS = ("sequence", "start", "order", "gfp", "witness")
 
 def test_protocol_table_is_the_c_core_s():
     """The C table was generated from the files: same names, looked up by name."""
-    assert lib.kmw_nr_protocols() == len(protocols.PROTOCOLS)
-    for name in protocols.NAMES:
+    assert lib.kmw_nr_protocols() == len(protocols.C_PROTOCOLS)
+    for name in protocols.C_NAMES:
         assert ffi.string(lib.kmw_protocol_name(protocols.cid(name))).decode() == name
-    assert lib.kmw_protocol_name(len(protocols.PROTOCOLS)) == ffi.NULL
+    assert lib.kmw_protocol_name(len(protocols.C_PROTOCOLS)) == ffi.NULL
 
 
 def test_every_protocol_forbids_torn_unless_it_is_the_control():
@@ -70,7 +70,7 @@ def test_bad_slot_counts_are_refused():
     assert lib.kmw_slots_alloc(2**62) == ffi.NULL
 
 
-@pytest.mark.parametrize("name", protocols.NAMES)
+@pytest.mark.parametrize("name", protocols.C_NAMES)
 def test_writer_records_outer_request_and_nesting(name):
     p = protocols.cid(name)
     s = SlotArray(1)
@@ -90,7 +90,7 @@ def test_writer_records_outer_request_and_nesting(name):
     assert m.valid == 0 and m.sequence == 2 and m.start == 1000
 
 
-@pytest.mark.parametrize("name", protocols.NAMES)
+@pytest.mark.parametrize("name", protocols.C_NAMES)
 def test_no_false_positive_whatever_the_values(name):
     """Single-threaded, every accepted snapshot is consistent, for any gfp
     mask, order and jiffies, including values around the wraps."""
