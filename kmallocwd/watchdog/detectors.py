@@ -7,7 +7,8 @@
   check: "INFO: task %s:%d blocked for more than %ld seconds.", at most
   hung_task_warnings (10) times; a task that never switched is skipped.
   A task looping in the allocator (R) or sleeping in short congestion
-  waits (D, but switched every 20 to 100 ms) is never reported: the seed's Documentation's motivation.
+  waits (D, but switched every 20 to 100 ms) is never
+  reported: the seed's Documentation's motivation.
 - **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
   after a failed direct reclaim and past 4.9's ``__GFP_NORETRY`` and
   costly-order (without ``__GFP_REPEAT``) exits, prints "%s: page allocation stalls for
@@ -124,7 +125,8 @@ class Detectors:
         self.rate: collections.deque = collections.deque()
         self.suppressed = 0
         self.psi = PsiState()
-        self.thread = threading.Thread(target=self.sys.clocked(self.main), name="detectors", daemon=True)
+        self.thread = threading.Thread(target=self.sys.clocked(self.main), name="detectors",
+                                       daemon=True)
 
     def emit(self, detector: str, text: str, printk: bool = True) -> None:
         ns = self.sys.uptime_ns()

@@ -1,6 +1,7 @@
-"""The emulated machine: jiffies (on its logical clock, ``vclock``), the slots (one ``struct memalloc_info``
-per task), the task list, the memory model, named locks, the printk hook
-the OOM killer and the detectors print through, and the halt switch."""
+"""The emulated machine: jiffies (from its logical clock, ``vclock``), the
+slots (one ``struct memalloc_info`` per task), the task list, the memory
+model, named locks, the printk hook the OOM killer and the detectors print
+through, and the halt switch."""
 
 from __future__ import annotations
 
