@@ -116,7 +116,11 @@ class System:
     def start(self, thread: threading.Thread) -> None:
         """Start a thread of the machine: it runs when its turn comes."""
         self.vclock.enter(thread)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            self.vclock.stop()  # its turn would never end: the machine cannot run
+            raise
 
     def jiffies(self) -> int:
         """kmw_jiffies() on the logical clock: whole ticks since boot, from
