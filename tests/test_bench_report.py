@@ -352,7 +352,7 @@ def test_load_rejects_other_schema(tmp_path: Path) -> None:
         load(p)
 
 
-# ---- malformed files (issue 7, items 3 and 4) ----
+# ---- malformed files ----
 
 def _bench(name: str = "test_writer_alone[seqcount-S1-T1]", **info) -> dict:
     """One kmallocwd benchmark as bench/ writes it, with info's keys changed

@@ -1,4 +1,4 @@
-"""Issue 7: output paths never destroy anything; a write that fails after
+"""Output paths never destroy anything; a write that fails after
 the run is exit 74 with the report still on stdout; stdout closed or full
 is one line and exit 74; a signal at any time, start-up included, is
 130 / 143 without a traceback; ``run --json`` keeps its summary record
