@@ -48,6 +48,7 @@ binary = pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("
 
 @binary
 @pytest.mark.parametrize("spec", PROTOCOLS, ids=lambda s: s.name)
+@pytest.mark.slow
 def test_every_builtin_binary_is_read(spec):
     v = binary_verdict(spec, "kernel")
     assert v.can_tear is not None, v.why

@@ -109,6 +109,7 @@ def _suite_props(path) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
 
 
+@pytest.mark.slow
 def test_every_commands_junit_has_seed_machine_and_version(tmp_path, capsys):
     main(["check", "-p", "seqcount", "--junit", str(tmp_path / "c.xml")])
     main(["ablate", "-p", "seqcount", "--junit", str(tmp_path / "a.xml")])
@@ -190,6 +191,7 @@ def _plugin_project(pytester, tmp_path_factory, scale: float = 0.1) -> None:
 
 
 @pytest.mark.parametrize("family", ["xunit2", "xunit1"])
+@pytest.mark.slow
 def test_the_plugin_passes_with_warnings_as_errors(pytester, tmp_path_factory, family):
     _plugin_project(pytester, tmp_path_factory)
     xml = pytester.path / "junit.xml"
@@ -209,6 +211,7 @@ def test_the_plugin_passes_with_warnings_as_errors(pytester, tmp_path_factory, f
         assert props["kmallocwd.stress.seed"] == "7"
 
 
+@pytest.mark.slow
 def test_the_command_line_wins_over_the_ini_and_bad_values_are_refused(pytester,
                                                                        tmp_path_factory):
     _plugin_project(pytester, tmp_path_factory, scale=0.05)
@@ -227,6 +230,7 @@ def test_the_command_line_wins_over_the_ini_and_bad_values_are_refused(pytester,
         assert "accepted: more than 0 to 1000" in res.stderr.str()
 
 
+@pytest.mark.slow
 def test_the_fixture_is_documented(pytester):
     res = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     out = res.stdout.str()
@@ -289,6 +293,7 @@ def test_a_fail_message_names_the_reason_its_line_and_the_models_counterexample(
     assert "=> accepted snapshot:" in msg
 
 
+@pytest.mark.slow
 def test_an_unknown_marker_setting_is_named(pytester):
     pytester.makepyfile(test_m='''
 import pytest

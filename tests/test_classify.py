@@ -43,6 +43,7 @@ def run_json(*args: str) -> list[dict]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("scenario", list(CASES))
+@pytest.mark.slow
 def test_classification_and_detectors(scenario, seed):
     want, scale, duration, fire = CASES[scenario]
     recs = run_json("--scenario", scenario, "--seed", str(seed), "--timeout", "0.3",

@@ -157,6 +157,7 @@ def _small_files():
     (QUICK_STRESS, "--json", "PASS"),
     (QUICK_RUN, "--log", "==== kmallocwd run summary ===="),
 ])
+@pytest.mark.slow
 def test_a_write_failing_after_the_run_is_74_with_the_report_on_stdout(tmp_path, args, opt,
                                                                        on_stdout):
     f = tmp_path / "out"
@@ -196,6 +197,7 @@ def test_a_node_put_there_during_the_run_survives(tmp_path):
                                   [*QUICK_RUN, "--json"], ["scenarios"], ["--help"]],
                          ids=lambda a: " ".join(a[:3]))
 @pytest.mark.parametrize("how", ["full", "closed"])
+@pytest.mark.slow
 def test_stdout_closed_or_full_is_one_line_and_74(args, how):
     if how == "full":
         with open("/dev/full", "w") as full:
@@ -268,6 +270,7 @@ def _reached_kmallocwd(err: str) -> bool:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig,rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_a_signal_soon_after_start_exits_quietly(sig, rc):
     """A signal ~0.05 s after the spawn (numpy loading, on most machines).
     Retried when it arrived before the interpreter ran kmallocwd's code."""

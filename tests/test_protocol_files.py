@@ -131,6 +131,7 @@ def test_the_build_uses_the_generated_c():
     assert gen == cgen.generate(protocols.PROTOCOLS)
 
 
+@pytest.mark.slow
 def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
     f = tmp_path / "my.toml"
     f.write_text(MINE)

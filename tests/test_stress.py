@@ -38,6 +38,7 @@ def test_sound_and_broken_cover_every_protocol():
 
 
 @pytest.mark.parametrize("name", SOUND)
+@pytest.mark.slow
 def test_sound_protocol_is_never_accused_and_the_pass_has_power(name):
     """No forbidden outcome, over runs that add up to at least 200 reads a
     write section overlapped (up to 30 runs of 1 s on a loaded machine)."""
@@ -51,6 +52,7 @@ def test_sound_protocol_is_never_accused_and_the_pass_has_power(name):
 
 
 @pytest.mark.parametrize("name", SOUND)
+@pytest.mark.slow
 def test_sound_protocol_preempted_inside_the_section_is_not_accused(name):
     cfg = StressConfig(protocol=name, duration=0.5, preempt=0.01, threads=2, slots=4,
                        alloc_ns=200)
