@@ -169,6 +169,7 @@ def test_the_plugin_runs_a_users_protocol_tests(pytester):
     assert json.loads(broken["kmallocwd.stress.first_torn"])["snapshot"]["witness"]
 
 
+@pytest.mark.slow
 def test_the_plugin_rejects_a_bad_scale(pytester):
     pytester.makepyfile(test_x="def test_x(kmallocwd):\n    pass\n")
     res = pytester.runpytest_subprocess("--kmallocwd-duration-scale", "0")

@@ -352,6 +352,7 @@ def test_a_relative_kmallocwd_cache_is_one_line(monkeypatch, tmp_path, capsys):
 
 # ---------------------------------------------------------------- kmallocwd cache
 
+@pytest.mark.slow
 def test_cache_info_and_clear(warm, monkeypatch, capsys):
     cache, proto, entry = warm
     monkeypatch.setenv("KMALLOCWD_CACHE", str(cache))

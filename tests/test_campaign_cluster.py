@@ -91,6 +91,7 @@ def _campaign(*args):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_the_cli_says_so_in_one_line_exit_69(tmp_path):
     plan = tmp_path / "p.toml"
     plan.write_text(PLAN)

@@ -33,6 +33,7 @@ def _errors(out: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command", ["check", "ablate"])
+@pytest.mark.slow
 def test_one_missing_barrier_gives_few_errors_the_first_on_its_line(
         tmp_path, monkeypatch, capsys, command):
     f, culprit = _missing_rmb(tmp_path)
@@ -273,6 +274,7 @@ def test_a_bad_codequality_path_is_one_line_and_exit_2(tmp_path, capsys, argv):
     assert "--codequality" in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_fail_message_names_the_reason_its_line_and_the_models_counterexample():
     import kmallocwd
 

@@ -397,6 +397,7 @@ def test_read_text_unreadable(tmp_path):
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.slow
 def test_run_log_json_gets_its_summary_after_sigint(tmp_path):
     log = tmp_path / "run.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "run", "--json", "-t", "0.3",
@@ -428,6 +429,7 @@ def test_run_log_dash_is_stdout(capsys):
     assert "==== kmallocwd run summary ====" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_png_goes_through_a_temporary_file(tmp_path, monkeypatch, capsys):
     """Each chart is written to a temporary file beside it, then renamed over
     the old chart: a reader never sees half a PNG, and nothing is left."""
@@ -466,6 +468,7 @@ def test_discard_all_closes_and_removes(tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_a_signal_after_the_summary_keeps_the_status(sig):
     """Once the summary record is out, the status is decided: a signal then
     (the process finishing, or the interpreter shutting down) changes nothing."""
@@ -491,6 +494,7 @@ def test_a_signal_after_the_summary_keeps_the_status(sig):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_a_workload_with_no_think_time_still_stops_at_the_duration(tmp_path, capsys):
     """interval_s = 0: the task yields and checks the halt each time round,
     so -d 1 ends the run (pytest-timeout guards the old 11 s spin)."""

@@ -94,6 +94,7 @@ def test_every_barrier_of_a_builtin_says_what_it_pairs_with():
                 assert op.comment, f"{p.name}:{op.line} {op.text}"
 
 
+@pytest.mark.slow
 def test_the_docs_table_is_generated_from_the_files(capsys):
     """The stress page's protocol table is `kmallocwd protocols --markdown`,
     put in by the docs build's hook: one row per built-in, in order, read from
@@ -153,6 +154,7 @@ def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
     assert [p.stat().st_mtime_ns for p in cache.rglob("*.so")] == [mtime]
 
 
+@pytest.mark.slow
 def test_a_compile_error_is_one_line(tmp_path, cache, monkeypatch, capsys):
     f = tmp_path / "my.toml"
     f.write_text(MINE.replace("my-seqcount", "my-broken"))
