@@ -198,8 +198,8 @@ def test_the_embedded_cluster_is_private():
 @pytest.mark.timeout(240)
 @pytest.mark.slow
 def test_a_tls_scheduler_is_used_with_the_tls_files_in_dasks_configuration(tmp_path):
-    """The multi-machine recipe of the docs (docs/campaigns.md), on this machine: a scheduler and
-    a worker with TLS files, the campaign with the client's files."""
+    """The multi-machine recipe of docs/campaigns.md, on this machine: a
+    scheduler and a worker with TLS files, the campaign with the client's files."""
     from distributed import LocalCluster
     from distributed.security import Security
 

@@ -101,8 +101,9 @@ def test_the_docs_table_is_generated_from_the_files(capsys):
     the files."""
     page = (ROOT / "docs" / "stress.md").read_text()
     assert "<!-- generated: protocol-table -->" in page
-    hook = importlib.util.spec_from_file_location("generated", ROOT / "docs" / "hooks" / "generated.py")
-    generated = importlib.util.module_from_spec(hook)  # the hook `make docs` runs
+    hook = importlib.util.spec_from_file_location(  # the hook `make docs` runs
+        "generated", ROOT / "docs" / "hooks" / "generated.py")
+    generated = importlib.util.module_from_spec(hook)
     hook.loader.exec_module(generated)
     md = generated.on_page_markdown(page, None, None, None)
     assert "<!-- generated: protocol-table -->" not in md
