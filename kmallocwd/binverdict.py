@@ -17,6 +17,7 @@ objdump, a load it cannot place) gives no verdict rather than a guess."""
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -89,7 +90,13 @@ def module_path(ffi, lib) -> str:
     info = _DlInfo()
     if not libc.dladdr(ctypes.c_void_p(addr), ctypes.byref(info)) or not info.dli_fname:
         raise _Unread("dladdr found no module")
-    return info.dli_fname.decode()
+    path = info.dli_fname.decode()
+    # a module from the compile cache is loaded through the fd of the file that
+    # was verified (/proc/self/fd/N): objdump, another process, reads that same
+    # file through this process's /proc entry
+    if path.startswith("/proc/self/"):
+        path = f"/proc/{os.getpid()}/" + path[len("/proc/self/"):]
+    return path
 
 
 # ---- the reader's path -------------------------------------------------------------

@@ -77,3 +77,34 @@ def read_text(path: str, option: str, limit: int) -> str:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def read_stdin(option: str, limit: int) -> str:
+    """Standard input's text, at most ``limit`` bytes of UTF-8 (the same
+    refusals as read_text, one line each)."""
+    import sys
+
+    accepted = f"at most {_size(limit)} of UTF-8 text on standard input"
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError(f"{option} -: standard input is closed (accepted: {accepted})")
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got <= limit:
+            chunk = stream.read(min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError as exc:
+        raise UsageError(f"{option} -: cannot read it: {_reason(exc)} (accepted: {accepted})"
+                         ) from None
+    if got > limit:
+        raise UsageError(f"{option} -: more than the limit (accepted: {accepted})")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option} -: not UTF-8: byte 0x{data[exc.start]:02x} at offset "
+                         f"{exc.start} (accepted: {accepted})") from None

@@ -184,6 +184,7 @@ def test_killable_is_uninterruptible_for_the_seed_but_not_for_khungtaskd():
         M.start_memalloc_timer(p, 0x242014A, 0)
         p.m.start = now - 5000
     t[201].state, t[202].state = TASK_KILLABLE, TASK_UNINTERRUPTIBLE
+    t[201].nvcsw = t[202].nvcsw = 1  # they slept once (a task that never did is skipped)
     system.halted.set()
     with pytest.raises(Halt):
         wd.stalling()
@@ -200,7 +201,9 @@ def test_killable_is_uninterruptible_for_the_seed_but_not_for_khungtaskd():
 def test_warn_alloc_pgg_names():
     assert pgg(0x24280CA) == "GFP_HIGHUSER_MOVABLE|__GFP_ZERO"
     # composite names first, greedily, as format_flags() does with gfpflag_names
-    assert pgg(0x242014A) == "GFP_NOFS|__GFP_HIGHMEM|__GFP_MOVABLE|__GFP_COLD|__GFP_HARDWALL"
+    # 4.9's order, not the bits' (as in "GFP_NOFS|__GFP_HIGHMEM|__GFP_HARDWALL|__GFP_MOVABLE")
+    assert pgg(0x242014A) == "GFP_NOFS|__GFP_HIGHMEM|__GFP_COLD|__GFP_HARDWALL|__GFP_MOVABLE"
+    assert pgg(0x2420848) == "GFP_NOFS|__GFP_NOFAIL|__GFP_HARDWALL|__GFP_MOVABLE"
     assert pgg(0x2400000) == "GFP_NOIO"
 
 

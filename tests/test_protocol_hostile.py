@@ -220,7 +220,9 @@ def test_no_path_reaches_the_c(tmp_path, capsys):
     assert "evil" not in out and str(tmp_path) not in out and "p\\" not in out
     g = tmp_path / "other.toml"
     g.write_text(f.read_text())
-    assert cgen.one_protocol_c(protocols.load_path(g)) == out
+    assert main(["protocols", "--c", str(g)]) == 0
+    assert capsys.readouterr().out == out
+    assert cgen.one_protocol_c(protocols.load_path(g)) in out
     with pytest.raises(cgen.UnsafeSpec):
         cgen.generate([protocols.load_path(g)], origin=str(g))
 

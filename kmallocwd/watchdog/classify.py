@@ -1,21 +1,32 @@
-"""The run's classification, worked out from what the reports print, as a
-person reading dmesg would, following the seed's Documentation:
+"""A run's (or a console log's) classification, worked out from what the
+reports print, as a person reading dmesg would, following the seed's
+Documentation (its "How memory allocation stalls are reported?"):
 
 - ``quiet``: no MemAlloc-Info line at all;
-- ``oom-victim-stuck`` (the former case): a victim task ($Z > 0) is still
-  listed, the same one, in two consecutive reports, while stalling tasks do
-  not progress;
-- ``overloaded`` (the latter case, first possibility): between two reports
-  some stalling task's seq increased, or its stalling request ended;
-- ``reclaim-livelock`` (second possibility): no victim, seq unchanged, and
-  at least one stalling request is __GFP_FS or __GFP_NOFAIL: the OOM killer
-  could be invoked, yet nobody is chosen;
-- ``no-oom-possible`` (third possibility): no victim, seq unchanged, and all
-  stalling requests are !__GFP_FS && !__GFP_NOFAIL.
+- ``oom-victim-stuck`` (the former case): the last report lists a victim
+  ($Z > 0).  Definite when the same victim is in the last two reports;
+  *tentative* when the victim is in one report only (the log or run ends
+  before a second look, or it was chosen since the previous report);
+- the latter case ($Z = 0) needs seq compared over time ("If $seq is
+  increasing over time, it is not a livelock"), so with a single report it
+  is ``undetermined``.  With two or more, from the per-task verdicts
+  (kmallocwd.watchdog.progress, the same the summary lists):
 
-Progress is looked for over the last three pairs of consecutive reports
-(the situation at the end of the run), "no progress" in the last pair; with
-a single report, seq cannot be compared yet and the evidence says so.
+  - ``overloaded`` (first possibility): some stalling request made progress
+    (its seq grew, or it ended);
+  - ``reclaim-livelock`` (second possibility): no progress, and at least one
+    request left stuck could invoke the OOM killer as Linux 4.4's
+    __alloc_pages_may_oom() decides it: __GFP_NOFAIL, or __GFP_FS with
+    order <= PAGE_ALLOC_COSTLY_ORDER, not lowmem-only (__GFP_DMA/__GFP_DMA32)
+    and not __GFP_THISNODE;
+  - ``no-oom-possible`` (third possibility): no progress, and none of the
+    stuck requests can invoke the OOM killer;
+  - ``undetermined``: no request was seen twice yet.
+
+A log whose reports have no task lines (postings often snip them) is read
+from the counts and, in the later revisions' format, from oom_count: the
+stalling count falling, or oom_count growing with no victim pending, means
+requests end (overloaded); otherwise ``undetermined``.
 """
 
 from __future__ import annotations
@@ -23,26 +34,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kmallocwd import gfp as G
-from kmallocwd.watchdog.report import Report
+from kmallocwd.watchdog.progress import NO_PROGRESS, PROGRESS, Verdict, per_task
+from kmallocwd.watchdog.report import Report, TaskLine
 
 QUIET = "quiet"
 OOM_VICTIM_STUCK = "oom-victim-stuck"
 OVERLOADED = "overloaded"
 RECLAIM_LIVELOCK = "reclaim-livelock"
 NO_OOM_POSSIBLE = "no-oom-possible"
-VALUES = (OOM_VICTIM_STUCK, OVERLOADED, RECLAIM_LIVELOCK, NO_OOM_POSSIBLE, QUIET)
+UNDETERMINED = "undetermined"
+VALUES = (OOM_VICTIM_STUCK, OVERLOADED, RECLAIM_LIVELOCK, NO_OOM_POSSIBLE, UNDETERMINED, QUIET)
 
 FS_OR_NOFAIL = G.___GFP_FS | G.___GFP_NOFAIL
-PAIRS = 3  # pairs of consecutive reports compared
+PAGE_ALLOC_COSTLY_ORDER = 3
 
 
 @dataclass(frozen=True)
 class Classification:
     value: str
     evidence: str
+    tentative: bool = False  # the former case seen in one report only
 
     def to_json(self) -> dict:
-        return {"value": self.value, "evidence": self.evidence}
+        return {"value": self.value, "evidence": self.evidence, "tentative": self.tentative}
+
+
+def why_no_oom(gfp: int, order: int | None) -> str | None:
+    """None if Linux 4.4's __alloc_pages_may_oom() would call out_of_memory()
+    for this request; else the reason it never does."""
+    if gfp & G.___GFP_NOFAIL:
+        return None
+    if order is not None and order > PAGE_ALLOC_COSTLY_ORDER:
+        return f"order {order} > PAGE_ALLOC_COSTLY_ORDER"
+    if gfp & (G.___GFP_DMA | G.___GFP_DMA32):
+        return "lowmem-only (__GFP_DMA or __GFP_DMA32)"
+    if not gfp & G.___GFP_FS:
+        return "!__GFP_FS && !__GFP_NOFAIL"
+    if gfp & G.___GFP_THISNODE:
+        return "__GFP_THISNODE"
+    return None
 
 
 def _who(line) -> str:
@@ -53,62 +83,140 @@ def _some(items: list[str], k: int = 3) -> str:
     return ", ".join(items[:k]) + (f" and {len(items) - k} more" if len(items) > k else "")
 
 
-def classify_reports(reports: list[Report]) -> Classification:
+def _counts(r: Report) -> str:
+    extra = "" if r.oom_count is None else f", oom_count={r.oom_count}"
+    return f"{r.stalling} stalling, {r.dying} dying, {r.victim} victim{extra}"
+
+
+def classify_reports(reports: list[Report], verdicts: list[Verdict] | None = None,
+                     ) -> Classification:
+    """``verdicts``: the per-task verdicts the summary lists (a run's use its
+    final slot states); None: worked out from the reports alone."""
     if not reports:
         return Classification(QUIET, "no MemAlloc-Info line: no allocation stalled for a "
-                              "timeout")
+                               "timeout")
+    if verdicts is None:
+        verdicts = per_task(reports)
     last = reports[-1]
     prev = reports[-2] if len(reports) >= 2 else None
-    stall_last = {x.pid: x for x in last.lines if x.stalling}
-    victims_last = [x for x in last.lines if x.victim]
-    progressed: list[str] = []
-    stuck: list[str] = []
-    # seq compared over the last PAIRS pairs of consecutive reports ("if
-    # $seq is increasing over time, it is not a livelock"); stuck: the last pair.
-    first_pair = max(1, len(reports) - PAIRS)
-    for i in range(first_pair, len(reports)):
-        a, b = reports[i - 1], reports[i]
-        sb = {x.pid: x for x in b.lines if x.stalling}
-        for x in a.lines:
-            if not x.stalling:
-                continue
-            y = sb.get(x.pid)
-            if y is None:
-                progressed.append(f"{_who(x)} (its seq={x.seq} request ended after report {a.n})")
-            elif y.seq != x.seq:
-                progressed.append(f"{_who(x)} (seq {x.seq} -> {y.seq} in report {b.n})")
-            elif b is last:
-                stuck.append(f"{_who(x)} seq={x.seq}")
-    span = f"reports {prev.n} and {last.n}" if prev is not None else f"report {last.n}"
-    counts = f"last report: {last.stalling} stalling, {last.dying} dying, {last.victim} victim"
-    one = "" if prev is not None else " (one report only: seq not compared yet)"
+    if last.victim > 0 or any(x.victim for x in last.lines):
+        return _former(reports, verdicts)
+    if prev is None:
+        return Classification(UNDETERMINED, (
+            f"one report ({_counts(last)}) and no victim: the latter case (the OOM killer not "
+            "invoked, or not choosing), but whether it is a livelock or an overload needs seq "
+            "compared over time, and there is no second report"))
+    if verdicts:
+        return _latter(reports, verdicts)
+    return _trends(reports)
 
-    victims_prev = {x.pid for x in prev.lines if x.victim} if prev is not None else set()
-    same_victim = [x for x in victims_last if prev is None or x.pid in victims_prev]
-    if same_victim and (stuck or prev is None):
-        v = same_victim[0]
+
+def _former(reports: list[Report], verdicts: list[Verdict]) -> Classification:
+    last = reports[-1]
+    prev = reports[-2] if len(reports) >= 2 else None
+    victims = [x for x in last.lines if x.victim]
+    moved = [v for v in verdicts if v.verdict == PROGRESS]
+    stuck = [v for v in verdicts if v.verdict == NO_PROGRESS and last.n in v.reports]
+    tail = (f"; {len(stuck)} stalling task(s) kept the same seq ({_some([v.who for v in stuck])})"
+            if stuck else "")
+    if moved:
+        tail += (f"; {len(moved)} stalling request(s) made progress "
+                 f"({_some([v.who for v in moved])})")
+    counts = f"last report: {_counts(last)}"
+    why = ("TIF_MEMDIE only helps a victim that allocates, and this one cannot make progress, "
+           "so no other victim is chosen")
+    if victims:
+        v = victims[0]
         state = v.text.split(")", 1)[1].strip() if ")" in v.text else ""
+        before = {x.pid for x in prev.lines if x.victim} if prev is not None else set()
+        if v.pid in before:
+            return Classification(OOM_VICTIM_STUCK, (
+                f"the OOM killer's victim {_who(v)} is listed as '{state}' in reports {prev.n} "
+                f"and {last.n}{tail}; {counts}: {why}"))
+        where = ("in the only report" if prev is None else
+                 f"in the last report ({last.n}) but not in report {prev.n}")
         return Classification(OOM_VICTIM_STUCK, (
-            f"the OOM killer's victim {_who(v)} is listed as '{state}' in {span}{one}; "
-            f"{len(stuck)} stalling task(s) kept the same seq ({_some(stuck)}); "
-            f"{counts}: TIF_MEMDIE only helps a victim that allocates, and this one cannot "
-            "make progress, so no other victim is chosen"))
-    if progressed:
+            f"tentative: the OOM killer's victim {_who(v)} is listed as '{state}' {where}, "
+            f"so whether it stays stuck is not known yet{tail}; {counts}"), tentative=True)
+    if prev is not None and prev.victim > 0 and not prev.lines and not last.lines:
+        return Classification(OOM_VICTIM_STUCK, (
+            f"tentative: reports {prev.n} and {last.n} both count a victim task, but their "
+            f"task lines are missing, so whether it is the same victim is not known; {counts}"),
+            tentative=True)
+    where = "the only report" if prev is None else f"the last report ({last.n})"
+    return Classification(OOM_VICTIM_STUCK, (
+        f"tentative: {where} counts {last.victim} victim task(s), whose task lines are missing "
+        f"from the log{tail}; {counts}"), tentative=True)
+
+
+def _last_line(reports: list[Report], v: Verdict) -> TaskLine | None:
+    n = v.reports[-1]
+    for r in reports:
+        if r.n == n:
+            for x in r.lines:
+                if x.pid == v.pid and x.stalling:
+                    return x
+    return None
+
+
+def _latter(reports: list[Report], verdicts: list[Verdict]) -> Classification:
+    last = reports[-1]
+    span = f"reports {reports[0].n} to {last.n}"
+    moved = [v for v in verdicts if v.verdict == PROGRESS]
+    stuck = [v for v in verdicts if v.verdict == NO_PROGRESS]
+    counts = f"last report: {_counts(last)}"
+    if moved:
+        kept = (f"; {len(stuck)} kept the same seq ({_some([v.who for v in stuck])})"
+                if stuck else "")
         return Classification(OVERLOADED, (
-            f"over reports {reports[first_pair - 1].n} to {last.n}, {len(progressed)} stalling "
-            f"request(s) made progress: {_some(progressed)}; {len(stuck)} task(s) kept the same "
-            f"seq between {span}; {counts}: slow, not a livelock"))
-    fs = [x for x in stall_last.values() if x.gfp is not None and x.gfp & FS_OR_NOFAIL]
-    masks = sorted({f"0x{x.gfp:x}" for x in stall_last.values() if x.gfp is not None})
-    unchanged = (f"seq unchanged between {span} for {len(stuck)} task(s) ({_some(stuck)})"
-                 if prev is not None else f"seq not compared yet{one}")
-    if fs:
+            f"no victim in the last report; over {span}, {len(moved)} stalling request(s) made "
+            f"progress: {_some([f'{v.who} ({v.detail})' for v in moved])}{kept}; {counts}: "
+            "slow, not a livelock"))
+    if not stuck:
+        return Classification(UNDETERMINED, (
+            f"no victim, and no stalling task was seen in two reports over {span} (each "
+            f"request is listed once), so seq cannot be compared yet; {counts}"))
+    unchanged = (f"seq unchanged over {span} for {len(stuck)} task(s) "
+                 f"({_some([f'{v.who} seq={v.seqs[-1]}' for v in stuck])})")
+    lines = [x for x in (_last_line(reports, v) for v in stuck)
+             if x is not None and x.gfp is not None]
+    can = [x for x in lines if why_no_oom(x.gfp, x.order) is None]
+    if can:
         return Classification(RECLAIM_LIVELOCK, (
-            f"no victim task in any listed report; {len(fs)} of {len(stall_last)} stalling "
-            f"requests are __GFP_FS or __GFP_NOFAIL ({_some([f'{_who(x)} gfp=0x{x.gfp:x}' for x in fs])}), "
-            f"so the OOM killer could be invoked, yet none was chosen: reclaim is not working "
-            f"as expected; {unchanged}"))
+            f"no victim task; {unchanged}; {len(can)} of them could invoke the OOM killer "
+            f"({_some([f'{_who(x)} gfp=0x{x.gfp:x} order={x.order}' for x in can])}: "
+            "__GFP_FS or __GFP_NOFAIL, order <= 3, not lowmem-only, not __GFP_THISNODE), yet "
+            f"none was chosen: reclaim is not working as expected; {counts}"))
+    reasons: dict[str, list[str]] = {}
+    for x in lines:
+        reasons.setdefault(str(why_no_oom(x.gfp, x.order)), []).append(
+            f"{_who(x)} gfp=0x{x.gfp:x}")
+    said = "; ".join(f"{why}: {_some(ws)}" for why, ws in reasons.items())
     return Classification(NO_OOM_POSSIBLE, (
-        f"no victim task; all {len(stall_last)} stalling requests are !__GFP_FS && "
-        f"!__GFP_NOFAIL (gfp {', '.join(masks)}), which never invoke the OOM killer; "
-        f"{unchanged}"))
+        f"no victim task; {unchanged}; none of these requests can invoke the OOM killer in "
+        f"Linux 4.4 ({said}); {counts}"))
+
+
+def _trends(reports: list[Report]) -> Classification:
+    """No task lines at all: the counts and oom_count over the last two reports."""
+    prev, last = reports[-2], reports[-1]
+    counts = f"stalling {prev.stalling} -> {last.stalling} over reports {prev.n} and {last.n}"
+    if last.stalling < prev.stalling:
+        return Classification(OVERLOADED, (
+            f"no task lines in the log; no victim; {counts}: some stalling requests ended, so "
+            "not a livelock"))
+    if prev.oom_count is not None and last.oom_count is not None:
+        if last.oom_count > prev.oom_count:
+            return Classification(OVERLOADED, (
+                f"no task lines in the log; no victim pending; oom_count {prev.oom_count} -> "
+                f"{last.oom_count} over reports {prev.n} and {last.n}: the OOM killer keeps "
+                f"being invoked and its victims leave; {counts}"))
+        return Classification(UNDETERMINED, (
+            f"no task lines in the log; no victim; oom_count unchanged at {last.oom_count} over "
+            f"reports {prev.n} and {last.n}, so the requests are stuck before the OOM killer "
+            f"is invoked; {counts}; a livelock or a slow system cannot be told apart without "
+            "the tasks' seq, nor the second possibility from the third without their gfp"))
+    return Classification(UNDETERMINED, (
+        f"no task lines in the log; no victim; {counts}; without the tasks' seq (nor "
+        "oom_count, which v3's line does not print) a livelock cannot be told from a slow "
+        "system"))

@@ -5,20 +5,24 @@
   (exactly: TASK_KILLABLE sleepers are skipped) and reports it if its
   context-switch count (nvcsw + nivcsw) has not changed since the last
   check: "INFO: task %s:%d blocked for more than %ld seconds.", at most
-  hung_task_warnings (10) times.  A task looping in the allocator (R) or
+  hung_task_warnings (10) times; a task that never switched is skipped.
+  A task looping in the allocator (R) or
   sleeping in short congestion waits (D, but switched every 20 ms) is never
   reported: the seed's Documentation's motivation.
 - **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
-  after a failed direct reclaim, prints "%s: page allocation stalls for
+  after a failed direct reclaim and past 4.9's ``__GFP_NORETRY`` and
+  costly-order (without ``__GFP_REPEAT``) exits, prints "%s: page allocation stalls for
   %ums, order:%u, mode:%#x(%pGg)" once it has been in the slow path longer
   than stall_timeout (10 s, then +10 s each time), rate-limited like
   nopage_rs (10 per 5 s), not for __GFP_NOWARN.  dump_stack() and
   show_mem() that follow are left out.  A task blocked outside the
   allocator (in a lock, in exit_mm()) is never reported.
 - **psi** (kernel/sched/psi.c, 4.20+): memory pressure from the tasks'
-  stall time: "some" while at least one task is in the allocator's slow
-  path, "full" while every non-idle task is (idle: sleeping, or blocked on
-  a lock); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
+  stall time: "some" while at least one task is in direct reclaim (4.20
+  counts reclaim, compaction and refaults, not the waits between passes),
+  "full" while every non-idle task is (idle: sleeping, or blocked on a
+  lock; the model has no CPUs, so not per CPU); triggers are post-4.20
+  (5.2); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
   "some 150000 1000000" (150 ms of stall within 1 s, the example of
   Documentation/accounting/psi.rst) fires at most once per window.  PSI
   prints nothing to dmesg: the summary shows it.
@@ -46,26 +50,36 @@ TRIGGER_STALL_S, TRIGGER_WINDOW_S = 0.15, 1.0
 RATELIMIT_INTERVAL_S, RATELIMIT_BURST = 5.0, 10
 GFP_NOWARN_BIT = G.___GFP_NOWARN  # a plain name: a class would mangle "___GFP_..."
 
-# 4.9's gfpflag_names order for %pGg: composite masks first, then single bits.
+# 4.9's __def_gfpflag_names (include/trace/events/mmflags.h), in its order:
+# format_flags() prints each entry whose bits are all set and clears them.
+# (The masks whose 4.9 value needs bits 4.4 does not have are left out.)
 _PGG = (("GFP_TRANSHUGE", G.GFP_TRANSHUGE), ("GFP_HIGHUSER_MOVABLE", G.GFP_HIGHUSER_MOVABLE),
         ("GFP_HIGHUSER", G.GFP_HIGHUSER), ("GFP_USER", G.GFP_USER),
         ("GFP_KERNEL", G.GFP_KERNEL), ("GFP_NOFS", G.GFP_NOFS), ("GFP_ATOMIC", G.GFP_ATOMIC),
-        ("GFP_NOIO", G.GFP_NOIO), ("GFP_NOWAIT", G.GFP_NOWAIT))
+        ("GFP_NOIO", G.GFP_NOIO), ("GFP_NOWAIT", G.GFP_NOWAIT), ("GFP_DMA", G.GFP_DMA),
+        ("__GFP_HIGHMEM", G.___GFP_HIGHMEM), ("GFP_DMA32", G.GFP_DMA32),
+        ("__GFP_HIGH", G.___GFP_HIGH), ("__GFP_ATOMIC", G.___GFP_ATOMIC),
+        ("__GFP_IO", G.___GFP_IO), ("__GFP_FS", G.___GFP_FS), ("__GFP_COLD", G.___GFP_COLD),
+        ("__GFP_NOWARN", G.___GFP_NOWARN), ("__GFP_REPEAT", G.___GFP_REPEAT),
+        ("__GFP_NOFAIL", G.___GFP_NOFAIL), ("__GFP_NORETRY", G.___GFP_NORETRY),
+        ("__GFP_COMP", G.___GFP_COMP), ("__GFP_ZERO", G.___GFP_ZERO),
+        ("__GFP_NOMEMALLOC", G.___GFP_NOMEMALLOC), ("__GFP_MEMALLOC", G.___GFP_MEMALLOC),
+        ("__GFP_HARDWALL", G.___GFP_HARDWALL), ("__GFP_THISNODE", G.___GFP_THISNODE),
+        ("__GFP_RECLAIMABLE", G.___GFP_RECLAIMABLE), ("__GFP_MOVABLE", G.___GFP_MOVABLE),
+        ("__GFP_NOTRACK", G.___GFP_NOTRACK), ("__GFP_WRITE", G.___GFP_WRITE),
+        ("__GFP_RECLAIM", G.__GFP_RECLAIM), ("__GFP_DIRECT_RECLAIM", G.___GFP_DIRECT_RECLAIM),
+        ("__GFP_KSWAPD_RECLAIM", G.___GFP_KSWAPD_RECLAIM),
+        ("__GFP_OTHER_NODE", G.___GFP_OTHER_NODE))
 
 
 def pgg(mask: int) -> str:
-    """%pGg: the flag names of a gfp mask as 4.9 prints them: composite
-    names first, greedily; the single bits here in bit order."""
+    """%pGg: the flag names of a gfp mask as 4.9's format_flags() prints
+    them, in __def_gfpflag_names' order; what is left, in hex."""
     names = []
     for name, m in _PGG:
         if m and mask & m == m:
             names.append(name)
             mask &= ~m
-    for name, v in sorted(((k[1:], v) for k, v in vars(G).items()
-                           if k.startswith("___GFP_") and isinstance(v, int)), key=lambda x: x[1]):
-        if mask & v:
-            names.append(name)
-            mask &= ~v
     if mask:
         names.append(f"{mask:#x}")
     return "|".join(names)
@@ -162,13 +176,18 @@ class Detectors:
 
     def check_hung_task(self, t) -> None:
         switch_count = t.nvcsw + t.nivcsw
+        # "When a freshly created task is scheduled once, changes its state to
+        # TASK_UNINTERRUPTIBLE without having ever been switched out once, it
+        # musn't be checked."
+        if not switch_count:
+            return
         if switch_count != self.last_switch.get(t.pid):
             self.last_switch[t.pid] = switch_count
             return
         if not self.hung_warnings:
             return
         self.hung_warnings -= 1
-        from kmallocwd.watchdog.stacks import sched_show_task
+        from kmallocwd.watchdog.stacks import print_worker_info, sched_show_task
 
         self.emit("khungtaskd", f"INFO: task {t.comm}:{t.pid} blocked for more than "
                   f"{self.hung_timeout:g} seconds.")
@@ -177,6 +196,9 @@ class Detectors:
                         "message.")
         head, frames = sched_show_task(t)
         self.sys.printk(head)
+        wq = print_worker_info(t)
+        if wq is not None:
+            self.sys.printk(wq)
         self.sys.printk("Call Trace:")
         for f in frames:
             self.sys.printk(f.text())
@@ -208,7 +230,8 @@ class Detectors:
                 now - ps.last_fire >= TRIGGER_WINDOW_S:
             ps.last_fire = now
             ps.fired += 1
-            self.emit("psi", f"memory some trigger (150000 us in 1000000 us) fired, "
+            self.emit("psi", "memory some trigger (150000 us in 1000000 us, a 5.2+ trigger) "
+                      f"fired, "
                       f"{ps.window_sum * 1000:.0f} ms stalled in the last second",
                       printk=False)
 

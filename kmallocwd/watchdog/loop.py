@@ -12,8 +12,8 @@ The structure is the seed's (mm/page_alloc.c of the v3 patch):
         pr_warn("MemAlloc-Info: ...")
         pass 2: one "MemAlloc: ..." line per task of interest, is_stalling_task()
                 evaluated again (so counts may differ under races, as in the kernel)
-        pass 3: sched_show_task() of every dying task, and of each stalling task
-                while its memalloc.dumped++ < 2
+        pass 3: sched_show_task() and debug_show_held_locks() of every dying
+                task, and of each stalling task while its memalloc.dumped++ < 2
         show_mem(0); schedule_timeout_interruptible(kmallocwd_timeout); goto restart
 
 is_stalling_task() is the C core's, with the chosen protocol's reader; its
@@ -30,7 +30,8 @@ from kmallocwd._core import ffi, lib
 from kmallocwd.watchdog.carith import first_loop_t, ulong
 from kmallocwd.watchdog.printk import Log
 from kmallocwd.watchdog.report import Report, TaskLine, Trace
-from kmallocwd.watchdog.stacks import sched_show_task
+from kmallocwd.watchdog.sched import debug_show_held_locks
+from kmallocwd.watchdog.stacks import print_worker_info, sched_show_task
 from kmallocwd.watchdog.system import Halt, System
 from kmallocwd.watchdog.tasks import TASK_UNINTERRUPTIBLE, Task
 
@@ -213,12 +214,18 @@ class Watchdog:
         self.schedule_timeout_interruptible(self.timeout)
 
     def show_task(self, p: Task, why: str) -> Trace:
-        """sched_show_task(p); debug_show_held_locks(p) prints nothing
-        without lockdep."""
+        """sched_show_task(p); debug_show_held_locks(p), as lockdep prints
+        it (the emulator knows every lock a task holds or waits for)."""
         head, frames = sched_show_task(p)
         t = self.log.printk(head)
+        wq = print_worker_info(p)
+        if wq is not None:
+            self.log.printk(wq)
         self.log.printk("Call Trace:")
         texts = [f.text() for f in frames]
         for line in texts:
             self.log.printk(line)
-        return Trace(t, p.comm, p.pid, why, head, texts)
+        held = debug_show_held_locks(p)
+        for line in held:
+            self.log.printk(line)
+        return Trace(t, p.comm, p.pid, why, head, texts, held, wq or "")

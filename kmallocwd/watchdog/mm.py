@@ -90,6 +90,7 @@ class ZoneState:
         self.kernel = spec.kernel_kb // PAGE_KB
         self.anon = 0
         self.pages_scanned = 0  # NR_PAGES_SCANNED
+        self.lowmem_reserve: list[int] = []  # per classzone index: setup_per_zone_lowmem_reserve()
 
     def free_pages(self) -> int:
         return sum(n << o for o, n in enumerate(self.free))
@@ -101,14 +102,25 @@ class ZoneState:
     def zone_reclaimable(self) -> bool:
         return self.pages_scanned < self.reclaimable() * 6
 
-    def watermark_ok(self, order: int, mark: int, alloc_flags: int) -> bool:
-        """__zone_watermark_ok() (lowmem_reserve left out)."""
+    def watermark_ok(self, order: int, mark: int, alloc_flags: int,
+                     classzone_idx: int | None = None) -> bool:
+        """__zone_watermark_ok() of 4.4: free pages above the mark plus
+        lowmem_reserve[classzone_idx] (the protection of a lower zone from
+        requests that could use a higher one), then, for order > 0, a free
+        block of that order or larger (compaction is left out)."""
         min_ = mark
         if alloc_flags & ALLOC_HIGH:
             min_ -= min_ // 2
         if alloc_flags & ALLOC_HARDER:
             min_ -= min_ // 4
-        return self.free_pages() - ((1 << order) - 1) > min_
+        reserve = 0
+        if classzone_idx is not None and classzone_idx < len(self.lowmem_reserve):
+            reserve = self.lowmem_reserve[classzone_idx]
+        if self.free_pages() - ((1 << order) - 1) <= min_ + reserve:
+            return False
+        if not order:
+            return True
+        return any(self.free[o] for o in range(order, MAX_ORDER))
 
     def take(self, order: int) -> bool:
         """A 2^order block: the smallest free block that fits, split; else
@@ -145,11 +157,29 @@ class ZoneState:
         self.pages_scanned = 0
 
 
+# sysctl_lowmem_reserve_ratio (4.4): DMA 256, DMA32 256, Normal 32
+LOWMEM_RESERVE_RATIO = {"DMA": 256, "DMA32": 256}
+LOWMEM_RESERVE_RATIO_DEFAULT = 32
+
+
+def setup_per_zone_lowmem_reserve(zones: list[ZoneState]) -> None:
+    """zone i's lowmem_reserve[j], j > i: the pages of zones i+1..j divided
+    by zone i's ratio; 0 for j <= i."""
+    for i, z in enumerate(zones):
+        ratio = LOWMEM_RESERVE_RATIO.get(z.name, LOWMEM_RESERVE_RATIO_DEFAULT)
+        z.lowmem_reserve = [0] * len(zones)
+        above = 0
+        for j in range(i + 1, len(zones)):
+            above += zones[j].present
+            z.lowmem_reserve[j] = above // ratio
+
+
 class Memory:
     """The machine's memory: zones (lowest first), reclaim and writeback."""
 
     def __init__(self, spec: MemorySpec) -> None:
         self.zones = [ZoneState(z, i) for i, z in enumerate(spec.zones)]
+        setup_per_zone_lowmem_reserve(self.zones)
         self.lock = threading.Lock()
         self.reclaim_rate = spec.reclaim_kbps / PAGE_KB  # pages per second
         self.writeback_rate = spec.writeback_kbps / PAGE_KB
@@ -278,8 +308,8 @@ class Memory:
         with self.lock:
             self.tick()
             zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
-                   z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable())
-                  for z in self.zones]
+                   z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable(),
+                   list(z.lowmem_reserve)) for z in self.zones]
         anon = sum(z[5] for z in zs)
         file_ = sum(z[6] for z in zs)
         dirty = sum(z[7] for z in zs)
@@ -295,7 +325,7 @@ class Memory:
             f" free:{free} free_pcp:0 free_cma:0",
         ]
         k = PAGE_KB
-        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl) in zs:
+        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve) in zs:
             lines.append(
                 f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
                 f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
@@ -305,11 +335,15 @@ class Memory:
                 f"slab_unreclaimable:{ke * k}kB kernel_stack:0kB pagetables:0kB unstable:0kB "
                 f"bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB writeback_tmp:0kB "
                 f"pages_scanned:{scanned} all_unreclaimable? {'yes' if unrecl else 'no'}")
-            lines.append("lowmem_reserve[]: " + " ".join("0" for _ in zs))
+            # one entry per zone type, ZONE_MOVABLE's (empty here) last
+            lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in reserve + reserve[-1:]))
         for z in zs:
             parts = " ".join(f"{n}*{k << o}kB" for o, n in enumerate(z[10]))
             lines.append(f"Node 0 {z[0]}: {parts} = {z[1] * k}kB")
         lines.append(f"{file_ + dirty} total pagecache pages")
+        # show_swap_cache_info(): the model has no swap
+        lines += ["0 pages in swap cache", "Swap cache stats: add 0, delete 0, find 0/0",
+                  "Free swap  = 0kB", "Total swap = 0kB"]
         ram = sum(z[9] for z in zs)
         lines += [f"{ram} pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
         data = {
@@ -317,7 +351,8 @@ class Memory:
             "slab_pages": slab, "ram_pages": ram,
             "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
                        "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
-                       "pages_scanned": z[11], "all_unreclaimable": z[12]} for z in zs],
+                       "pages_scanned": z[11], "all_unreclaimable": z[12],
+                       "lowmem_reserve": z[13]} for z in zs],
         }
         return lines, data
 
@@ -335,10 +370,12 @@ def get_page_from_freelist(p: "Task", gfp_mask: int, order: int, alloc_flags: in
     mem = p.system.memory
     with mem.lock:
         mem.tick()
-        for z in mem.zonelist(gfp_mask):
+        zones = mem.zonelist(gfp_mask)
+        classzone_idx = zones[0].idx  # the preferred zone's
+        for z in zones:
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = (z.min, z.low, z.high)[alloc_flags & ALLOC_WMARK_MASK]
-                if not z.watermark_ok(order, mark, alloc_flags):
+                if not z.watermark_ok(order, mark, alloc_flags, classzone_idx):
                     continue
             if z.take(order):
                 return Page(z.idx, order)
@@ -412,10 +449,15 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
 
 
 def __perform_reclaim(p: "Task", gfp_mask: int, order: int) -> int:
+    """Direct reclaim, which 4.20's PSI counts as a memory stall
+    (psi_memstall_enter()/leave() around it, as around compaction and
+    refaults; the waits between passes are not)."""
     p.flags |= PF_MEMALLOC
+    p.memstall = True
     try:
         return try_to_free_pages(p, gfp_mask, order)
     finally:
+        p.memstall = False
         p.flags &= ~PF_MEMALLOC
 
 
@@ -496,9 +538,12 @@ def __alloc_pages_slowpath(p: "Task", gfp_mask: int, order: int) -> Page | None:
         page, progress = __alloc_pages_direct_reclaim(p, gfp_mask, order, alloc_flags)
         if page:
             return page
-        p.system.warn_alloc_check(p, gfp_mask, order)  # 4.9's stall warning (a detector)
         if gfp_mask & G.___GFP_NORETRY:
             return None
+        # 4.9's stall warning (a detector), where 4.9 has it: after its
+        # __GFP_NORETRY and costly-order exits
+        if not (order > PAGE_ALLOC_COSTLY_ORDER and not gfp_mask & G.___GFP_REPEAT):
+            p.system.warn_alloc_check(p, gfp_mask, order)
         pages_reclaimed += progress
         if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) or (
                 gfp_mask & G.___GFP_REPEAT and pages_reclaimed < (1 << order)):
@@ -531,11 +576,9 @@ def __alloc_pages_nodemask(p: "Task", gfp_mask: int, order: int) -> Page | None:
     p.system.memory.slowpath_entries += 1
     start_memalloc_timer(p, alloc_mask, order)
     p.slowpath_since = p.system.jiffies()
-    p.memstall = True
     try:
         page = __alloc_pages_slowpath(p, alloc_mask, order)
     finally:
-        p.memstall = False
         p.slowpath_since = None
     stop_memalloc_timer(p, alloc_mask)
     return page

@@ -8,6 +8,9 @@ from __alloc_pages_may_oom(), as in the kernel.
   while the first has not left exit_mm(); else the largest oom_badness()
   (the mm's RSS, adjusted by oom_score_adj), the thread group leader
   preferred among equals;
+- no killable process at all: dump_header() and panic(); the emulated
+  machine prints the panic lines and halts, as the kernel would stop;
+- mark_oom_victim() is a test-and-set of TIF_MEMDIE: a task is marked once;
 - oom_kill_process(): a child process with its own mm is sacrificed for its
   parent (the child with the highest badness, if above 0); SIGKILL goes to
   the victim's whole thread group, TIF_MEMDIE to the task found with the mm.
@@ -95,9 +98,16 @@ def select_bad_process(current: "Task"):
     return chosen, chosen_points
 
 
-def mark_oom_victim(t: "Task") -> None:
-    t.memdie = True  # set_tsk_thread_flag(tsk, TIF_MEMDIE)
+def mark_oom_victim(t: "Task") -> bool:
+    """4.4: ``if (test_and_set_tsk_thread_flag(tsk, TIF_MEMDIE)) return;``:
+    a task already marked is not marked (nor counted) again.  True if this
+    call set TIF_MEMDIE."""
+    with t.system.lock_guard:  # the atomic test_and_set_bit()
+        if t.memdie:
+            return False
+        t.memdie = True
     t.system.oom_victims.append((t.system.uptime_ns(), t.comm, t.pid))
+    return True
 
 
 def do_send_sig_info_sigkill_group(victim: "Task") -> None:
@@ -148,9 +158,10 @@ def out_of_memory(current: "Task", gfp_mask: int, order: int) -> bool:
         return True
     p, points = select_bad_process(current)
     if p is None:
-        current.system.printk_once("Kernel panic - not syncing: Out of memory and no "
-                                   "killable processes...")
-        return False
+        # dump_header(), then panic(): the machine stops here.
+        current.system.printk(f"{current.comm} invoked oom-killer: gfp_mask=0x{gfp_mask:x}, "
+                              f"order={order}, oom_score_adj={current.process.oom_score_adj}")
+        current.system.panic("Out of memory and no killable processes...")
     if p is not ABORT:
         oom_kill_process(current, p, points, gfp_mask, order)
         # "Give the killed process a good chance to exit"

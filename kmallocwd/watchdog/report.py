@@ -27,6 +27,9 @@ class TaskLine:
     torn: bool  # the snapshot printed was torn (exact witness check)
     counted_stalling: bool  # what the counting pass said about this task
     text: str
+    # the later revisions' fields (None in v3's lines)
+    flags: int | None = None
+    switches: int | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -45,6 +48,8 @@ class Trace:
     why: str  # "dying" or "stalling"
     header: str
     frames: list[str]
+    held_locks: list[str] = field(default_factory=list)  # debug_show_held_locks()'s lines
+    workqueue: str = ""  # print_worker_info()'s line, for a kworker
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -68,6 +73,11 @@ class Report:
     # Tasks whose is_stalling_task() verdict changed between the counting
     # pass and the printing pass (the seed reads twice; so does the kernel).
     raced: int = 0
+    # the later revisions' MemAlloc-Info fields (None in v3's line)
+    exiting: int | None = None
+    oom_count: int | None = None
+    # read from a log whose task lines for this report are (partly) missing
+    partial: bool = False
 
     def to_json(self) -> dict:
         return {

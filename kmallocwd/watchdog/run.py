@@ -142,18 +142,21 @@ class Run:
             self.log.record(rec)
         reports = self.watchdog.reports if self.watchdog else []
         elapsed = (self.t_end_ns - sys_.t0_ns) / 1e9
+        verdicts = classify(reports, self.tasks, final, now, cfg.timeout_jiffies)
         summary = Summary(
             scenario=self.scenario.name, tasks=len(self.tasks), protocol=cfg.protocol,
             hz=cfg.hz, timeout_s=cfg.timeout, timeout_jiffies=cfg.timeout_jiffies,
             elapsed_s=elapsed, interrupted=interrupted,
             reports=reports,
-            verdicts=classify(reports, self.tasks, final, now, cfg.timeout_jiffies),
+            verdicts=verdicts,
             reader=self.watchdog.stats if self.watchdog else None,
             scans=self.watchdog.scans if self.watchdog else 0,
-            classification=classify_reports(reports) if self.watchdog else None,
+            classification=classify_reports(reports, verdicts) if self.watchdog else None,
             detectors=self.detectors.summary(elapsed) if self.detectors else None,
             oom_kills=[(round(ns / 1e9, 3), comm, pid) for ns, comm, pid in sys_.oom_victims],
             memory=sys_.memory.show_mem()[1],
+            panic=None if sys_.panicked is None else (seconds(sys_.panicked[0]),
+                                                      sys_.panicked[1]),
         )
         if record:
             self.log.record(summary.to_json())

@@ -2,7 +2,7 @@
 then its worker thread's Python stack (from ``sys._current_frames()``), the
 innermost call first, as a kernel "Call Trace:" lists it.
 
-debug_show_held_locks() prints nothing, as on a kernel without lockdep.
+debug_show_held_locks() is sched.debug_show_held_locks(), lockdep's lines.
 """
 
 from __future__ import annotations
@@ -57,7 +57,15 @@ def header(p: Task, pc: int) -> str:
     return f"{p.comm:<15.15} {state_char(state)}{mid}{0:5d} {p.pid:5d} {p.ppid:6d} 0x{flags:08x}"
 
 
+def print_worker_info(p: Task) -> str | None:
+    """kernel/workqueue.c print_worker_info(): a kworker's work item,
+    printed between the header and the stack ("Workqueue: %s %pf")."""
+    wq = p.spec.workqueue
+    return f"Workqueue: {wq}" if wq else None
+
+
 def sched_show_task(p: Task) -> tuple[str, list[Frame]]:
-    """The header line and the frames; the caller prints "Call Trace:"."""
+    """The header line and the frames; the caller prints print_worker_info()'s
+    line, if any, then "Call Trace:"."""
     frames, pc = task_frames(p)
     return header(p, pc), frames

@@ -1,35 +1,30 @@
-"""The end-of-run summary, and the slot dump.
+"""The end-of-run summary (of a run, or of a console log read by
+``kmallocwd classify``), and the slot dump.
 
-The seed's documentation says to compare each reported task's seq between
-reports to tell a livelock from a slow system.  The summary does it: every
-task reported as stalling is classed as
-
-- made progress: its seq grew between two reports, or the reported request
-  finished after its last report (its slot, read after the run, has moved on);
-- no progress: the same request (same seq) in two or more reports, or still
-  pending at the end of the run after two timeouts or more (livelock?);
-- cannot tell yet: reported once, and the run ended before a second look.
-
+The per-task verdicts (which stalling task made progress) are
+kmallocwd.watchdog.progress's; the classification, kmallocwd.watchdog.classify's.
 The seed's own lines are never changed; this is printed after them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from kmallocwd import protocols
 from kmallocwd.watchdog.carith import ulong
 from kmallocwd.watchdog.classify import Classification
-from kmallocwd.watchdog.loop import ReaderStats
+from kmallocwd.watchdog.progress import (CLASSES, NO_PROGRESS, PROGRESS, UNDECIDED, Verdict,
+                                         per_task)
 from kmallocwd.watchdog.printk import seconds
 from kmallocwd.watchdog.report import Report
-from kmallocwd.watchdog.tasks import Task
 
-PROGRESS = "made progress"
-NO_PROGRESS = "no progress"
-UNDECIDED = "cannot tell yet"
-CLASSES = (PROGRESS, NO_PROGRESS, UNDECIDED)
+if TYPE_CHECKING:
+    from kmallocwd.watchdog.loop import ReaderStats
+    from kmallocwd.watchdog.tasks import Task
 
+__all__ = ["CLASSES", "NO_PROGRESS", "PROGRESS", "UNDECIDED", "SlotState", "Summary", "Verdict",
+           "classify", "dump_slots"]
 
 @dataclass(frozen=True)
 class SlotState:
@@ -43,71 +38,19 @@ class SlotState:
     dumped: int
 
     @classmethod
-    def read(cls, p: Task) -> "SlotState":
+    def read(cls, p: "Task") -> "SlotState":
         m = p.m
         return cls(int(m.valid), int(m.sequence) >> 1, int(m.start), int(m.gfp), int(m.order),
                    int(m.dumped))
 
 
-@dataclass(frozen=True)
-class Verdict:
-    comm: str
-    pid: int
-    verdict: str
-    seqs: tuple[int, ...]  # the seq of each report that listed it as stalling
-    reports: tuple[int, ...]
-    detail: str
-
-    @property
-    def who(self) -> str:
-        return f"{self.comm}({self.pid})"
-
-
-def classify(reports: list[Report], tasks: list[Task], final: dict[int, SlotState],
+def classify(reports: list[Report], tasks: "list[Task]", final: dict[int, SlotState],
              now: int, timeout: int) -> list[Verdict]:
-    """One verdict per task reported as stalling at least once.  ``final``:
-    each live task's slot after the run (by pid); ``now``: jiffies then."""
-    seen: dict[int, list[tuple[int, int]]] = {}
-    comm: dict[int, str] = {}
-    for r in reports:
-        for t in r.lines:
-            if t.stalling and t.seq is not None:
-                seen.setdefault(t.pid, []).append((r.n, t.seq))
-                comm[t.pid] = t.comm
-    by_pid = {t.pid: t for t in tasks}
-    out = []
-    for pid, hist in seen.items():
-        ns = tuple(n for n, _ in hist)
-        seqs = tuple(s for _, s in hist)
-        chain = " -> ".join(str(s) for s in seqs)
-        task = by_pid.get(pid)
-        end = final.get(pid)
-        if any(b != a for a, b in zip(seqs, seqs[1:])):
-            v, detail = PROGRESS, f"seq {chain} over reports {_span(ns)}"
-        elif end is None:
-            gone = "exited" if task is not None and task.exited else "gone"
-            v, detail = UNDECIDED, f"seq {seqs[-1]} in {_n(ns)}; {gone} before the end"
-        elif not end.valid or end.seq != seqs[-1]:
-            after = "finished" if end.seq == seqs[-1] else f"finished; seq {end.seq} at the end"
-            v, detail = PROGRESS, f"seq {chain}; that request {after}"
-        else:
-            age = ulong(now - end.start)
-            pending = f"still pending at the end, {age} jiffies"
-            if len(seqs) >= 2 or age >= 2 * timeout:
-                v, detail = NO_PROGRESS, f"seq {seqs[-1]} in {_n(ns)}; {pending}"
-            else:
-                v, detail = UNDECIDED, f"seq {seqs[-1]} in {_n(ns)}; {pending}"
-        out.append(Verdict(comm[pid], pid, v, seqs, ns, detail))
-    out.sort(key=lambda x: (CLASSES.index(x.verdict), x.pid))
-    return out
-
-
-def _n(ns: tuple[int, ...]) -> str:
-    return f"report {ns[0]}" if len(ns) == 1 else f"reports {_span(ns)}"
-
-
-def _span(ns: tuple[int, ...]) -> str:
-    return ",".join(str(n) for n in ns)
+    """One verdict per task reported as stalling at least once, in a run:
+    ``final`` is each live task's slot after the run (by pid), ``now`` the
+    jiffies then."""
+    gone = frozenset(t.pid for t in tasks if t.exited)
+    return per_task(reports, final, now, timeout, gone)
 
 
 @dataclass
@@ -122,12 +65,16 @@ class Summary:
     interrupted: str | None  # the signal's name ("SIGINT", "SIGTERM", "SIGHUP", ...) or None
     reports: list[Report]
     verdicts: list[Verdict]
-    reader: ReaderStats | None  # None: the watchdog was disabled (--timeout 0)
+    reader: "ReaderStats | None"  # None: the watchdog was disabled (--timeout 0)
     scans: int
     classification: Classification | None = None  # None: the watchdog was disabled
     detectors: dict | None = None  # Detectors.summary(), with --detectors
     oom_kills: list = field(default_factory=list)  # (seconds, comm, pid) of TIF_MEMDIE marks
     memory: dict | None = None  # show_mem() at the end
+    # kmallocwd classify: the log read (None for a run), and what else it said
+    source: str | None = None
+    panic: tuple[float, str] | None = None  # (seconds, message): the machine panicked and stopped
+    log: dict | None = None  # lines, recognised, formats, order, orphans, events
 
     @property
     def raced(self) -> int:
@@ -137,11 +84,15 @@ class Summary:
         wd = (f"timeout {self.timeout_s:g} s = {self.timeout_jiffies} jiffies"
               if self.timeout_jiffies else "watchdog disabled (--timeout 0)")
         how = f", interrupted by {self.interrupted}" if self.interrupted else ""
-        out = ["", "==== kmallocwd run summary ====",
-               f"scenario {self.scenario} ({self.tasks} tasks), protocol {self.protocol}, "
-               f"HZ={self.hz}, {wd}; ran {self.elapsed_s:.1f} s{how}"]
+        if self.source is not None:
+            out = ["", "==== kmallocwd classify summary ===="] + self._log_header()
+        else:
+            out = ["", "==== kmallocwd run summary ====",
+                   f"scenario {self.scenario} ({self.tasks} tasks), protocol {self.protocol}, "
+                   f"HZ={self.hz}, {wd}; ran {self.elapsed_s:.1f} s{how}"]
         if not self.reports:
-            out.append("reports: none (no task's allocation stalled for a timeout)"
+            out.append("reports: none (no MemAlloc-Info line in the log)" if self.source is not None
+                       else "reports: none (no task's allocation stalled for a timeout)"
                        if self.timeout_jiffies else "reports: none (watchdog disabled)")
         else:
             out.append(f"reports: {len(self.reports)}")
@@ -151,8 +102,13 @@ class Summary:
                     if i == 3:
                         out.append(f"  ... {n - 5} more")
                     continue
-                out.append(f"  report {r.n} at {r.time_ns / 1e9:.3f} s: {r.stalling} stalling, "
-                           f"{r.dying} dying, {r.victim} victim task")
+                exiting = "" if r.exiting is None else f", {r.exiting} exiting"
+                oom = "" if r.oom_count is None else f", oom_count={r.oom_count}"
+                cut = f" ({len(r.lines)} task lines in the log)" if r.partial else ""
+                at = f"at {r.time_ns / 1e9:.3f} s" if r.time_ns >= 0 else "(no timestamp)"
+                out.append(f"  report {r.n} {at}: {r.stalling} stalling, "
+                           f"{r.dying} dying{exiting}, {r.victim} victim task{oom}{cut}")
+            out.append(trends(self.reports))
         if self.reports:
             out.append("stalling tasks, seq compared between reports:")
             for cls in CLASSES:
@@ -171,9 +127,15 @@ class Summary:
             out.append(f"count/print races: {self.raced} (a stalling verdict that changed "
                        "between the counting and the printing pass)")
         if self.classification is not None:
-            out.append(f"classification: {self.classification.value}")
+            tent = " (tentative)" if self.classification.tentative else ""
+            out.append(f"classification: {self.classification.value}{tent}")
             out.append(f"  evidence: {self.classification.evidence}")
-        if self.oom_kills:
+        if self.panic is not None:
+            out.append(f"panic at {self.panic[0]:.3f} s: 'Kernel panic - not syncing: "
+                       f"{self.panic[1]}'; the machine stopped there")
+        if self.source is not None:
+            out.extend(log_event_lines(self.log or {}))
+        elif self.oom_kills:
             marks = ", ".join(f"{c}({p}) at {t:.3f} s" for t, c, p in self.oom_kills[:5])
             more = f" and {len(self.oom_kills) - 5} more" if len(self.oom_kills) > 5 else ""
             out.append(f"OOM killer (the emulator's view, not from the reports): TIF_MEMDIE "
@@ -196,8 +158,10 @@ class Summary:
             "timeout_jiffies": self.timeout_jiffies,
             "elapsed_s": round(self.elapsed_s, 3),
             "interrupted": self.interrupted,
-            "reports": [{"n": r.n, "time": seconds(r.time_ns), "stalling": r.stalling,
-                         "dying": r.dying, "victim": r.victim, "raced": r.raced}
+            "reports": [{"n": r.n, "time": seconds(r.time_ns) if r.time_ns >= 0 else None,
+                         "stalling": r.stalling, "dying": r.dying, "victim": r.victim,
+                         "raced": r.raced, "exiting": r.exiting, "oom_count": r.oom_count,
+                         "partial": r.partial}
                         for r in self.reports],
             "progress": {cls: [asdict(v) for v in self.verdicts if v.verdict == cls]
                          for cls in CLASSES},
@@ -205,10 +169,67 @@ class Summary:
             "raced": self.raced,
             "classification": None if self.classification is None else self.classification.value,
             "evidence": None if self.classification is None else self.classification.evidence,
+            "tentative": None if self.classification is None else self.classification.tentative,
             "oom_victims": [{"time": t, "comm": c, "pid": p} for t, c, p in self.oom_kills],
             "detectors": self.detectors,
             "memory": self.memory,
+            "source": self.source,
+            "panic": None if self.panic is None else {"time": self.panic[0],
+                                                      "message": self.panic[1]},
+            "log": self.log,
         }
+
+    def _log_header(self) -> list[str]:
+        lg = self.log or {}
+        formats = ", ".join(lg.get("formats") or []) or "none recognised"
+        orphans = (f"; {lg['orphans']} task line(s) before the first report ignored"
+                   if lg.get("orphans") else "")
+        return [f"log {self.source}: {lg.get('lines', 0)} lines, {lg.get('recognised', 0)} "
+                f"recognised (formats: {formats}; MemAlloc-Info line "
+                f"{'after' if lg.get('order') == 'info-last' else 'before'} its task lines), "
+                f"spanning {self.elapsed_s:.1f} s, {self.tasks} task(s) listed{orphans}"]
+
+
+def trends(reports: list[Report]) -> str:
+    """The counts (and oom_count) from the first report to the last."""
+    def chain(values: list[int]) -> str:
+        if len(values) <= 6:
+            return " -> ".join(str(v) for v in values)
+        return (" -> ".join(str(v) for v in values[:3]) + " -> ... -> "
+                + " -> ".join(str(v) for v in values[-2:]))
+    parts = [f"stalling {chain([r.stalling for r in reports])}",
+             f"dying {chain([r.dying for r in reports])}",
+             f"victim {chain([r.victim for r in reports])}"]
+    ooms = [r.oom_count for r in reports if r.oom_count is not None]
+    if ooms:
+        parts.append(f"oom_count {chain(ooms)}")
+    return "trends over the reports: " + "; ".join(parts)
+
+
+def log_event_lines(lg: dict) -> list[str]:
+    """What the log's other lines said: the OOM killer, warn_alloc, khungtaskd."""
+    ev = lg.get("events") or {}
+    out = []
+    inv, killed = ev.get("oom-invoked", []), ev.get("killed", [])
+    if inv or killed:
+        who = ", ".join(f"{k['comm']}({k['pid']})" + (f" at {k['time']:.3f} s"
+                                                      if k["time"] is not None else "")
+                        for k in killed[:5])
+        more = f" and {len(killed) - 5} more" if len(killed) > 5 else ""
+        out.append(f"OOM killer (from the log): invoked {len(inv)} time(s); killed "
+                   f"{len(killed)} process(es){': ' + who + more if killed else ''}")
+    else:
+        out.append("OOM killer (from the log): no 'invoked oom-killer' or 'Killed process' line")
+    for kind, what in (("warn_alloc", "'page allocation stalls for' (4.9's warn_alloc)"),
+                       ("khungtaskd", "'blocked for more than' (khungtaskd)")):
+        xs = ev.get(kind, [])
+        if xs:
+            t = xs[0]["time"]
+            at = f" at {t:.3f} s" if t is not None else ""
+            out.append(f"  {what}: {len(xs)} line(s), first{at}: {xs[0]['text']}")
+        else:
+            out.append(f"  {what}: none")
+    return out
 
 
 def detector_lines(d: dict, reports: list[Report]) -> list[str]:
@@ -241,7 +262,8 @@ def detector_lines(d: dict, reports: list[Report]) -> list[str]:
 # ---- the slot dump (--dump-slots) ----
 
 
-def dump_slots(tasks: list[Task], final: dict[int, SlotState], now: int) -> tuple[list[str], dict]:
+def dump_slots(tasks: "list[Task]", final: dict[int, SlotState], now: int
+               ) -> tuple[list[str], dict]:
     """The slots as a vmcore would keep them: every live task's last
     request, whether or not the watchdog ran."""
     lines = [f"slot dump (what a vmcore keeps of each task's last request), jiffies={now}:",

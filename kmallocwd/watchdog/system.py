@@ -5,7 +5,7 @@ the OOM killer and the detectors print through, and the halt switch."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kmallocwd import protocols
 from kmallocwd._core import lib
@@ -14,7 +14,7 @@ from kmallocwd.slots import SlotArray
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:
-    from kmallocwd.watchdog.sched import Mutex
+    from kmallocwd.watchdog.sched import Mutex, RWSem
     from kmallocwd.watchdog.tasks import Process, Task
 
 
@@ -43,12 +43,13 @@ class System:
         self.halted = threading.Event()
         self.errors: list[BaseException] = []
         self.lock_guard = threading.Lock()  # guards every Mutex of the machine
-        self.locks: dict[str, Mutex] = {}
+        self.locks: dict[str, Mutex | RWSem] = {}
         self.kswapd_task: Task | None = None
         self.oom_victims: list[tuple[int, str, int]] = []  # (uptime ns, comm, pid)
         self.detectors = None  # kmallocwd.watchdog.detectors.Detectors, if any
         self._printk: Callable[[str], int] | None = None
         self._printed_once: set[str] = set()
+        self.panicked: tuple[int, str] | None = None  # (uptime ns, message) once panic() ran
 
     # ---- printk and the hooks ----
 
@@ -64,17 +65,32 @@ class System:
             self._printed_once.add(text)
             self.printk(text)
 
+    def panic(self, message: str) -> NoReturn:
+        """panic(): the two lines the kernel prints, then the machine stops
+        (every thread halts; the caller's unwinds now)."""
+        with self.lock_guard:
+            first = self.panicked is None
+            if first:
+                self.panicked = (self.uptime_ns(), message)
+        if first:
+            self.printk(f"Kernel panic - not syncing: {message}")
+            self.printk(f"---[ end Kernel panic - not syncing: {message}")
+        self.halt()
+        raise Halt()
+
     def warn_alloc_check(self, p: "Task", gfp_mask: int, order: int) -> None:
         """4.9's stall warning, if the warn_alloc detector is on."""
         if self.detectors is not None:
             self.detectors.warn_alloc(p, gfp_mask, order)
 
-    def named_lock(self, name: str) -> "Mutex":
-        from kmallocwd.watchdog.sched import Mutex
+    def named_lock(self, name: str, rw: bool = False) -> "Mutex | RWSem":
+        """The machine's lock of that name: an rw_semaphore if ``rw`` when it
+        is first used, else a mutex."""
+        from kmallocwd.watchdog.sched import Mutex, RWSem
 
         with self.lock_guard:
             if name not in self.locks:
-                self.locks[name] = Mutex(name, self.lock_guard)
+                self.locks[name] = (RWSem if rw else Mutex)(name, self.lock_guard)
             return self.locks[name]
 
     def jiffies(self) -> int:

@@ -26,7 +26,7 @@ from kmallocwd.watchdog import mm as M
 from kmallocwd.watchdog import sched
 from kmallocwd.watchdog import workload as W
 from kmallocwd.watchdog.sched import (TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_UNINTERRUPTIBLE,
-                                      Mutex)
+                                      Mutex, RWSem)
 from kmallocwd.watchdog.system import Halt, System
 
 # Kept for the modules that import them from here.
@@ -44,12 +44,12 @@ class MMStruct:
         self.zone_pages = [0] * nzones
         self.users = 0
         self.guard = guard
-        self.locks: dict[str, Mutex] = {}
-        self.mmap_sem = self.lock("&mm->mmap_sem")
+        self.locks: dict[str, Mutex | RWSem] = {}
+        self.mmap_sem = self.lock(W.MMAP_SEM, rw=True)
 
-    def lock(self, name: str) -> Mutex:
+    def lock(self, name: str, rw: bool = False) -> "Mutex | RWSem":
         if name not in self.locks:
-            self.locks[name] = Mutex(name, self.guard)
+            self.locks[name] = (RWSem if rw else Mutex)(name, self.guard)
         return self.locks[name]
 
     def rss(self) -> int:
@@ -96,9 +96,10 @@ class Task:
         self.wake = threading.Event()
         self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
         self.nivcsw = 0
-        self.memstall = False  # inside __alloc_pages_slowpath (PSI's memstall)
+        self.memstall = False  # in direct reclaim (4.20 PSI's memstall)
         self.slowpath_since: int | None = None  # jiffies at the slow path's entry
-        self.blocked_on: Mutex | None = None
+        self.blocked_on: Mutex | RWSem | None = None
+        self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
         self.requests = 0  # allocation requests made
         self.failed = 0  # requests that returned no page
         self.thread = threading.Thread(target=task_main, args=(self,),
@@ -112,10 +113,10 @@ class Task:
     def exiting(self) -> bool:
         return bool(self.flags & M.PF_EXITING)
 
-    def lock(self, name: str) -> Mutex:
+    def lock(self, name: str, rw: bool = False) -> "Mutex | RWSem":
         if name.startswith(W.MM_LOCK_PREFIX) and self.process.mm is not None:
-            return self.process.mm.lock(name)
-        return self.system.named_lock(name)
+            return self.process.mm.lock(name, rw)
+        return self.system.named_lock(name, rw)
 
     def __repr__(self) -> str:
         return f"{self.comm}({self.pid})"
@@ -227,16 +228,36 @@ def do_requests(p: Task) -> None:
             break
 
 
-def take_locks(p: Task) -> list[Mutex]:
-    held = []
-    for name in p.spec.locks:
-        lock = p.lock(name)
-        ok = sched.mutex_lock_killable(p, lock) if p.spec.killable else sched.mutex_lock(p, lock)
+def take_locks(p: Task) -> list[tuple["Mutex | RWSem", str | None]]:
+    """The thread's locks in order: a mutex with mutex_lock() (or
+    mutex_lock_killable()), an rw_semaphore with down_read() or down_write()
+    as the scenario says (4.4 has no killable rwsem waits)."""
+    held: list[tuple[Mutex | RWSem, str | None]] = []
+    for spec in p.spec.locks:
+        name, mode = W.split_lock(spec)
+        lock = p.lock(name, W.is_rwsem(name, mode))
+        if isinstance(lock, RWSem):
+            mode = mode or "write"
+            ok = sched.down_read(p, lock) if mode == "read" else sched.down_write(p, lock)
+        else:
+            mode = None
+            ok = (sched.mutex_lock_killable(p, lock) if p.spec.killable
+                  else sched.mutex_lock(p, lock))
         if not ok:
             break
-        held.append(lock)
+        held.append((lock, mode))
     p.state = TASK_RUNNING
     return held
+
+
+def release_locks(p: Task, held: list[tuple["Mutex | RWSem", str | None]]) -> None:
+    for lock, mode in reversed(held):
+        if mode == "read":
+            sched.up_read(p, lock)
+        elif mode == "write":
+            sched.up_write(p, lock)
+        else:
+            sched.mutex_unlock(p, lock)
 
 
 # ---- exiting ----
@@ -298,12 +319,22 @@ def balance_pgdat(p: Task) -> None:
         sched.cond_resched(p, max(M.COND_RESCHED_S, min(cost, 0.1)))
 
 
+def kswapd_try_to_sleep(p: Task) -> None:
+    """4.4's kswapd_try_to_sleep(): a short nap (HZ/10) first; if nobody
+    woke it and the zones are still balanced after it, sleep until an
+    allocation's wakeup_kswapd() (schedule())."""
+    woken = sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+    if woken or p.system.memory.below_high():
+        return
+    sched.schedule(p, TASK_INTERRUPTIBLE)
+
+
 def kswapd(p: Task) -> None:
     """Sleeps until an allocation wakes it, then reclaims clean page cache
     until every zone is above its high watermark or nothing is left."""
     p.system.kswapd_task = p
     while True:
-        sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+        kswapd_try_to_sleep(p)
         balance_pgdat(p)
 
 
@@ -363,8 +394,7 @@ def task_main(p: Task) -> None:
                 if len(held) == len(s.locks):
                     do_requests(p)
             finally:
-                for lock in reversed(held):
-                    sched.mutex_unlock(p, lock)
+                release_locks(p, held)
     except Halt:
         pass
     except BaseException as exc:  # surfaced by the run

@@ -36,6 +36,22 @@ BUFFER = "buffer"  # freed again hold_s after it was allocated
 USES = (ANON, PAGECACHE, DIRTY, KERNEL, BUFFER)
 
 MM_LOCK_PREFIX = "&mm->"  # lock names of the thread's own mm: one lock per process
+MMAP_SEM = "&mm->mmap_sem"  # an rw_semaphore: a use says ":read" or ":write" (default write)
+LOCK_MODES = ("read", "write")
+
+
+def split_lock(spec: str) -> tuple[str, str | None]:
+    """``"&mm->mmap_sem:read"`` -> ("&mm->mmap_sem", "read"); a name without
+    a mode suffix -> (name, None).  A lock used with a mode is an
+    rw_semaphore (mmap_sem always is); without one, a mutex."""
+    name, sep, mode = spec.rpartition(":")
+    if sep and mode in LOCK_MODES and name:
+        return name, mode
+    return spec, None
+
+
+def is_rwsem(name: str, mode: str | None) -> bool:
+    return mode is not None or name == MMAP_SEM
 
 
 @dataclass(frozen=True)
@@ -69,12 +85,16 @@ class ThreadSpec:
     burst: int  # requests per wake-up
     use: str  # what the pages become
     hold_s: Range  # "buffer": how long the pages are kept
-    locks: tuple[str, ...]  # taken in order around each burst, released in reverse
+    locks: tuple[str, ...]  # taken in order around each burst, released in reverse; an
+    # rw_semaphore's name ends in ":read" or ":write" (split_lock())
     killable: bool  # mutex_lock_killable() (TASK_KILLABLE) instead of mutex_lock()
     memalloc_noio: bool  # PF_MEMALLOC_NOIO: memalloc_noio_flags() masks __GFP_IO|__GFP_FS
     start_s: Range  # when its loop starts
     idle: bool  # no requests at all: sleeps until killed (a main thread in wait4())
     writeback: bool = False  # the flusher: writes dirty pages back, after allocating for the I/O
+    # a kworker's work item, as print_worker_info() shows it ("" for none;
+    # the flusher's default: "writeback wb_workfn (flush-8:0)")
+    workqueue: str = ""
 
     def scaled(self, k: float) -> "ThreadSpec":
         return replace(self, interval_s=self.interval_s.scaled(k), hold_s=self.hold_s.scaled(k),
@@ -137,7 +157,7 @@ _MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
 _PROCESS_KEYS = ("name", "pid", "ppid", "rss_kb", "oom_score_adj", "kthread", "thread")
 _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "use", "hold_s",
-                "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback")
+                "locks", "killable", "memalloc_noio", "start_s", "idle", "writeback", "workqueue")
 
 
 def _name(c: sc._Check, key: str, v: Any) -> str:
@@ -276,8 +296,9 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
     if not isinstance(locks, list) or not all(isinstance(x, str) and 0 < len(x) <= 64
                                                and x.isprintable() for x in locks) or len(locks) > 8:
         raise c.fail(f"{key}.locks", "a list of at most 8 lock names (1 to 64 characters), "
-                     "e.g. [\"&inode->i_mutex\"]", locks)
-    if len(set(locks)) != len(locks):
+                     "e.g. [\"&mm->mmap_sem:read\", \"&inode->i_mutex\"]", locks)
+    names = [split_lock(x)[0] for x in locks]
+    if len(set(names)) != len(names):
         raise c.fail(f"{key}.locks", "distinct lock names", locks)
     return ThreadSpec(
         name=name, pids=pids,
@@ -293,7 +314,23 @@ def _thread(c: sc._Check, key: str, t: Any, pname: str, next_pid: int, kthread: 
         start_s=c.seconds(f"{key}.start_s", t.get("start_s", 0)),
         idle=_bool(c, f"{key}.idle", t.get("idle", False)),
         writeback=_bool(c, f"{key}.writeback", t.get("writeback", False)),
+        workqueue=_workqueue(c, f"{key}.workqueue", t, kthread),
     )
+
+
+FLUSHER_WORK = "writeback wb_workfn (flush-8:0)"
+
+
+def _workqueue(c: sc._Check, key: str, t: dict, kthread: bool) -> str:
+    """``"WQ_NAME FUNCTION"`` (and an optional " (DESC)"): a kernel thread's."""
+    if "workqueue" not in t:
+        return FLUSHER_WORK if kthread and t.get("writeback") is True else ""
+    v = t["workqueue"]
+    if not kthread or not isinstance(v, str) or not v.isprintable() or not 0 < len(v) <= 64 \
+            or len(v.split()) < 2:
+        raise c.fail(key, "a kernel thread's work item: \"WORKQUEUE FUNCTION\" (printable, "
+                     "at most 64 characters)", v)
+    return v
 
 
 # ---- loading ----
