@@ -73,6 +73,7 @@ def test_stress_points_at_the_missing_barrier_too(tmp_path, monkeypatch, capsys)
     assert errors[0].startswith(f"::error file=my.toml,line={culprit},")
 
 
+@pytest.mark.slow
 def test_a_sound_protocol_gets_one_notice_and_no_error(capsys):
     assert main(["ablate", "-p", "seqcount", "--annotate", "github"]) == 0
     out = capsys.readouterr().out

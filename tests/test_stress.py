@@ -146,6 +146,7 @@ def test_a_slow_allocation_does_not_delay_the_stop():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_the_most_threads_start_together_and_get_their_duration():
     """1024 writers on 2 cores: all are up before the duration starts, and
     the run ends (pytest-timeout guards against a hang; no timing assert)."""
