@@ -136,6 +136,7 @@ def test_json_report_has_the_documented_fields(tmp_path):
                                        "witness", "expected_witness"}
 
 
+@pytest.mark.slow
 def test_repeat_reports_each_run(tmp_path):
     out = tmp_path / "rep.json"
     main([*V3_UNTIL_TORN, "--repeat", "3", "--json", str(out)])
