@@ -26,7 +26,7 @@ from kmallocwd.placement import pin_to, round_robin, split_slots
 from kmallocwd.slots import SlotArray
 
 
-PROTOCOLS: tuple[str, ...] = protocols.NAMES
+PROTOCOLS: tuple[str, ...] = protocols.C_NAMES  # the ones the C emulator runs
 SLOTS: tuple[int, ...] = (1, 64, 4096)
 # The matrix's (slots, writer threads) cases; each slot has exactly one
 # writer (its task).  Thread scaling (1 to 8 writers) is bench_scaling.py's.

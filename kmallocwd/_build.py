@@ -39,7 +39,7 @@ def generate_builtins() -> Path:
     from kmallocwd.protocols.spec import builtin_specs
 
     out = GEN / "kmw_protocols.c"
-    _write_if_changed(out, generate(builtin_specs()))
+    _write_if_changed(out, generate([s for s in builtin_specs() if s.format == 1]))
     return out
 
 

@@ -102,17 +102,17 @@ def test_the_states_tell_the_readers_apart() -> None:
     """The states below make different built-ins do different things, so the
     test below compares something: v3 refuses an odd slot, seqcount spins
     on it, none copies it; only slot-rwlock waits for the slot's lock."""
-    got = {(p, st): _expected(p, st, make(p)) for p in protocols.NAMES
+    got = {(p, st): _expected(p, st, make(p)) for p in protocols.C_NAMES
            for st, make in STATES.items()}
     assert got[("v3", "odd")] == REJECT_ODD
     assert got[("seqcount", "odd")] == ABORTED
     assert got[("none", "odd")] == ACCEPT
     assert got[("slot-rwlock", "write-locked")] == ABORTED
     assert got[("v2-rwlock", "write-locked")] == ACCEPT
-    assert all(got[(p, "zeroed")] == REJECT_INVALID for p in protocols.NAMES)
+    assert all(got[(p, "zeroed")] == REJECT_INVALID for p in protocols.C_NAMES)
 
 
-@pytest.mark.parametrize("proto", protocols.NAMES)
+@pytest.mark.parametrize("proto", protocols.C_NAMES)
 def test_bench_reader_is_the_protocols_reader(proto: str) -> None:
     # The states tell the readers apart: only the v2 reader waits for the lock,
     # v3 and v4-parity refuse an odd sequence, the seqcount family spins on
@@ -123,7 +123,7 @@ def test_bench_reader_is_the_protocols_reader(proto: str) -> None:
         assert _bench_one(proto, make(proto))[0] == expected, f"{proto}, {name} slot"
 
 
-@pytest.mark.parametrize("proto", protocols.NAMES)
+@pytest.mark.parametrize("proto", protocols.C_NAMES)
 def test_accepted_snapshot_is_the_record(proto: str) -> None:
     s = _started(proto)
     r, snap = _read_slot(proto, s)

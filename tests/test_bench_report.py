@@ -58,7 +58,7 @@ def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
     # one figure per protocol of a side-by-side benchmark, and the writer's
     # interleaved reference loop
     assert len(run.figures) == (len(raw["benchmarks"]) - len(side)
-                                + len(protocols.NAMES) * len(side) + 2)
+                                + len(protocols.C_NAMES) * len(side) + 2)
     by_name = {b["name"]: b["extra_info"] for b in raw["benchmarks"]}
     for b in side:
         for p, d in b["extra_info"]["protocols"].items():
@@ -76,7 +76,7 @@ def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
     assert {("python", r) for r in benchreport.PYTHON_ROLES} <= kinds
     assert {("scan", "scan"), ("reference", "reference-pair"), ("bandwidth", "memcpy"),
             ("duty", "reader-vs-duty")} <= kinds
-    assert run.protocols() == list(protocols.NAMES)
+    assert run.protocols() == list(protocols.C_NAMES)
     assert run.machine["cpus"] == os.cpu_count()
 
 
@@ -208,7 +208,7 @@ def test_json_output(run_json: Path, capsys) -> None:
            and r["series"] == "read" and r["slot_state"] == "valid"][0]
     for p in row["points"]:
         assert p["ratio"] == pytest.approx(p["ns_per_slot"] / d["scan_limit"]["limit_ns_per_slot"])
-    assert {r["protocol"] for r in d["reference"]["rows"]} == set(protocols.NAMES)
+    assert {r["protocol"] for r in d["reference"]["rows"]} == set(protocols.C_NAMES)
     duty = {r["protocol"]: r["levels"] for r in d["reader_vs_duty"]}
     assert set(duty) == {"v2-rwlock", "v3", "seqcount"}
     assert list(duty["seqcount"]) == ["idle", "1%", "10%", "100%"]
@@ -691,7 +691,7 @@ def test_targets_are_judged_in_protocol_mode_only(tmp_path: Path, capsys) -> Non
 def test_every_built_in_protocol_has_its_own_colour_blind_safe_colour_and_marker() -> None:
     from kmallocwd.benchreport import plot
 
-    styles = {p: plot.protocol_style(p) for p in protocols.NAMES}
+    styles = {p: plot.protocol_style(p) for p in protocols.C_NAMES}
     assert len({c for c, _ in styles.values()}) == len(styles)
     assert len({m for _, m in styles.values()}) == len(styles)
     assert {c for c, _ in styles.values()} <= set(plot.SAFE_COLOURS)
@@ -733,7 +733,7 @@ def test_series_are_split_into_panels_of_at_most_six(n: int, with_baseline: bool
 def test_the_built_ins_make_two_panels_with_the_baseline_in_both() -> None:
     from kmallocwd.benchreport import plot
 
-    panels = plot.split_series(list(protocols.NAMES), "seqcount")
+    panels = plot.split_series(list(protocols.C_NAMES), "seqcount")
     assert len(panels) == 2 and all("seqcount" in p and len(p) == 6 for p in panels)
 
 
@@ -750,7 +750,7 @@ def _chart_run(tmp_path: Path):
     """Every built-in's scan (global-spinlock's 100x slower at 10^6 slots),
     and a thread-scaling run in two modes."""
     benches = []
-    for p in protocols.NAMES:
+    for p in protocols.C_NAMES:
         for n in (1000, 10_000, 100_000, 1_000_000):
             ns = 200.0 if (p == "global-spinlock" and n == 1_000_000) else 2.0
             benches.append(_bench(name=f"scan-{p}-{n}", **{
@@ -771,7 +771,7 @@ def _protocol_lines(ax) -> dict:
     from matplotlib.container import ErrorbarContainer
 
     return {c.get_label(): c for c in ax.containers
-            if isinstance(c, ErrorbarContainer) and c.get_label() in protocols.NAMES}
+            if isinstance(c, ErrorbarContainer) and c.get_label() in protocols.C_NAMES}
 
 
 @pytest.mark.slow
@@ -804,7 +804,7 @@ def test_charts_follow_the_rules(tmp_path: Path) -> None:
 
         scan = charts["scan"].get_axes()
         drawn = [set(_protocol_lines(ax)) for ax in scan]
-        assert set().union(*drawn) == set(protocols.NAMES)
+        assert set().union(*drawn) == set(protocols.C_NAMES)
         spiked = [ax for ax in scan if "global-spinlock" in _protocol_lines(ax)]
         calm = [ax for ax in scan if _protocol_lines(ax)
                 and "global-spinlock" not in _protocol_lines(ax)]

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from kmallocwd.binverdict import CANNOT_TEAR, binary_verdict, tears_in_order
-from kmallocwd.protocols import BY_NAME, PROTOCOLS
+from kmallocwd.protocols import BY_NAME, C_PROTOCOLS
 
 SEQ, VALID = ("sequence",), ("valid",)
 COPY = [("valid", "dumped"), ("start",), ("order", "gfp")]
@@ -47,7 +47,7 @@ binary = pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("
 
 
 @binary
-@pytest.mark.parametrize("spec", PROTOCOLS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", C_PROTOCOLS, ids=lambda s: s.name)
 @pytest.mark.slow
 def test_every_builtin_binary_is_read(spec):
     v = binary_verdict(spec, "kernel")

@@ -18,13 +18,16 @@ def test_litmus_structure(name):
     lines = text.splitlines()
     assert lines[0] == f"C kmallocwd-{name}-K2"
     assert "{}" in lines  # the initial state: every location 0
-    assert sum(1 for x in lines if re.match(r"^P0\(int \*sequence, ", x)) == 1
-    assert sum(1 for x in lines if re.match(r"^P1\(int \*sequence, ", x)) == 1
+    spec = BY_NAME[name]
+    first = "sequence" if spec.format == 1 else spec.fields[0].name
+    assert sum(1 for x in lines if re.match(rf"^P0\(int \*{first}, ", x)) == 1
+    assert sum(1 for x in lines if re.match(rf"^P1\(int \*{first}, ", x)) == 1
     assert not any(x.startswith("P2(") for x in lines)
     assert lines[-1].startswith("exists (1:r_ok=1 /\\ 1:r_same=0")
     assert text.count("{") == text.count("}")
     body = text.split("P0(", 1)[1]
-    assert "++" not in body.split("exists")[0].replace("sequence++", "").replace("valid++", "")
+    flag = spec.flag or "valid"
+    assert "++" not in body.split("exists")[0].replace("sequence++", "").replace(f"{flag}++", "")
 
 
 def test_litmus_marks_plain_and_keeps_barriers():

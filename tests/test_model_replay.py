@@ -10,11 +10,11 @@ pytest.importorskip("kmallocwd._kmallocwd")
 
 from kmallocwd.model import MODELS, explore  # noqa: E402
 from kmallocwd.model.replay import plan, replay, section_requests  # noqa: E402
-from kmallocwd.protocols import BY_NAME, PROTOCOLS  # noqa: E402
+from kmallocwd.protocols import BY_NAME, C_PROTOCOLS  # noqa: E402
 from kmallocwd.protocols.spec import TORN_KINDS, load_text  # noqa: E402
 
 RUNS = 10
-BROKEN = [(s.name, m) for s in PROTOCOLS for m in MODELS if s.expect[m] == "sometimes"]
+BROKEN = [(s.name, m) for s in C_PROTOCOLS for m in MODELS if s.expect[m] == "sometimes"]
 
 
 def test_every_broken_builtin_is_listed():

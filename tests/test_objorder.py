@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 from kmallocwd import objorder
-from kmallocwd.protocols import PROTOCOLS
+from kmallocwd.protocols import C_PROTOCOLS
 from kmallocwd.protocols.cgen import knob_point
 
 pytestmark = [
@@ -54,7 +54,7 @@ def objects(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("spec", PROTOCOLS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", C_PROTOCOLS, ids=lambda s: s.name)
 def test_one_emulator_loop_whatever_the_knobs(module_code, spec):
     emu = objorder.function(module_code, f"{spec.ident}_writer_emu")
     assert emu  # the one loop stress runs, for any knob
@@ -63,7 +63,7 @@ def test_one_emulator_loop_whatever_the_knobs(module_code, spec):
     assert {"sequence", "start", "order", "gfp", "valid"} <= fields, stores
 
 
-@pytest.mark.parametrize("spec", PROTOCOLS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", C_PROTOCOLS, ids=lambda s: s.name)
 def test_the_knobs_add_no_ordering(objects, module_code, spec):
     """With the knobs' code and without it, every data store lands in the
     same place relative to the sequence stores; a section with no compiler

@@ -13,9 +13,9 @@ from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UN
 from kmallocwd.stressrun import StressConfig, StressResult, StressRun, combine, run_stress
 from kmallocwd.stress_report import bound, repeat_summary, verdict
 
-SOUND = [p.name for p in protocols.PROTOCOLS if p.sound]
+SOUND = [p.name for p in protocols.C_PROTOCOLS if p.sound]
 # Broken under sequential consistency: timing alone shows their tears here.
-SC_BROKEN = [p.name for p in protocols.PROTOCOLS if p.expect["sc"] == "sometimes"]
+SC_BROKEN = [p.name for p in protocols.C_PROTOCOLS if p.expect["sc"] == "sometimes"]
 # The configuration the CI recipe uses (docs/stress.md): the slot is valid most of
 # the time, so the reader accepts, and sections come often.
 POWERFUL = dict(threads=1, slots=1, alloc_ns=100)

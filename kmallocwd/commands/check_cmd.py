@@ -152,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
             done.append((spec, results, None))
             for m in models:
                 results.append(explore(spec, m, k, retries))
-            binary = binary_verdict(spec, args.build)
+            # the compiled binary: the C emulator runs format-1 files only
+            binary = binary_verdict(spec, args.build) if spec.format == 1 else None
             done[-1] = (spec, results, binary)
             if args.json != "-":
                 sys.stdout.write(render_text(results, traces=not args.no_trace, binary=binary)

@@ -31,9 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import outpath
     from kmallocwd.errors import EXIT_WRITE_FAILED
-    from kmallocwd.model.litmus import render
+    from kmallocwd.errors import UsageError
+    from kmallocwd.model.litmus import not_exportable, render
 
     spec = specs_from(args)[0]
+    why = not_exportable(spec)
+    if why:
+        raise UsageError(why)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     inputs = [args.protocol_file] if args.protocol_file else []
     target = outpath.check_output(args.output if args.output is not None else "-", "-o",

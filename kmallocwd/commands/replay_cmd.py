@@ -37,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd.model import explore
     from kmallocwd.model.replay import replay
     from kmallocwd.model.report import render_rows, trace_rows
+    from kmallocwd import protocols
+    from kmallocwd.errors import UsageError
     spec = specs_from(args)[0]
+    try:
+        protocols.require_c(spec)
+    except protocols.SpecError as exc:
+        raise UsageError(str(exc)) from None
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     runs = int_arg("--runs", args.runs, 1, 100000)

@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", "-s", default=DEFAULT_SCENARIO, metavar="NAME|FILE",
                    help="a built-in scenario (see 'kmallocwd scenarios') or a TOML scenario "
                    f"file (default {DEFAULT_SCENARIO})")
-    p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.NAMES, "protocol"),
+    p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.C_NAMES, "protocol"),
                    help="the slot protocol the tasks write and the watchdog reads with "
-                   f"(default v3, the seed's): {', '.join(protocols.NAMES)}")
+                   f"(default v3, the seed's): {', '.join(protocols.C_NAMES)}")
     p.add_argument("--timeout", "-t", type=float_range(0, 86400), default=None, metavar="N",
                    help="the watchdog's timeout in seconds, like the kmallocwd= boot parameter "
                    "(default: the scenario's, 10 for the built-ins); 0 disables the watchdog "

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from kmallocwd.model.events import MODELS
 from kmallocwd.model.explore import explore
-from kmallocwd.protocols.spec import TORN_KINDS, Spec
+from kmallocwd.protocols.spec import TORN_KINDS, Kind, Spec
 
 StressFn = Callable[[Spec, float], dict]
 
@@ -78,8 +78,8 @@ def iter_rows(spec: Spec, models=MODELS, stress_fn: StressFn | None = None,
                       stress_fn(spec, duration) if stress_fn and duration > 0 else None, secs)
     for where, index, op in spec.ordering_ops():
         variant = spec.without(where, index)
-        change = ("removed" if op.kind == "fence" else
-                  "removed (lock pair)" if op.kind == "lock" else "weakened to plain")
+        change = ("removed" if op.kind == Kind.FENCE else
+                  "removed (lock pair)" if op.kind == Kind.LOCK else "weakened to plain")
         v, n, secs = _verdicts(variant, models, sections)
         need = [m for m in models if base_v[m] == "never" and v[m] == "sometimes"]
         st = stress_fn(variant, duration) if stress_fn and duration > 0 else None

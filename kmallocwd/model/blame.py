@@ -65,9 +65,8 @@ def _trace(res: Exploration, rows: list[Row]) -> list[str]:
     if res.witness is not None:
         term = res.witness[2]
         s = term.snapshot
-        out.append(f"=> accepted snapshot: sequence={s['sequence']} "
-                   f"start={value_name('start', s['start'])} gfp={value_name('gfp', s['gfp'])} "
-                   f"order={value_name('order', s['order'])}: {term.outcome}")
+        fields = " ".join(f"{k}={value_name(k, v)}" for k, v in s.items())
+        out.append(f"=> accepted snapshot: {fields}: {term.outcome}")
     return out
 
 

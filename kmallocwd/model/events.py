@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Iterable
 
-from kmallocwd.protocols.spec import Op, Spec
+from kmallocwd.protocols.spec import Kind, Op, Spec
 
 WRITER, READER = 0, 1
 THREAD_NAMES = ("writer", "reader")
@@ -60,6 +60,21 @@ class Event:
     lockop: str | None = None  # read_lock ... spin_unlock
     merged: tuple[int, ...] = ()  # a merged store: the lines of the incs it replaces
     attempt: str = ""  # reader: 'prologue' or 'snapshot'
+    # format 2: a load of copy[VAR & 1].F reads loc (F[0]) or alt (F[1]),
+    # as the value of the variable ``index`` says
+    index: str | None = None
+    alt: str | None = None
+
+    @property
+    def locs(self) -> tuple[str, ...]:
+        """Every location this access may touch."""
+        return (self.loc,) if self.alt is None else (self.loc, self.alt)
+
+    def loc_for(self, env: dict) -> str | None:
+        """The location this access touches, given the values read so far."""
+        if self.alt is None:
+            return self.loc
+        return self.alt if env.get(self.index, 0) & 1 else self.loc
 
     @property
     def is_access(self) -> bool:
@@ -100,6 +115,7 @@ class Event:
 def value_name(loc: str | None, v: int | None) -> str:
     if v is None:
         return "?"
+    loc = loc.split("[")[0] if loc else loc
     if loc in SYMBOLIC:
         return "0" if v == 0 else f"{SYMBOLIC[loc]}_{v}"
     return str(v)
@@ -119,15 +135,28 @@ class Program:
     preds: tuple[list[int], list[int]] = field(default=([], []))
     merges: tuple[int, ...] = ()  # sections whose sequence++ pair is merged
     incs_per_section: int = 2
+    oracle: tuple[tuple[int, int], ...] = ()  # (reader event, what its expired() gives)
 
     @property
     def events(self) -> tuple[list[Event], list[Event]]:
         return (self.writer, self.reader)
 
     def label(self) -> str:
-        if not self.merges:
-            return "as written"
-        return "GCC merged sequence++ pair in section " + ", ".join(map(str, self.merges))
+        parts = []
+        if self.merges:
+            what = "sequence++" if self.spec.format == 1 else "FIELD++"
+            parts.append(f"GCC merged {what} pair in section " + ", ".join(map(str, self.merges)))
+        false = [self.reader[i].line for i, v in self.oracle if not v]
+        if false:
+            parts.append("expired() false at line " + ", ".join(map(str, false)))
+        return "; ".join(parts) or "as written"
+
+    def oracle_of(self, index: int) -> int:
+        for i, v in self.oracle:
+            if i == index:
+                return v
+        return 1
+
 
 
 # ---- building the events ------------------------------------------------------
@@ -135,105 +164,143 @@ class Program:
 def _cond_vars(spec: Spec) -> set[str]:
     out: set[str] = set()
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "cond":
+        if op.kind == Kind.COND:
             out |= op.cond.vars()
     return out
 
 
+def _loc(op: Op) -> str:
+    return op.field if op.copy is None else f"{op.field}[{op.copy}]"
+
+
 def writer_events(spec: Spec, sections: int, prune: bool = True,
                   merges: Iterable[tuple[int, int]] = ()) -> list[Event]:
-    """K sections of start_memalloc_timer() and stop_memalloc_timer().
+    """K sections of start_memalloc_timer() and stop_memalloc_timer() (a
+    bare frame: K sections, each followed by the caller's code).
     ``merges``: (section, index of the first inc of a merged pair)."""
     merge_at = {(s, i) for s, i in merges}
-    drop_dumped = prune and not _reader_needs(spec, "dumped")
+    drop = pruned_fields(spec) if prune else set()
     out: list[Event] = []
-    seq = 0
+    count: dict[str, int] = {}
     for k in range(1, sections + 1):
-        skip_next = False
-        inc_ops = [i for i, op in enumerate(spec.section) if op.kind == "inc"]
+        skip: set[int] = set()
         for i, op in enumerate(spec.section):
-            if op.kind == "inc":
-                if skip_next:
-                    skip_next = False
+            if op.kind == Kind.INC:
+                if i in skip:
                     continue
                 if (k, i) in merge_at:
-                    nxt = inc_ops[inc_ops.index(i) + 1]
-                    seq += 2
+                    nxt = _next_inc(spec, i)
+                    count[op.field] = count.get(op.field, 0) + 2
                     out.append(Event(WRITER, "store", op, f"{op.text}; {spec.section[nxt].text}",
-                                     op.line, k, "sequence", "plain", seq,
+                                     op.line, k, op.field, "plain", count[op.field],
                                      merged=(op.line, spec.section[nxt].line)))
-                    skip_next = True
+                    skip.add(nxt)
                     continue
-                seq += 1
-                out.append(Event(WRITER, "store", op, op.text, op.line, k, "sequence",
-                                 op.access, seq))
-            elif op.kind == "store":
-                if op.field == "dumped" and drop_dumped and op.access in ("plain", "once"):
-                    continue
-                val = 0 if op.value == "0" else k
+                count[op.field] = count.get(op.field, 0) + 1
                 out.append(Event(WRITER, "store", op, op.text, op.line, k, op.field,
+                                 op.access, count[op.field]))
+            elif op.kind == Kind.STORE:
+                if op.field in drop and op.access in ("plain", "once"):
+                    continue
+                val = int(op.value) if op.value.isdigit() else k
+                out.append(Event(WRITER, "store", op, op.text, op.line, k, _loc(op),
                                  op.access, val))
-            elif op.kind == "fence":
+            elif op.kind == Kind.FENCE:
                 out.append(Event(WRITER, "fence", op, op.text, op.line, k, fence=op.fence))
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 kind = "unlock" if op.lockop.endswith("unlock") else "lock"
                 out.append(Event(WRITER, kind, op, op.text, op.line, k, loc=op.lock,
                                  lockop=op.lockop))
             else:  # pragma: no cover - the parser allows no other writer op
                 raise ValueError(op.kind)
-        acc = spec.valid_access
-        inc_text = "WRITE_ONCE(valid, valid + 1)" if acc == "once" else "valid++"
-        dec_text = "WRITE_ONCE(valid, valid - 1)" if acc == "once" else "valid--"
+        if spec.frame == "bare":
+            out.append(Event(WRITER, "call", None, "the caller (function calls)", 0, k))
+            continue
+        acc, flag = spec.valid_access, spec.flag
+        inc_text = f"WRITE_ONCE({flag}, {flag} + 1)" if acc == "once" else f"{flag}++"
+        dec_text = f"WRITE_ONCE({flag}, {flag} - 1)" if acc == "once" else f"{flag}--"
         out.append(Event(WRITER, "store", None, f"{inc_text}   [start_memalloc_timer()]", 0, k,
-                         "valid", acc, 1))
+                         flag, acc, 1))
         out.append(Event(WRITER, "call", None, "the allocation (function calls)", 0, k))
         out.append(Event(WRITER, "store", None, f"{dec_text}   [stop_memalloc_timer()]", 0, k,
-                         "valid", acc, 0))
+                         flag, acc, 0))
         out.append(Event(WRITER, "call", None, "the caller (function calls)", 0, k))
     return out
+
+
+def _next_inc(spec: Spec, i: int) -> int:
+    """The section's next increment of the field operation i increments."""
+    f = spec.section[i].field
+    return next(j for j in range(i + 1, len(spec.section))
+                if spec.section[j].kind == Kind.INC and spec.section[j].field == f)
+
+
+def pruned_fields(spec: Spec) -> set[str]:
+    """Fields whose plain and ONCE accesses nobody can observe: format 1's
+    dumped unless the reader needs it; in format 2 every field that is not
+    covered, not the flag, not a counter, and that no condition, acquire or
+    copy index reads."""
+    if spec.format == 1:
+        return set() if _reader_needs(spec, "dumped") else {"dumped"}
+    keep = set(spec.covered) | set(spec.counters) | {spec.flag}
+    return {f.name for f in spec.fields
+            if f.name not in keep and not _reader_needs(spec, f.name)}
 
 
 def _reader_needs(spec: Spec, fld: str) -> bool:
     """True if a value loaded from ``fld`` feeds a condition or a load of
     it is ordered (acquire); then its accesses cannot be pruned."""
     cv = _cond_vars(spec)
+    cv |= {op.index for op in spec.prologue + spec.snapshot if op.index}
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "load" and op.field == fld and (op.var in cv or op.access == "acquire"):
+        if op.kind == Kind.LOAD and op.field == fld and (op.var in cv or op.access == "acquire"):
             return True
     return False
 
 
 def reader_events(spec: Spec, prune: bool = True) -> list[Event]:
-    drop_dumped = prune and not _reader_needs(spec, "dumped")
+    drop = pruned_fields(spec) if prune else set()
     out: list[Event] = []
     for where, ops in (("prologue", spec.prologue), ("snapshot", spec.snapshot)):
         for op in ops:
-            if op.kind == "load":
-                if op.field == "dumped" and drop_dumped and op.access in ("plain", "once"):
+            if op.kind == Kind.LOAD:
+                if op.field in drop and op.access in ("plain", "once"):
                     continue
-                out.append(Event(READER, "load", op, op.text, op.line, loc=op.field,
-                                 access=op.access, var=op.var, attempt=where))
-            elif op.kind == "copy":
-                fields = STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]
+                out.append(_load(op, op.field, op.var, op.access, op.text, where))
+            elif op.kind == Kind.COPY:
+                if spec.format == 1:
+                    fields = STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]
+                else:
+                    want = 2 if op.index else 1
+                    fields = tuple(f.name for f in spec.fields if f.copies == want)
                 for f in fields:
-                    if f == "dumped" and drop_dumped:
+                    if f in drop:
                         continue
                     acc = op.access
-                    text = f"{op.text}: snap.{f} = " + (f"READ_ONCE({f})" if acc == "once" else f)
-                    out.append(Event(READER, "load", op, text, op.line, loc=f, access=acc,
-                                     var=f"snap.{f}", attempt=where))
-            elif op.kind == "cond":
+                    src = f if not op.index else f"copy[{op.index} & 1].{f}"
+                    text = f"{op.text}: snap.{f} = " + (f"READ_ONCE({src})" if acc == "once"
+                                                         else src)
+                    out.append(_load(op, f, f"snap.{f}", acc, text, where))
+            elif op.kind == Kind.COND:
                 out.append(Event(READER, "cond", op, op.text, op.line, attempt=where))
-            elif op.kind == "fence":
+            elif op.kind == Kind.FENCE:
                 out.append(Event(READER, "fence", op, op.text, op.line, fence=op.fence,
                                  attempt=where))
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 kind = "unlock" if op.lockop.endswith("unlock") else "lock"
                 out.append(Event(READER, kind, op, op.text, op.line, loc=op.lock,
                                  lockop=op.lockop, attempt=where))
             else:  # pragma: no cover
                 raise ValueError(op.kind)
     return out
+
+
+def _load(op: Op, fld: str, var: str, access: str, text: str, where: str) -> Event:
+    if op.index is None:
+        return Event(READER, "load", op, text, op.line, loc=fld, access=access, var=var,
+                     attempt=where)
+    return Event(READER, "load", op, text, op.line, loc=f"{fld}[0]", access=access, var=var,
+                 attempt=where, index=op.index, alt=f"{fld}[1]")
 
 
 # ---- the ordering each model keeps ----------------------------------------------
@@ -254,6 +321,8 @@ def ordered(model: str, a: Event, b: Event, spec: Spec) -> bool:
     scheduler makes the relation transitive."""
     if model == SC:
         return True
+    if b.index is not None and a.kind == "load" and a.var == b.index:
+        return True  # an address dependency: copy[VAR & 1] needs VAR
     # Both models: a condition needs the loads it reads; a decision to
     # accept needs the whole snapshot; no decision while a lock is held
     # (the file format forbids it), so a condition waits for lock ops.
@@ -291,7 +360,7 @@ def _ordered_compiler(a: Event, b: Event) -> bool:
     if a.kind in ("fence", "call", "lock", "unlock") or b.kind in ("fence", "call", "lock",
                                                                     "unlock"):
         return True  # barrier(), smp_*(), lock ops and calls are compiler barriers
-    if a.loc == b.loc:
+    if set(a.locs) & set(b.locs):
         return True
     if a.marked and b.marked:
         return True  # volatile accesses stay in order
@@ -302,8 +371,8 @@ def _ordered_compiler(a: Event, b: Event) -> bool:
 
 def _ordered_weak(a: Event, b: Event) -> bool:
     """arm64/POWER-class, as the LKMM orders these two-thread shapes."""
-    if a.is_access and b.is_access and a.loc == b.loc:
-        return True  # coherence
+    if a.is_access and b.is_access and set(a.locs) & set(b.locs):
+        return True  # coherence (a copy[VAR & 1] load: either copy)
     if a.is_lockop and b.is_lockop:
         return True
     if a.is_acquire and a.kind != "fence":
@@ -338,29 +407,34 @@ def preds_for(model: str, evs: list[Event], spec: Spec) -> list[int]:
 
 def merge_choices(spec: Spec) -> list[int]:
     """Indices (in writer.section) of incs a compiler may merge with the
-    next one: both plain, nothing but plain accesses to other locations
-    between them (no compiler barrier, no other access to sequence)."""
+    next one of the same field: both plain, nothing but plain stores to
+    other locations between them (no compiler barrier, no other access to
+    the field)."""
     ops = spec.section
-    incs = [i for i, op in enumerate(ops) if op.kind == "inc"]
     out = []
-    for a, b in zip(incs, incs[1:]):
-        if ops[a].access != "plain" or ops[b].access != "plain":
+    for a, op in enumerate(ops):
+        if op.kind != Kind.INC or op.access != "plain":
             continue
+        nxt = [j for j in range(a + 1, len(ops))
+               if ops[j].kind == Kind.INC and ops[j].field == op.field]
+        if not nxt or ops[nxt[0]].access != "plain":
+            continue
+        b = nxt[0]
         between = ops[a + 1:b]
-        if all(o.kind == "store" and o.access == "plain" for o in between):
+        if all(o.kind == Kind.STORE and o.access == "plain" and o.field != op.field
+               for o in between):
             out.append(a)
     return out
 
 
 def _non_overlapping(choices: list[int], spec: Spec) -> list[tuple[int, ...]]:
-    incs = [i for i, op in enumerate(spec.section) if op.kind == "inc"]
     out = []
     for mask in product((0, 1), repeat=len(choices)):
         pick = tuple(c for c, m in zip(choices, mask) if m)
         used: set[int] = set()
         ok = True
         for c in pick:
-            nxt = incs[incs.index(c) + 1]
+            nxt = _next_inc(spec, c)
             if c in used or nxt in used:
                 ok = False
             used |= {c, nxt}
@@ -369,9 +443,21 @@ def _non_overlapping(choices: list[int], spec: Spec) -> list[tuple[int, ...]]:
     return out
 
 
+def _has_expired(e) -> bool:
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x.op == "expired":
+            return True
+        if x.op not in ("var", "int"):
+            stack += x.args
+    return False
+
+
 def programs(spec: Spec, model: str, sections: int = 2, prune: bool = True) -> list[Program]:
     """Every program variant the model runs: one, or (x86) one per choice
-    of the sequence++ pairs the compiler merges."""
+    of the FIELD++ pairs the compiler merges; times (format 2) each value
+    the reader's expired() conditions may take."""
     reader = reader_events(spec, prune)
     variants: list[tuple[tuple[int, int], ...]] = [()]
     if model == X86:
@@ -379,12 +465,18 @@ def programs(spec: Spec, model: str, sections: int = 2, prune: bool = True) -> l
         variants = []
         for combo in product(per_section, repeat=sections):
             variants.append(tuple((k + 1, i) for k, pick in enumerate(combo) for i in pick))
+    oracles = [i for i, e in enumerate(reader) if e.kind == "cond" and _has_expired(e.op.cond)]
+    choices = [tuple(zip(oracles, bits)) for bits in product((1, 0), repeat=len(oracles))]
     out = []
-    incs = sum(1 for op in spec.section if op.kind == "inc")
+    incs = sum(1 for op in spec.section if op.kind == Kind.INC)
+    rpreds = preds_for(model, reader, spec)
     for v in variants:
         w = writer_events(spec, sections, prune, v)
-        p = Program(spec, model, sections, w, reader, merges=tuple(sorted({k for k, _ in v})),
-                    incs_per_section=incs)
-        p.preds = (preds_for(model, w, spec), preds_for(model, reader, spec))
-        out.append(p)
+        wpreds = preds_for(model, w, spec)
+        for oracle in choices:
+            p = Program(spec, model, sections, w, reader,
+                        merges=tuple(sorted({k for k, _ in v})), incs_per_section=incs,
+                        oracle=oracle)
+            p.preds = (wpreds, rpreds)
+            out.append(p)
     return out

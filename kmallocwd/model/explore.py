@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from kmallocwd.model.events import READER, SC, WEAK, WRITER, X86, Event, Program, programs
+from kmallocwd.protocols.cond import ORACLE
 from kmallocwd.protocols.spec import (CONSISTENT, TORN_INSIDE, TORN_KINDS, TORN_MIXED,
                                       TORN_SEQ, Spec)
 
@@ -108,6 +109,31 @@ def classify_values(seq: int, start: int, gfp: int, order: int, incs: int) -> st
     return TORN_MIXED
 
 
+def classify_fields(snap: dict[str, int], counters: dict[str, int]) -> str:
+    """The outcome of an accepted snapshot of any struct: the section each
+    covered field's value comes from (a field the section increments n
+    times holds n*k after section k, and is inside section k between; a
+    stamped field holds k), then classify_values()'s rule: one section is
+    consistent; else a counter inside a section is torn-inside; else data
+    fields that agree are torn-seq; else torn-mixed."""
+    secs, inside, data = set(), False, set()
+    for f, v in snap.items():
+        n = counters.get(f)
+        if n:
+            secs.add(-(-v // n))
+            inside |= v % n != 0
+        else:
+            secs.add(v)
+            data.add(v)
+    if len(secs) <= 1:
+        return CONSISTENT
+    if inside:
+        return TORN_INSIDE
+    if len(data) <= 1:
+        return TORN_SEQ
+    return TORN_MIXED
+
+
 class _Compiled:
     """One program variant in the explorer's form."""
 
@@ -136,12 +162,14 @@ class _Compiled:
         self.prologue_mask = 0
         for i, e in enumerate(self.r):
             if e.kind == "load":
-                self.rloads[e.loc] = self.rloads.get(e.loc, 0) | (1 << i)
+                for loc in e.locs:
+                    self.rloads[loc] = self.rloads.get(loc, 0) | (1 << i)
             if e.attempt == "snapshot":
                 self.snapmask |= 1 << i
             else:
                 self.prologue_mask |= 1 << i
-        self.snap_locs = {e.loc for e in self.r if e.kind == "load" and e.attempt == "snapshot"}
+        self.snap_locs = {loc for e in self.r if e.kind == "load" and e.attempt == "snapshot"
+                          for loc in e.locs}
         # locks: partner of each acquire, and the acquire's mode
         self.lock_partner = ({}, {})
         for t, evs in enumerate((self.w, self.r)):
@@ -165,15 +193,26 @@ class _Compiled:
             if e.kind == "store":
                 wstores[e.loc] = wstores.get(e.loc, 0) | 1 << i
         # per reader load: the writer's stores to its location
-        self.rstores = [wstores.get(e.loc, 0) if e.kind == "load" else 0 for e in self.r]
+        self.rstores = [sum(wstores.get(loc, 0) for loc in set(e.locs)) if e.kind == "load"
+                        else 0 for e in self.r]
         # per writer store: the reader's loads of its location
         self.wvis = [self.rloads.get(e.loc, 0) if e.kind == "store" else 0 for e in self.w]
         self.wsnap = [e.kind == "store" and e.loc in self.snap_locs for e in self.w]
         seqvar = spec.snapshot_sequence or "snap.sequence"
         self.seqvar = seqvar
+        self.oracle = dict(prog.oracle)  # reader event -> what its expired() gives
+        self.spec = spec
+        self.covered = spec.covered_fields
+        self.counters = spec.counters
         self.var_index = {e.var: i for i, e in enumerate(self.r) if e.kind == "load"}
 
     # -- memory ---------------------------------------------------------------
+    def load(self, e: Event, rvals: tuple, drained: int) -> tuple[int, int]:
+        """What the reader's load ``e`` reads (a copy[VAR & 1] load: from
+        the copy VAR's value picks)."""
+        loc = e.loc if e.alt is None else e.loc_for(self.env(rvals))
+        return self.read(loc, drained)
+
     def read(self, loc: str, drained: int) -> tuple[int, int]:
         for i, v in self.chain.get(loc, ()):
             if drained >> i & 1:
@@ -335,7 +374,7 @@ def _moves(c: _Compiled, st):
             continue
         e = r[i]
         if e.kind == "load":
-            v, src = c.read(e.loc, drained)
+            v, src = c.load(e, rvals, drained)
             yield ((READER, i, "exec", v, src),
                    (vi, wdone, wbuf, rdone | 1 << i, rvals[:i] + (v,) + rvals[i + 1:], att))
         else:
@@ -362,6 +401,8 @@ def _settle(c: _Compiled, st, steps: list):
                 steps.append((READER, i, "exec", None, -1))
                 continue
             env = c.env(rvals)
+            if i in c.oracle:
+                env[ORACLE] = c.oracle[i]
             fired = e.op.cond.eval(env)
             steps.append((READER, i, "cond", int(bool(fired)), -1))
             if fired:
@@ -409,7 +450,7 @@ def _settle(c: _Compiled, st, steps: list):
             for i in c.r_loads:
                 if rdone >> i & 1 or rpred[i] & ~rdone or c.rstores[i] & ~wdone:
                     continue
-                v, src = c.read(r[i].loc, wdone)
+                v, src = c.load(r[i], rvals, wdone)
                 rvals = rvals[:i] + (v,) + rvals[i + 1:]
                 rdone |= 1 << i
                 steps.append((READER, i, "exec", v, src))
@@ -425,7 +466,7 @@ def _settle(c: _Compiled, st, steps: list):
             e = r[i]
             rdone |= 1 << i
             if e.kind == "load":
-                v, src = c.read(e.loc, wdone)
+                v, src = c.load(e, rvals, wdone)
                 rvals = rvals[:i] + (v,) + rvals[i + 1:]
                 steps.append((READER, i, "exec", v, src))
             else:
@@ -438,6 +479,9 @@ def _settle(c: _Compiled, st, steps: list):
 
 def _accept(c: _Compiled, rvals: tuple) -> Terminal:
     env = c.env(rvals)
+    if c.spec.format != 1:
+        snap = {f: env.get(f"snap.{f}", 0) for f in c.covered}
+        return Terminal(classify_fields(snap, c.counters), env, snap)
     snap = {"sequence": env.get("snap.sequence", 0), "start": env.get("snap.start", 0),
             "gfp": env.get("snap.gfp", 0), "order": env.get("snap.order", 0)}
     outcome = classify_values(snap["sequence"], snap["start"], snap["gfp"], snap["order"],

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from kmallocwd.model.events import STRUCT_ORDER, SYMBOLIC
 from kmallocwd.model.explore import torn_condition
-from kmallocwd.protocols.spec import TORN_INSIDE, TORN_MIXED, TORN_SEQ, Expr, Op, Spec
+from kmallocwd.protocols.spec import TORN_INSIDE, TORN_MIXED, TORN_SEQ, Expr, Kind, Op, Spec
 
 LOCS = ("sequence", "valid", "dumped", "start", "order", "gfp")
 
@@ -68,7 +68,18 @@ def _bool(e: Expr, seqreg: str) -> str:
     if o in ("and", "or"):
         sym = "&" if o == "and" else "|"
         return f"({_bool(a[0], seqreg)} {sym} {_bool(a[1], seqreg)})"
+    if o == "expired":
+        return "1"  # the stall filter: true (the attempt goes on to accept)
     raise ValueError(o)
+
+
+def _locs(spec: Spec) -> list[str]:
+    """The shared locations: format 1's struct, or the declared fields (a
+    two-copy field F as F0 and F1)."""
+    if spec.format == 1:
+        return list(LOCS)
+    return [f"{f.name}{i}" if f.copies == 2 else f.name
+            for f in spec.fields for i in range(f.copies)]
 
 
 def _comment(op: Op) -> str:
@@ -96,42 +107,59 @@ def _lock(op: Op) -> tuple[str, str]:
     return name, f"{fn}({name});{note}"
 
 
+def not_exportable(spec: Spec) -> str | None:
+    """Why ``spec`` cannot be written as a litmus test (None: it can)."""
+    if any(op.index for op in spec.prologue + spec.snapshot):
+        return (f"{spec.name}: the litmus export does not write copy[VAR & 1] loads (an "
+                "address dependency on a computed index) yet")
+    return None
+
+
 def render(spec: Spec, sections: int = 2) -> str:
     """The litmus test (text) for ``spec`` with ``sections`` write sections."""
     name = f"kmallocwd-{spec.name}-K{sections}"
     locks = sorted({op.lock for op in spec.section + spec.prologue + spec.snapshot
-                    if op.kind == "lock"})
-    params = ", ".join([f"int *{loc}" for loc in LOCS] + [f"spinlock_t *lk_{lk}" for lk in locks])
+                    if op.kind == Kind.LOCK})
+    why = not_exportable(spec)
+    if why:
+        raise ValueError(why)
+    params = ", ".join([f"int *{loc}" for loc in _locs(spec)]
+                       + [f"spinlock_t *lk_{lk}" for lk in locks])
     out = [f"C {name}", "",
            f"(* kmallocwd check's litmus export of {spec.name}: {sections} write "
            "section(s) by",
            " * P0 (start_memalloc_timer()/stop_memalloc_timer()) against one attempt of",
-           " * P1 (is_stalling_task()'s reader).  Section k stores NOW_k = GFP_k = ORDER_k = k.",
+           " * P1 (is_stalling_task()'s reader).  Section k stores NOW_k = GFP_k = ORDER_k = k"
+           + ("." if spec.format == 1 else " (and STAMP_k = k)."),
            " * Plain accesses are written READ_ONCE()/WRITE_ONCE() (marked /* plain */):",
            " * the LKMM gives racy plain accesses no meaning, so this checks the hardware",
            " * ordering (kmallocwd check --model weak), not a compiler's freedom. *)",
            "", "{}", ""]
     # the writer
     w = [f"P0({params})", "{"]
-    seq = 0
+    count: dict[str, int] = {}
     for k in range(1, sections + 1):
         w.append(f"\t/* section {k}: start_memalloc_timer() */")
         for op in spec.section:
             note = _comment(op)
-            if op.kind == "inc":
-                seq += 1
-                w.append("\t" + _store("sequence", str(seq), op.access, note))
-            elif op.kind == "store":
-                val = "0" if op.value == "0" else str(k)
-                w.append("\t" + _store(op.field, val, op.access, note))
-            elif op.kind == "fence":
+            if op.kind == Kind.INC:
+                count[op.field] = count.get(op.field, 0) + 1
+                w.append("\t" + _store(op.field, str(count[op.field]), op.access, note))
+            elif op.kind == Kind.STORE:
+                val = op.value if op.value.isdigit() else str(k)
+                loc = op.field if op.copy is None else f"{op.field}{op.copy}"
+                w.append("\t" + _store(loc, val, op.access, note))
+            elif op.kind == Kind.FENCE:
                 w.append(f"\t{op.fence}();{note}" if op.fence != "barrier" else
                          f"\t/* barrier(): compiler only, no hardware ordering */{note}")
-            elif op.kind == "lock":
+            elif op.kind == Kind.LOCK:
                 w.append("\t" + _lock(op)[1] + note)
-        w.append("\t" + _store("valid", "1", spec.valid_access, "  /* valid++ */"))
-        w.append("\t" + _store("valid", "0", spec.valid_access,
-                               "  /* valid--: stop_memalloc_timer() */"))
+        if spec.frame == "bare":
+            continue
+        flag = spec.flag
+        w.append("\t" + _store(flag, "1", spec.valid_access, f"  /* {flag}++ */"))
+        w.append("\t" + _store(flag, "0", spec.valid_access,
+                               f"  /* {flag}--: stop_memalloc_timer() */"))
     w.append("}")
     # the reader
     regs: list[str] = []
@@ -145,21 +173,22 @@ def render(spec: Spec, sections: int = 2) -> str:
     closes = 0
     for op in spec.prologue + spec.snapshot:
         note = _comment(op)
-        if op.kind == "load":
+        if op.kind == Kind.LOAD:
             regs.append(_reg(op.var))
             emit(_load(_reg(op.var), op.field, op.access) + note)
-        elif op.kind == "copy":
-            fields = STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]
+        elif op.kind == Kind.COPY:
+            fields = (STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]) \
+                if spec.format == 1 else [f.name for f in spec.fields if f.copies == 1]
             emit(f"/* line {op.line}: {op.text} */")
             for f in fields:
                 regs.append(f"snap_{f}")
                 emit(_load(f"snap_{f}", f, op.access))
-        elif op.kind == "fence":
+        elif op.kind == Kind.FENCE:
             emit(f"{op.fence}();{note}" if op.fence != "barrier" else
                  f"/* barrier(): compiler only, no hardware ordering */{note}")
-        elif op.kind == "lock":
+        elif op.kind == Kind.LOCK:
             emit(_lock(op)[1] + note)
-        elif op.kind == "cond":
+        elif op.kind == Kind.COND:
             c = _bool(op.cond, seqreg)
             if op.action == "accept":
                 emit(f"if {c} {{{note}")
@@ -185,7 +214,9 @@ def render(spec: Spec, sections: int = 2) -> str:
 
 
 def _accept(emit, spec: Spec, seqreg: str) -> None:
-    n = sum(1 for op in spec.section if op.kind == "inc")
+    if spec.format != 1:
+        return _accept2(emit, spec)
+    n = sum(1 for op in spec.section if op.kind == Kind.INC)
     emit("r_ok = 1;  /* accepted: which section does each value come from? */")
     if n:
         emit(f"r_sec = ({seqreg} + {n - 1}) / {n};")
@@ -194,6 +225,26 @@ def _accept(emit, spec: Spec, seqreg: str) -> None:
         emit("r_sec = snap_start;")
     emit("r_data = (snap_start == snap_gfp) & (snap_gfp == snap_order);")
     emit("r_same = (r_sec == snap_start) & r_data;")
+
+
+def _accept2(emit, spec: Spec) -> None:
+    """Format 2: the section of every covered field, as classify_fields()."""
+    emit("r_ok = 1;  /* accepted: which section does each covered value come from? */")
+    counters = spec.counters
+    secs, data, inside = [], [], []
+    for f in spec.covered:
+        n = counters.get(f)
+        if n:
+            secs.append(f"((snap_{f} + {n - 1}) / {n})")
+            inside.append(f"((snap_{f} - {secs[-1]} * {n}) != 0)")
+        else:
+            secs.append(f"snap_{f}")
+            data.append(f"snap_{f}")
+    emit(f"r_sec = {secs[0]};")
+    emit("r_inside = " + (" | ".join(inside) if inside else "0") + ";")
+    emit("r_data = " + (" & ".join(f"({a} == {b})" for a, b in zip(data, data[1:])) or "1")
+         + ";")
+    emit("r_same = " + " & ".join(f"(r_sec == {x})" for x in secs) + ";")
 
 
 def _exists(spec: Spec) -> str:

@@ -22,7 +22,7 @@ from kmallocwd.gfp import STRESS_SEQ, Request
 from kmallocwd.model.events import READER, WRITER
 from kmallocwd.model.explore import Exploration, explore
 from kmallocwd.model.report import Row, trace_rows
-from kmallocwd.protocols.spec import Spec
+from kmallocwd.protocols.spec import Kind, Spec
 
 FIELDS = {"sequence": 0, "valid": 1, "dumped": 2, "start": 3, "order": 4, "gfp": 5,
           "witness": 6}
@@ -175,7 +175,7 @@ def judge(spec: Spec, p: Plan, vals: dict[str, int], wit: int) -> tuple[str, dic
             back[(loc, c_value(loc, k, p.qs))] = k
     env = {}
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "load" and op.var in vals:
+        if op.kind == Kind.LOAD and op.var in vals:
             env[op.var] = back.get((op.field, vals[op.var]), vals[op.var])
     for var, v in vals.items():
         if var.startswith("snap."):
@@ -184,7 +184,7 @@ def judge(spec: Spec, p: Plan, vals: dict[str, int], wit: int) -> tuple[str, dic
     if seqvar in env:
         env["snap.sequence"] = env[seqvar]
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "cond":
+        if op.kind == Kind.COND:
             if not op.cond.vars() <= env.keys():
                 return "not-run", {}
             if op.cond.eval(env):

@@ -175,10 +175,8 @@ def render_text(results: list[Exploration], traces: bool = True, binary=None) ->
                        f"ends {term.outcome}:")
             out += ["    " + line for line in render_rows(rows)]
             s = term.snapshot
-            out.append(f"    => accepted snapshot: sequence={s['sequence']} "
-                       f"start={value_name('start', s['start'])} "
-                       f"gfp={value_name('gfp', s['gfp'])} "
-                       f"order={value_name('order', s['order'])}: {term.outcome}")
+            fields = " ".join(f"{k}={value_name(k, v)}" for k, v in s.items())
+            out.append(f"    => accepted snapshot: {fields}: {term.outcome}")
         out.append("")
     return "\n".join(out)
 

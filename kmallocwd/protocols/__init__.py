@@ -23,6 +23,19 @@ TORN = "torn"  # all three torn kinds together
 PROTOCOLS: tuple[Spec, ...] = builtin_specs()
 BY_NAME: dict[str, Spec] = {p.name: p for p in PROTOCOLS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+# The ones the C emulator runs (stress, run, the benchmarks): format 1.  A
+# format-2 file is the model checker's (check, ablate, litmus) for now.
+C_PROTOCOLS: tuple[Spec, ...] = tuple(p for p in PROTOCOLS if p.format == 1)
+C_NAMES: tuple[str, ...] = tuple(p.name for p in C_PROTOCOLS)
+
+
+def require_c(spec: Spec) -> Spec:
+    """``spec`` if the C emulator can run it; SpecError (exit 2) if not."""
+    if spec.format != 1:
+        raise SpecError(f"{spec.name}: a format-{spec.format} protocol runs in the model "
+                        "checker only (check, ablate, litmus); stress, run, replay, the "
+                        "benchmarks and protocols --c take format-1 files")
+    return spec
 
 Protocol = Spec  # the old name
 

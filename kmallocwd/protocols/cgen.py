@@ -23,7 +23,7 @@ from typing import Sequence
 
 from kmallocwd.protocols.builds import DEFAULT, prelude
 from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, REJECTED_INVALID, VALUES,
-                                      VAR_RE, Expr, Op, Spec)
+                                      VAR_RE, Expr, Kind, Op, Spec)
 
 GENERATOR_VERSION = 2
 
@@ -96,7 +96,7 @@ def _vet(spec: Spec) -> None:
                 raise bad("an operation's part", value)
         if op.var is not None and not _is_var(op.var):
             raise bad("the variable", op.var)
-        if op.kind == "cond":
+        if op.kind == Kind.COND:
             _vet_expr(op.cond, bad)
 
 
@@ -150,7 +150,7 @@ def knob_point(spec: Spec) -> int:
     lacks; -1 if the section has none there (the knobs then do nothing)."""
     sec = spec.section
     data = [i for i, op in enumerate(sec)
-            if op.kind == "store" and op.field in ("start", "gfp", "order", "dumped")]
+            if op.kind == Kind.STORE and op.field in ("start", "gfp", "order", "dumped")]
     end = data[0] if data else len(sec)
     points = [i for i in range(end)
               if sec[i].kind == "fence" or (sec[i].kind == "lock"
@@ -161,9 +161,9 @@ def knob_point(spec: Spec) -> int:
 def _writer(spec: Spec) -> str:
     P = spec.ident
     sec = spec.section
-    incs = [i for i, op in enumerate(sec) if op.kind == "inc"]
+    incs = [i for i, op in enumerate(sec) if op.kind == Kind.INC]
     marked = any(sec[i].access != "plain" for i in incs)
-    stores = [i for i, op in enumerate(sec) if op.kind == "store"]
+    stores = [i for i, op in enumerate(sec) if op.kind == Kind.STORE]
     hook = knob_point(spec)
     # the witness follows the last store of a field it covers (not dumped's)
     covered = [i for i in stores if sec[i].field in ("start", "gfp", "order")]
@@ -175,18 +175,18 @@ def _writer(spec: Spec) -> str:
         body.append("")
     done = 0
     for i, op in enumerate(sec):
-        if op.kind == "inc":
+        if op.kind == Kind.INC:
             done += 1
             if marked:
                 fmt = _STORE["plain" if op.access == "plain" else op.access]
                 body.append(fmt.format(f="sequence", v=f"seq + {done}") + _comment(op))
             else:
                 body.append("m->sequence++;" + _comment(op))
-        elif op.kind == "store":
+        elif op.kind == Kind.STORE:
             body.append(_STORE[op.access].format(f=op.field, v=_VALUE_C[op.value]) + _comment(op))
-        elif op.kind == "fence":
+        elif op.kind == Kind.FENCE:
             body.append(f"{op.fence}();" + _comment(op))
-        elif op.kind == "lock":
+        elif op.kind == Kind.LOCK:
             body.append(_lock_c(op, "NULL") + _comment(op))
         if i == hook:
             body.append("kmw_in_section(k, knobs);	/* at a compiler barrier: no new one */")
@@ -235,22 +235,22 @@ def _reader(spec: Spec) -> str:
     P = spec.ident
     vars_: dict[str, str] = {}
     for op in spec.prologue + spec.snapshot:
-        if op.kind == "load":
+        if op.kind == Kind.LOAD:
             vars_[op.var] = op.field
-    loops = any(op.kind == "cond" and op.action == "retry" for op in spec.snapshot)
+    loops = any(op.kind == Kind.COND and op.action == "retry" for op in spec.snapshot)
 
     def cname(v: str) -> str:
         return {"snap.valid": "snap->valid", "snap.sequence": "snap->sequence"}.get(v, v)
 
     def emit(op: Op, out: list[str]) -> None:
         c = _comment(op)
-        if op.kind == "load":
+        if op.kind == Kind.LOAD:
             out.append(f"{op.var} = {_LOAD[op.access].format(f=op.field)};{c}")
-        elif op.kind == "fence":
+        elif op.kind == Kind.FENCE:
             out.append(f"{op.fence}();{c}")
-        elif op.kind == "lock":
+        elif op.kind == Kind.LOCK:
             out.append(_lock_c(op, "c") + c)
-        elif op.kind == "copy":
+        elif op.kind == Kind.COPY:
             if op.with_sequence:
                 out.append(f"if (emu){c}")
                 out.append("\t*snap = *m;")
@@ -261,7 +261,7 @@ def _reader(spec: Spec) -> str:
                     out.append(f"snap->sequence = {spec.snapshot_sequence};")
                 mac = "KMW_COPY_ONCE" if op.access == "once" else "KMW_COPY"
                 out.append(f"{mac}(snap, m, emu);{c}")
-        elif op.kind == "cond":
+        elif op.kind == Kind.COND:
             cond = op.cond.render(cname)
             if cond.startswith("(") and cond.endswith(")") and _balanced(cond[1:-1]):
                 cond = cond[1:-1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from kmallocwd.protocols.spec import Op, Spec
+from kmallocwd.protocols.spec import Kind, Op, Spec
 
 ACCEPT = "accept"
 SPINS = "spins"  # waits forever: a retry or a lock that nothing will release
@@ -20,15 +20,15 @@ def read_alone(spec: Spec, slot: Mapping[str, int], held: frozenset[str] = froze
 
     def run(ops: tuple[Op, ...]) -> str | None:
         for op in ops:
-            if op.kind == "load":
+            if op.kind == Kind.LOAD:
                 env[op.var] = slot[op.field]
-            elif op.kind == "copy":
+            elif op.kind == Kind.COPY:
                 env["snap.valid"] = slot["valid"]
                 env["snap.sequence"] = (slot["sequence"] if op.with_sequence
                                         else env[spec.snapshot_sequence])
-            elif op.kind == "lock" and not op.lockop.endswith("unlock") and op.lock in held:
+            elif op.kind == Kind.LOCK and not op.lockop.endswith("unlock") and op.lock in held:
                 return SPINS
-            elif op.kind == "cond" and op.cond.eval(env):
+            elif op.kind == Kind.COND and op.cond.eval(env):
                 if op.action == "accept":
                     return ACCEPT
                 if op.action == "retry":

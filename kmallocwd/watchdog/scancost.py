@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                    default=[10_000, 1_000_000],
                    help="slot counts to measure (default 10000 1000000)")
     p.add_argument("--protocols", nargs="+", default=["v3", "seqcount"],
-                   choices=protocols.NAMES, help="protocols (default v3 seqcount)")
+                   choices=protocols.C_NAMES, help="protocols (default v3 seqcount)")
     p.add_argument("--repeat", type=int_range(1, 10_000), default=21,
                    help="timed calls per figure (default 21)")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
