@@ -119,7 +119,9 @@ def test_reclaim_progress_is_4_4s_zone_reclaimable():
     assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 0  # nothing reclaimable at all
     z.dirty = 1000  # under writeback to a stuck device: not freed, but "reclaimable"
     assert [M.try_to_free_pages(hog, hog.spec.gfp, 0) for _ in range(3)] == [1, 1, 0]
-    z.give(1)  # any page freed resets NR_PAGES_SCANNED
+    z.give(1)  # an order-0 page goes on the per-cpu list: no reset
+    assert z.pages_scanned == 6000 and z.pcp_count == 1
+    z.free_block(2)  # a larger block: free_one_page() resets NR_PAGES_SCANNED
     assert z.pages_scanned == 0 and M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1
     z.file = 10
     assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 10
@@ -293,3 +295,97 @@ def test_psi_averages_are_psis_exponential_moving_averages():
     assert avg["some"][300] == pytest.approx(100 * (1 - math.exp(-2 / 300)))
     assert avg["full"][60] == avg["some"][60]
     assert det.psi.fired == 2  # the 150 ms / 1 s trigger, at most once per window
+
+
+def test_nr_pages_scanned_resets_at_the_per_cpu_lists_rate():
+    """free_hot_cold_page(): an order-0 page goes on the per-cpu list; only
+    when it reaches pcp->high (186 for a zone of 512 MiB or more) does
+    free_pcppages_bulk() give pcp->batch (31) pages back and reset
+    NR_PAGES_SCANNED: once per 31 frees in the steady state."""
+    assert M.pageset_batch_high(1_048_576 // 4) == (31, 186)  # a 1 GiB zone
+    assert M.pageset_batch_high(15_992 // 4) == (1, 0)  # DMA: every free goes straight on
+    system, t, _ = machine(free=900)
+    (z,) = system.memory.zones
+    z.present = 1_048_576 // 4
+    z.pcp_batch, z.pcp_high = M.pageset_batch_high(z.present)
+    resets = []
+    for i in range(1, 186 + 31 * 9 + 1):
+        z.pages_scanned = 1000
+        z.free_block(0)
+        if z.pages_scanned == 0:
+            resets.append(i)
+    assert resets[0] == 186  # the list filled up to high
+    assert [b - a for a, b in zip(resets, resets[1:])] == [31] * 9  # then every 31st free
+    assert z.scan_resets == 10 and z.pcp_count == 186 - 31
+    # a block of order > 0 is freed by free_one_page(): a reset every time
+    z.pages_scanned = 1000
+    z.free_block(2)
+    assert z.pages_scanned == 0
+    # and the direct reclaimer's drain_all_pages() after a failed allocation
+    z.pages_scanned = 1000
+    M.drain_all_pages(system.memory)
+    assert z.pages_scanned == 0 and z.pcp_count == 0
+    z.pages_scanned = 1000
+    M.drain_all_pages(system.memory)  # an empty list: nothing freed, no reset
+    assert z.pages_scanned == 1000
+
+
+def test_direct_reclaim_waits_in_d_state_after_a_pass_over_a_congested_zone():
+    """shrink_inactive_list()'s wait_iff_congested(HZ/10) (4.4): a direct
+    reclaimer sleeps in D after a pass over a zone whose reclaim met mostly
+    dirty pages; the pages it isolated meanwhile go back to the LRU."""
+    system, t, _ = machine(free=900, file_kb=0)
+    hog = t[100]
+    (z,) = system.memory.zones
+    z.dirty = 800  # mostly dirty: congested
+    assert system.memory.congested([z])
+    waits: list[tuple[float, int, int]] = []
+    real = M.sched.schedule_timeout
+
+    def schedule_timeout(p, seconds, state):
+        waits.append((seconds, state, z.isolated))
+        return False
+
+    M.sched.schedule_timeout = schedule_timeout
+    try:
+        assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1  # still "reclaimable"
+        assert waits == [(0.1, M.sched.TASK_UNINTERRUPTIBLE, 0)]  # after the pass
+        z.dirty, waits[:] = 10, []
+        z.file = 1000  # mostly clean: not congested, no wait
+        assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+        assert waits == []
+    finally:
+        M.sched.schedule_timeout = real
+    # while a pass scans, its pages are off the LRU (isolated(file) in show_mem)
+    seen = []
+    real_cr = M.sched.cond_resched
+    M.sched.cond_resched = lambda p, s: seen.append(z.isolated)
+    try:
+        z.dirty, z.file = 800, 0
+        M.try_to_free_pages(hog, hog.spec.gfp, 0)
+    finally:
+        M.sched.cond_resched = real_cr
+    assert seen and set(seen) == {M.SWAP_CLUSTER_MAX} and z.isolated == 0
+
+
+def test_kswapd_scanning_counts_towards_nr_pages_scanned_until_the_zone_is_unreclaimable():
+    """kswapd's pass over a zone below its high watermark that it can free
+    nothing from scans it (twice its file LRU), and that counts towards
+    NR_PAGES_SCANNED as a direct reclaimer's scanning does; once the zone is
+    no longer zone_reclaimable(), pgdat_balanced() counts it as balanced and
+    kswapd leaves it alone."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = machine(free=900, file_kb=0)
+    k = t[100]  # any task can run kswapd's pass
+    (z,) = system.memory.zones
+    z.dirty = 1000  # dirty behind a device that does not write: nothing to free
+    assert system.memory.below_high() == [z]
+    scanned = []
+    for _ in range(4):
+        balance_pgdat(k)
+        scanned.append(z.pages_scanned)
+    assert scanned == [2000, 4000, 6000, 6000]  # the fourth pass found nothing to balance
+    assert not z.zone_reclaimable() and system.memory.below_high() == []
+    z.free_block(1)  # a free resets the count: kswapd's again
+    assert system.memory.below_high() == [z]

@@ -344,16 +344,20 @@ workqueue = "events_freezable_power_ disk_events_workfn"
                 "m.toml", "m")  # not a kernel thread
 
 
-@pytest.mark.parametrize("free,woken,sleeps", [
-    (3000, False, [0.1, None]),  # balanced after its nap: sleeps until woken
-    (3000, True, [0.1]),  # woken during the nap: back to balance_pgdat()
-    (900, False, [0.1]),  # still below the high watermark: back to work
+@pytest.mark.parametrize("free,dirty,woken,sleeps", [
+    (3000, 0, False, [0.1, None]),  # balanced after its nap: sleeps until woken
+    (3000, 0, True, [0.1]),  # woken during the nap: back to balance_pgdat()
+    (900, 1000, False, [0.1]),  # still below the high watermark: back to work
+    # below it but with nothing on the LRU: not zone_reclaimable(), which
+    # pgdat_balanced() counts as balanced
+    (900, 0, False, [0.1, None]),
 ])
-def test_kswapd_naps_then_sleeps_until_woken(monkeypatch, free, woken, sleeps):
+def test_kswapd_naps_then_sleeps_until_woken(monkeypatch, free, dirty, woken, sleeps):
     from kmallocwd.watchdog import sched
     from kmallocwd.watchdog import tasks as T
 
     system, t, _ = machine(free=free)  # min 1000 pages, high 1500
+    system.memory.zones[0].dirty = dirty
     got: list[float | None] = []
 
     def schedule_timeout(p, seconds, state):

@@ -6,8 +6,8 @@
   context-switch count (nvcsw + nivcsw) has not changed since the last
   check: "INFO: task %s:%d blocked for more than %ld seconds.", at most
   hung_task_warnings (10) times; a task that never switched is skipped.
-  A task looping in the allocator (R) or
-  sleeping in short congestion waits (D, but switched every 20 ms) is never
+  A task looping in the allocator (R) or sleeping in short congestion
+  waits (D, but switched every 20 to 100 ms) is never
   reported: the seed's Documentation's motivation.
 - **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
   after a failed direct reclaim and past 4.9's ``__GFP_NORETRY`` and
@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 
 from kmallocwd import gfp as G
@@ -126,7 +125,8 @@ class Detectors:
         self.rate: collections.deque = collections.deque()
         self.suppressed = 0
         self.psi = PsiState()
-        self.thread = threading.Thread(target=self.main, name="detectors", daemon=True)
+        self.thread = threading.Thread(target=self.sys.clocked(self.main), name="detectors",
+                                       daemon=True)
 
     def emit(self, detector: str, text: str, printk: bool = True) -> None:
         ns = self.sys.uptime_ns()
@@ -157,7 +157,7 @@ class Detectors:
         self.warn_state[p.pid] = (since, stall)
 
     def _ratelimit(self) -> bool:
-        now = time.monotonic()
+        now = self.sys.now_s()
         with self.lock:
             while self.rate and now - self.rate[0] > RATELIMIT_INTERVAL_S:
                 self.rate.popleft()
@@ -249,12 +249,12 @@ class Detectors:
 
     def main(self) -> None:
         try:
-            start = time.monotonic()
+            start = self.sys.now_s()
             last = start
             next_psi = start + PSI_FREQ_S
             next_hung = start + self.hung_timeout
-            while not self.sys.halted.wait(PSI_TICK_S):
-                now = time.monotonic()
+            while not self.sys.sleep(PSI_TICK_S):
+                now = self.sys.now_s()
                 self.psi_sample(now - last, now)
                 last = now
                 if now >= next_psi:

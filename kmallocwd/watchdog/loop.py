@@ -87,7 +87,8 @@ class Watchdog:
         self.stats = ReaderStats()
         self.reports: list[Report] = []
         self.scans = 0  # passes of the first loop
-        self.thread = threading.Thread(target=self.kmallocwd, name="kmallocwd", daemon=True)
+        self.thread = threading.Thread(target=system.clocked(self.kmallocwd), name="kmallocwd",
+                                       daemon=True)
 
     # ---- the seed's helpers ----
 
@@ -101,7 +102,7 @@ class Watchdog:
 
     def schedule_timeout_interruptible(self, t: int) -> None:
         """Sleep ``t`` jiffies; raise Halt if the machine halts meanwhile."""
-        if self.sys.halted.wait(max(t, 0) / self.sys.hz):
+        if self.sys.sleep(max(t, 0) / self.sys.hz):
             raise Halt()
 
     @staticmethod

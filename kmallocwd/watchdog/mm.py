@@ -31,7 +31,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from kmallocwd import gfp as G
 from kmallocwd._core import lib
@@ -90,6 +90,12 @@ class ZoneState:
         self.kernel = spec.kernel_kb // PAGE_KB
         self.anon = 0
         self.pages_scanned = 0  # NR_PAGES_SCANNED
+        self.isolated = 0  # NR_ISOLATED_FILE: taken off the LRU by reclaimers in progress
+        # the per-cpu free list (one CPU): order-0 pages freed and allocated
+        # here, outside NR_FREE_PAGES (free_pages())
+        self.pcp_batch, self.pcp_high = pageset_batch_high(self.present)
+        self.pcp_count = 0
+        self.scan_resets = 0  # free_pcppages_bulk()/free_one_page() calls (NR_PAGES_SCANNED := 0)
         self.lowmem_reserve: list[int] = []  # per classzone index: setup_per_zone_lowmem_reserve()
 
     def free_pages(self) -> int:
@@ -140,12 +146,64 @@ class ZoneState:
                 self.free[o] -= 1
                 need -= 1 << o
         if need < 0:  # the last block was larger than what was left to take
-            self.give(-need)
+            self._to_buddy(-need)
         return True
 
     def give(self, pages: int) -> None:
-        """Free ``pages`` pages (buddies merged as far as they go) and reset
-        NR_PAGES_SCANNED, as free_pcppages_bulk()/free_one_page() do."""
+        """Free ``pages`` order-0 pages (free_hot_cold_page_list(): reclaim,
+        exit_mmap()): onto the per-cpu list."""
+        if pages > 0:
+            self.free_hot_cold_page(pages)
+
+    def free_block(self, order: int) -> None:
+        """__free_pages() of one block: order 0 goes to the per-cpu list,
+        a larger one straight to the buddy lists (free_one_page())."""
+        if order == 0:
+            self.free_hot_cold_page(1)
+        else:
+            self.free_one_page(1 << order)
+
+    def free_hot_cold_page(self, n: int) -> None:
+        """mm/page_alloc.c (4.4), n times: the page goes on the per-cpu
+        list; once the list holds pcp->high pages, free_pcppages_bulk()
+        gives pcp->batch of them back to the buddy lists."""
+        self.pcp_count += n
+        while self.pcp_count >= self.pcp_high and self.pcp_count > 0:
+            k = min(self.pcp_batch, self.pcp_count)
+            self.pcp_count -= k
+            self.free_pcppages_bulk(k)
+
+    def free_pcppages_bulk(self, pages: int) -> None:
+        self._to_buddy(pages)
+        self.pages_scanned = 0  # __mod_zone_page_state(zone, NR_PAGES_SCANNED, -nr_scanned)
+        self.scan_resets += 1
+
+    def free_one_page(self, pages: int) -> None:
+        self._to_buddy(pages)
+        self.pages_scanned = 0
+        self.scan_resets += 1
+
+    def drain_pages(self) -> None:
+        """drain_pages_zone(): the whole per-cpu list back, if it holds any."""
+        if self.pcp_count:
+            k, self.pcp_count = self.pcp_count, 0
+            self.free_pcppages_bulk(k)
+
+    def rmqueue_pcp(self) -> bool:
+        """buffered_rmqueue() for order 0: from the per-cpu list, refilled
+        with pcp->batch pages (rmqueue_bulk()) when it is empty."""
+        if not self.pcp_count:
+            for _ in range(self.pcp_batch):
+                if not self.take(0):
+                    break
+                self.pcp_count += 1
+            if not self.pcp_count:
+                return False
+        self.pcp_count -= 1
+        return True
+
+    def _to_buddy(self, pages: int) -> None:
+        """``pages`` pages onto the buddy lists, merged as far as they go."""
         if pages <= 0:
             return
         top = MAX_ORDER - 1
@@ -154,7 +212,21 @@ class ZoneState:
         for o in range(top):
             if rest >> o & 1:
                 self.free[o] += 1
-        self.pages_scanned = 0
+
+
+def pageset_batch_high(managed: int) -> tuple[int, int]:
+    """zone_batchsize() and pageset_set_batch() (4.4): batch is about a
+    quarter of a 1/1024 of the zone, at most 512 kB, rounded to 2^n - 1
+    (31 for a zone of 512 MiB or more); high is 6 * batch.  A zone too small
+    for a batch (DMA) gets high 0 and batch 1: every free goes straight on."""
+    batch = managed // 1024
+    if batch * PAGE_KB > 512:
+        batch = 512 // PAGE_KB
+    batch //= 4
+    if batch < 1:
+        batch = 1
+    batch = (1 << ((batch + batch // 2).bit_length() - 1)) - 1  # rounddown_pow_of_two() - 1
+    return max(1, batch), 6 * batch
 
 
 # sysctl_lowmem_reserve_ratio (4.4): DMA 256, DMA32 256, Normal 32
@@ -177,13 +249,14 @@ def setup_per_zone_lowmem_reserve(zones: list[ZoneState]) -> None:
 class Memory:
     """The machine's memory: zones (lowest first), reclaim and writeback."""
 
-    def __init__(self, spec: MemorySpec) -> None:
+    def __init__(self, spec: MemorySpec, now: Callable[[], float] = time.monotonic) -> None:
         self.zones = [ZoneState(z, i) for i, z in enumerate(spec.zones)]
         setup_per_zone_lowmem_reserve(self.zones)
         self.lock = threading.Lock()
         self.reclaim_rate = spec.reclaim_kbps / PAGE_KB  # pages per second
         self.writeback_rate = spec.writeback_kbps / PAGE_KB
-        self._wb_t = time.monotonic()
+        self.now = now  # the machine's clock, in seconds
+        self._wb_t = now()
         self._wb_carry = 0.0
         self.flusher = False  # True: a flusher task does the writeback (flush())
         self.timed: list[tuple[float, int, Page]] = []  # "buffer" pages, by the time they go
@@ -215,7 +288,7 @@ class Memory:
         its I/O allocation succeeded).  Called under the lock."""
         if self.flusher and not flushing:
             return
-        now = time.monotonic()
+        now = self.now()
         self._wb_carry += (now - self._wb_t) * self.writeback_rate
         self._wb_t = now
         n = int(self._wb_carry)
@@ -239,10 +312,10 @@ class Memory:
     def tick(self) -> None:
         """Time-driven changes, under the lock: writeback, and the buffers due."""
         self.writeback()
-        now = time.monotonic()
+        now = self.now()
         while self.timed and self.timed[0][0] <= now:
             _, _, page = heapq.heappop(self.timed)
-            self.zones[page.zone].give(page.pages)
+            self.zones[page.zone].free_block(page.order)
 
     def congested(self, zones: list[ZoneState]) -> bool:
         """ZONE_CONGESTED, roughly: reclaim meets mostly pages under writeback."""
@@ -254,7 +327,7 @@ class Memory:
             if use == "anon" and mm is not None:
                 mm.zone_pages[page.zone] -= page.pages
                 z.anon -= page.pages
-            z.give(page.pages)
+            z.free_block(page.order)
 
     def account(self, page: Page, use: str, mm: "MMStruct | None") -> None:
         """What the pages of a finished request become."""
@@ -296,8 +369,11 @@ class Memory:
             return freed
 
     def below_high(self) -> list[ZoneState]:
+        """The zones kswapd would balance: below the high watermark and still
+        zone_reclaimable() (pgdat_balanced() counts the others as balanced)."""
         with self.lock:
-            return [z for z in self.zones if z.free_pages() < z.high]
+            return [z for z in self.zones
+                    if z.free_pages() < z.high and z.zone_reclaimable() and z.reclaimable()]
 
     # ---- show_mem(), in 4.4's units ----
 
@@ -309,7 +385,7 @@ class Memory:
             self.tick()
             zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
                    z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable(),
-                   list(z.lowmem_reserve)) for z in self.zones]
+                   list(z.lowmem_reserve), z.pcp_count, z.isolated) for z in self.zones]
         anon = sum(z[5] for z in zs)
         file_ = sum(z[6] for z in zs)
         dirty = sum(z[7] for z in zs)
@@ -318,22 +394,25 @@ class Memory:
         lines = [
             "Mem-Info:",
             f"active_anon:{anon} inactive_anon:0 isolated_anon:0",
-            f" active_file:0 inactive_file:{file_ + dirty} isolated_file:0",
+            f" active_file:0 inactive_file:{file_ + dirty} "
+            f"isolated_file:{sum(z[15] for z in zs)}",
             f" unevictable:0 dirty:{dirty} writeback:0 unstable:0",
             f" slab_reclaimable:0 slab_unreclaimable:{slab}",
             f" mapped:0 shmem:0 pagetables:0 bounce:0",
-            f" free:{free} free_pcp:0 free_cma:0",
+            f" free:{free} free_pcp:{sum(z[14] for z in zs)} free_cma:0",
         ]
         k = PAGE_KB
-        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve) in zs:
+        for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve, pcp,
+             iso) in zs:
             lines.append(
                 f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
                 f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
                 f"inactive_file:{(fi + di) * k}kB unevictable:0kB isolated(anon):0kB "
-                f"isolated(file):0kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
+                f"isolated(file):{iso * k}kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
                 f"dirty:{di * k}kB writeback:0kB mapped:0kB shmem:0kB slab_reclaimable:0kB "
                 f"slab_unreclaimable:{ke * k}kB kernel_stack:0kB pagetables:0kB unstable:0kB "
-                f"bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB writeback_tmp:0kB "
+                f"bounce:0kB free_pcp:{pcp * k}kB local_pcp:{pcp * k}kB free_cma:0kB "
+                f"writeback_tmp:0kB "
                 f"pages_scanned:{scanned} all_unreclaimable? {'yes' if unrecl else 'no'}")
             # one entry per zone type, ZONE_MOVABLE's (empty here) last
             lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in reserve + reserve[-1:]))
@@ -352,7 +431,7 @@ class Memory:
             "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
                        "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
                        "pages_scanned": z[11], "all_unreclaimable": z[12],
-                       "lowmem_reserve": z[13]} for z in zs],
+                       "lowmem_reserve": z[13], "free_pcp_kb": z[14] * k} for z in zs],
         }
         return lines, data
 
@@ -377,7 +456,7 @@ def get_page_from_freelist(p: "Task", gfp_mask: int, order: int, alloc_flags: in
                 mark = (z.min, z.low, z.high)[alloc_flags & ALLOC_WMARK_MASK]
                 if not z.watermark_ok(order, mark, alloc_flags, classzone_idx):
                     continue
-            if z.take(order):
+            if z.rmqueue_pcp() if order == 0 else z.take(order):
                 return Page(z.idx, order)
     return None
 
@@ -410,17 +489,31 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     1 if some zone is still "reclaimable" (scanned less than 6 times its
     file pages), or 0.
 
+    shrink_inactive_list() once per zone with pages on its LRU: up to
+    SWAP_CLUSTER_MAX of them are isolated (NR_ISOLATED_FILE) while the pass
+    scans; after it, wait_iff_congested(HZ/10) sleeps in D if the zone is
+    congested (reclaim met mostly dirty pages).  Its other throttle, the
+    congestion_wait(HZ/10) loop while too_many_isolated(), is left out: a
+    killed task leaves that loop with "progress", and in oom-livelock the
+    writer holding mmap_sem then gets a page and the livelock ends.
+
     Scanning takes time: the pages scanned at the reclaim rate, at least
     one cond_resched, at most 0.1 s.  A pass that frees nothing scans every
     priority from DEF_PRIORITY to 0, about twice the file LRU of each zone;
-    NR_PAGES_SCANNED grows slice by slice while it scans, and any page freed
-    meanwhile resets it, so zone_reclaimable(), asked at the end as
-    shrink_zones() does, sees what was scanned since the last free.  Dirty
-    pages are left for writeback: direct reclaim does not write file pages."""
+    NR_PAGES_SCANNED grows slice by slice while it scans, and a reset
+    meanwhile (free_pcppages_bulk(), free_one_page()) clears it, so
+    zone_reclaimable(), asked at the end as shrink_zones() does, sees what
+    was scanned since.  Dirty pages are left for writeback: direct reclaim
+    does not write file pages."""
     mem = p.system.memory
+    hz = p.system.hz
+    with mem.lock:
+        zones = [z for z in mem.zonelist(gfp_mask) if z.reclaimable()]
     with mem.lock:
         mem.tick()
-        zones = mem.zonelist(gfp_mask)
+        taken = [max(0, min(SWAP_CLUSTER_MAX, z.reclaimable() - z.isolated)) for z in zones]
+        for z, n in zip(zones, taken):
+            z.isolated += n
         reclaimed = 0
         for z in zones:
             n = min(z.file, SWAP_CLUSTER_MAX - reclaimed)
@@ -431,18 +524,30 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
-    if reclaimed:
-        cost = reclaimed / mem.reclaim_rate
-        sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
-        return reclaimed
-    cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
-    slices = max(1, round(cost / 0.01))
-    for _ in range(slices):
+    try:
+        if reclaimed:
+            cost = reclaimed / mem.reclaim_rate
+            sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
+        else:
+            cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
+            slices = max(1, round(cost / 0.01))
+            for _ in range(slices):
+                with mem.lock:
+                    mem.tick()
+                    for z, n in zip(zones, scans):
+                        z.pages_scanned += n // slices
+                sched.cond_resched(p, cost / slices)
+    finally:
         with mem.lock:
-            mem.tick()
-            for z, n in zip(zones, scans):
-                z.pages_scanned += n // slices
-        sched.cond_resched(p, cost / slices)
+            for z, n in zip(zones, taken):
+                z.isolated -= n
+    for z in zones:
+        with mem.lock:
+            congested = mem.congested([z])
+        if congested:  # wait_iff_congested(zone, BLK_RW_ASYNC, HZ/10)
+            sched.schedule_timeout(p, (hz // 10) / hz, sched.TASK_UNINTERRUPTIBLE)
+    if reclaimed:
+        return reclaimed
     with mem.lock:
         mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
@@ -466,7 +571,19 @@ def __alloc_pages_direct_reclaim(p: "Task", gfp_mask: int, order: int,
     progress = __perform_reclaim(p, gfp_mask, order)
     if not progress:
         return None, 0
-    return get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS), progress
+    page = get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS)
+    if page is None:
+        # "it could be because pages are pinned on the per-cpu lists.
+        # Drain them and try again"
+        drain_all_pages(p.system.memory)
+        page = get_page_from_freelist(p, gfp_mask, order, alloc_flags & ~ALLOC_NO_WATERMARKS)
+    return page, progress
+
+
+def drain_all_pages(mem: "Memory") -> None:
+    with mem.lock:
+        for z in mem.zones:
+            z.drain_pages()
 
 
 def wait_iff_congested(p: "Task", seconds: float) -> None:

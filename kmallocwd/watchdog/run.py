@@ -51,18 +51,19 @@ class RunConfig:
 
     @property
     def scale(self) -> float:
-        """The factor applied to the workload's times (and rates divided by):
-        --time-scale, 1 by default.  The watchdog's timeout does not change
-        the workload."""
+        """--time-scale, 1 by default: the machine's jiffies and timestamps
+        are the workload's own time (every wait, rate and CPU time of the
+        model) times it.  The watchdog's timeout does not change the
+        workload."""
         return 1.0 if self.time_scale is None else self.time_scale
 
 
 class Run:
     def __init__(self, cfg: RunConfig, out: TextIO) -> None:
         self.cfg = cfg
-        self.scenario = cfg.scenario.scaled(cfg.scale)
+        self.scenario = cfg.scenario  # run on its own time; the scale maps it to jiffies
         self.system = System(cfg.protocol, cfg.hz, self.scenario.tasks, self.scenario.memory,
-                             cfg.initial_jiffies)
+                             cfg.initial_jiffies, cfg.scale)
         self.tasks = make_tasks(self.system, self.scenario, cfg.seed)
         self.system.tasks = self.tasks
         self.log = Log(out, self.system.uptime_ns, cfg.json)
@@ -94,25 +95,28 @@ class Run:
                        "gfp": f"0x{t.spec.gfp:x}", "order": t.spec.order, "use": t.spec.use,
                        "locks": list(t.spec.locks)} for t in self.tasks],
         })
+        sys_ = self.system
+        sys_.vclock.boot()  # this thread has the CPU until it waits in wait()
         for t in self.tasks:
-            t.thread.start()
+            sys_.start(t.thread)
         if self.watchdog is not None:
-            self.watchdog.thread.start()
+            sys_.start(self.watchdog.thread)
         if self.detectors is not None:
-            self.detectors.thread.start()
+            sys_.start(self.detectors.thread)
 
-    def wait(self, poll: float = 0.2) -> None:
-        """Until --duration is over or the machine halts (a thread failed).
-        KeyboardInterrupt (Ctrl-C, SIGTERM) propagates; halt() after it."""
+    def wait(self) -> None:
+        """Until --duration is over on the machine's clock, or the machine
+        halts (a thread failed).  KeyboardInterrupt (Ctrl-C, SIGTERM)
+        propagates; halt() after it."""
         sys_ = self.system
         deadline = None
         if self.cfg.duration_s is not None:
             deadline = sys_.t0_ns + int(self.cfg.duration_s * 1e9)
         while not sys_.halted.is_set():
-            left = poll if deadline is None else (deadline - sys_.now_ns()) / 1e9
-            if left <= 0:
+            left = None if deadline is None else (deadline - sys_.now_ns()) / 1e9
+            if left is not None and left <= 0:
                 break
-            time.sleep(min(left, poll))
+            sys_.sleep(left)
 
     def halt(self) -> None:
         self.system.halt()

@@ -1,21 +1,26 @@
-"""The emulated machine: jiffies, the slots (one ``struct memalloc_info``
-per task), the task list, the memory model, named locks, the printk hook
-the OOM killer and the detectors print through, and the halt switch."""
+"""The emulated machine: jiffies (from its logical clock, ``vclock``), the
+slots (one ``struct memalloc_info`` per task), the task list, the memory
+model, named locks, the printk hook the OOM killer and the detectors print
+through, and the halt switch."""
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kmallocwd import protocols
-from kmallocwd._core import lib
-from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.clock import make_clock
 from kmallocwd.slots import SlotArray
+from kmallocwd.watchdog.vclock import VEvent, VirtualClock
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 
 if TYPE_CHECKING:
     from kmallocwd.watchdog.sched import Mutex, RWSem
     from kmallocwd.watchdog.tasks import Process, Task
+
+
+ULONG_MASK = (1 << 64) - 1
 
 
 class Halt(BaseException):
@@ -28,19 +33,24 @@ class System:
 
     def __init__(self, protocol: str, hz: int, nslots: int,
                  memory: MemorySpec = DEFAULT_MEMORY,
-                 initial_jiffies: int | None = None) -> None:
+                 initial_jiffies: int | None = None, time_scale: float = 1.0) -> None:
         from kmallocwd.watchdog.mm import Memory
 
         self.protocol = protocol
         self.proto_id = protocols.cid(protocol)
         self.hz = hz
-        self.clock = make_clock(hz, initial_jiffies)
-        self.t0_ns = int(self.clock.t0_ns)  # the emulated boot
+        # --time-scale: the model runs on the scenario's own time (its
+        # clock, vclock); what the watchdog, the detectors and the log see
+        # (jiffies, timestamps, their sleeps) is that time times the scale
+        self.time_scale = time_scale
+        self.clock = make_clock(hz, initial_jiffies)  # its .initial: INITIAL_JIFFIES
+        self.vclock = VirtualClock()  # time advances by the model's events
+        self.t0_ns = 0  # the emulated boot
         self.slots = SlotArray(max(1, nslots))
         self.tasks: list[Task] = []
         self.processes: list[Process] = []
-        self.memory = Memory(memory)
-        self.halted = threading.Event()
+        self.memory = Memory(memory, self.model_s)
+        self.halted = VEvent(self.vclock)
         self.errors: list[BaseException] = []
         self.lock_guard = threading.Lock()  # guards every Mutex of the machine
         self.locks: dict[str, Mutex | RWSem] = {}
@@ -93,12 +103,57 @@ class System:
                 self.locks[name] = (RWSem if rw else Mutex)(name, self.lock_guard)
             return self.locks[name]
 
+    def clocked(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """A thread body that leaves the machine's clock when it returns."""
+        def body() -> None:
+            self.vclock.begin()
+            try:
+                fn()
+            finally:
+                self.vclock.leave()
+        return body
+
+    def start(self, thread: threading.Thread) -> None:
+        """Start a thread of the machine: it runs when its turn comes."""
+        self.vclock.enter(thread)
+        try:
+            thread.start()
+        except BaseException:
+            self.vclock.stop()  # its turn would never end: the machine cannot run
+            raise
+
     def jiffies(self) -> int:
-        return jiffies(self.clock)
+        """kmw_jiffies() on the logical clock: whole ticks since boot, from
+        INITIAL_JIFFIES, wrapping like an unsigned long."""
+        return (int(self.clock.initial) + self.now_ns() * self.hz // 1_000_000_000) & ULONG_MASK
 
     def now_ns(self) -> int:
-        """CLOCK_MONOTONIC, the clock jiffies and timestamps come from."""
-        return int(lib.kmw_now_ns())
+        """The clock jiffies and timestamps come from: the model's time
+        times --time-scale."""
+        return round(self.vclock.now_ns() * self.time_scale)
+
+    def now_s(self) -> float:
+        return self.now_ns() / 1e9
+
+    def model_s(self) -> float:
+        """The model's own time (the scenario's seconds): its sleeps, rates
+        and deadlines are in it."""
+        return self.vclock.now_ns() / 1e9
+
+    def sleep(self, seconds: float | None) -> bool:
+        """An observer's sleep (the watchdog, a detector, the run), in the
+        seconds of now_ns(); True if the machine halted meanwhile."""
+        if seconds is None:
+            return self.halted.wait()
+        # until now_ns() has grown by the whole wait (rounded up, so that a
+        # wait of n jiffies never wakes one short)
+        want = self.now_ns() + round(seconds * 1e9)
+        ns = max(1, math.ceil(want / self.time_scale) - self.vclock.now_ns())
+        return self.vclock.sleep_ns(self.halted, ns)
+
+    def event(self) -> VEvent:
+        """A threading.Event on the machine's clock (a task's wake-up)."""
+        return VEvent(self.vclock)
 
     def uptime_ns(self) -> int:
         """Nanoseconds since the emulated boot (printk's timestamps)."""
@@ -111,6 +166,7 @@ class System:
     def halt(self) -> None:
         """Stop every thread of the machine where it is."""
         self.halted.set()
+        self.vclock.stop()
         for t in self.tasks:
             t.wake.set()
 

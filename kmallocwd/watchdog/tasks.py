@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 from kmallocwd.watchdog import mm as M
 from kmallocwd.watchdog import sched
@@ -93,7 +92,7 @@ class Task:
         self.memdie = False  # TIF_MEMDIE
         self.mm = process.mm
         self.exited = False  # released: gone from the task list
-        self.wake = threading.Event()
+        self.wake = system.event()  # on the machine's logical clock
         self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
         self.nivcsw = 0
         self.memstall = False  # in direct reclaim (4.20 PSI's memstall)
@@ -102,7 +101,7 @@ class Task:
         self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
         self.requests = 0  # allocation requests made
         self.failed = 0  # requests that returned no page
-        self.thread = threading.Thread(target=task_main, args=(self,),
+        self.thread = threading.Thread(target=task_thread, args=(self,),
                                        name=f"{self.comm}({pid})", daemon=True)
 
     @property
@@ -154,11 +153,11 @@ def schedule_timeout_interruptible(p: Task, seconds: float) -> None:
     interval_s = 0 cannot hold the machine past its halt."""
     p.system.check_halted()
     if seconds <= 0:
-        time.sleep(0)
+        sched.cond_resched(p, 1e-6)  # the loop's own CPU time: the clock moves on
         return
-    deadline = time.monotonic() + seconds
+    deadline = p.system.model_s() + seconds
     while not p.sigkill:
-        left = deadline - time.monotonic()
+        left = deadline - p.system.model_s()
         if left <= 0:
             break
         sched.schedule_timeout(p, left, TASK_INTERRUPTIBLE)
@@ -184,7 +183,7 @@ def _alloc_one(p: Task) -> M.Page | None:
         p.failed += 1
         return None
     if s.use == W.BUFFER:
-        p.system.memory.hold(page, time.monotonic() + s.hold_s.draw(p.rng))
+        p.system.memory.hold(page, p.system.model_s() + s.hold_s.draw(p.rng))
     else:
         p.system.memory.account(page, s.use, p.mm)
     return page
@@ -299,6 +298,13 @@ def do_exit(p: Task) -> None:
 
 
 def balance_pgdat(p: Task) -> None:
+    """kswapd's pass (4.4): reclaim clean page cache from the zones below
+    their high watermark; a zone it can free nothing from is scanned whole
+    (its file LRU twice over, as a direct reclaimer's failed pass), which
+    counts towards its NR_PAGES_SCANNED.  A zone no longer
+    zone_reclaimable() counts as balanced (pgdat_balanced()), so kswapd
+    leaves it alone.  kswapd does not write dirty pages here (4.4's
+    pageout() from kswapd, only for a ZONE_DIRTY zone, is left out)."""
     mem = p.system.memory
     while True:
         zones = mem.below_high()
@@ -307,12 +313,24 @@ def balance_pgdat(p: Task) -> None:
         reclaimed = 0
         with mem.lock:
             mem.tick()
+            scans = []
             for z in zones:
                 n = min(z.file, M.SWAP_CLUSTER_MAX)
                 if n:
                     z.file -= n
                     z.give(n)
                     reclaimed += n
+                else:
+                    scans.append((z, 2 * z.reclaimable()))
+        if scans and mem.reclaim_rate:
+            cost = max(M.COND_RESCHED_S, min(sum(n for _, n in scans) / mem.reclaim_rate, 0.1))
+            slices = max(1, round(cost / 0.01))
+            for _ in range(slices):
+                with mem.lock:
+                    mem.tick()
+                    for z, n in scans:
+                        z.pages_scanned += n // slices
+                sched.cond_resched(p, cost / slices)
         if not reclaimed:
             return
         cost = reclaimed / mem.reclaim_rate if mem.reclaim_rate else 0.0
@@ -323,7 +341,7 @@ def kswapd_try_to_sleep(p: Task) -> None:
     """4.4's kswapd_try_to_sleep(): a short nap (HZ/10) first; if nobody
     woke it and the zones are still balanced after it, sleep until an
     allocation's wakeup_kswapd() (schedule())."""
-    woken = sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)
+    woken = sched.schedule_timeout(p, 0.1, TASK_INTERRUPTIBLE)  # HZ/10
     if woken or p.system.memory.below_high():
         return
     sched.schedule(p, TASK_INTERRUPTIBLE)
@@ -365,6 +383,16 @@ def wb_workfn(p: Task) -> None:
 
 
 # ---- the task's life ----
+
+
+def task_thread(p: Task) -> None:
+    """The thread's body: the task's life, then it leaves the machine's
+    clock (it was entered by whoever started it)."""
+    p.system.vclock.begin()
+    try:
+        task_main(p)
+    finally:
+        p.system.vclock.leave()
 
 
 def task_main(p: Task) -> None:
