@@ -1,4 +1,4 @@
-"""Issue 7: no bad input, path or option value makes kmallocwd destroy a
+"""No bad input, path or option value makes kmallocwd destroy a
 file, hang or print a traceback.  Every case of the table must give exit 2
 and exactly one line on stderr that names the value, and nothing on stdout.
 
@@ -17,7 +17,7 @@ import pytest
 from kmallocwd.cli import main
 
 BUILTIN = Path(__file__).resolve().parent.parent / "kmallocwd" / "scenarios"
-DEEP = 200_000  # nesting depth of the deep TOML files (issue 7, item 3)
+DEEP = 200_000  # nesting depth of the deep TOML files
 
 
 def _toml(name: str, body: str) -> tuple[str, str]:
