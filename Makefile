@@ -8,7 +8,7 @@ DEPS   := $(VENV)/.deps-stamp
 EXT    := kmallocwd/.ext-stamp
 CSRC   := $(wildcard csrc/*.c csrc/*.h kmallocwd/protocols/*.toml kmallocwd/protocols/*.py)
 
-.PHONY: all build run demo test bench docs clean tsan
+.PHONY: all build run demo test test-quick bench docs clean tsan
 
 all: build
 
@@ -41,6 +41,11 @@ demo: build
 # The suite also writes JUnit XML (build/junit.xml), as CI reporters read it.
 test: build
 	$(PY) -m pytest -q --junitxml=build/junit.xml
+
+# `make test-quick`: the suite without the tests marked slow (pyproject.toml's
+# markers), in under a minute; `make test` (and .ci/run) runs them all.
+test-quick: build
+	$(PY) -m pytest -q -m 'not slow'
 
 # `make bench`: the benchmarks in bench/ (pytest-benchmark).  Each run is
 # saved under bench/results/ (pytest-benchmark's storage, for

@@ -52,6 +52,7 @@ def test_stress_returns_the_json_as_a_dataclass():
     r.assert_no_forbidden()
 
 
+@pytest.mark.slow
 def test_a_broken_protocol_raises_with_its_evidence():
     r = _until(lambda: kmallocwd.stress("v3", duration=2, until_torn=True, **POWERFUL),
                lambda r: r.torn > 0)
@@ -146,6 +147,7 @@ def test_broken(kmallocwd):
 '''
 
 
+@pytest.mark.slow
 def test_the_plugin_runs_a_users_protocol_tests(pytester):
     pytester.makepyfile(test_mine=PLUGIN_TEST)
     xml = pytester.path / "junit.xml"
@@ -167,6 +169,7 @@ def test_the_plugin_runs_a_users_protocol_tests(pytester):
     assert json.loads(broken["kmallocwd.stress.first_torn"])["snapshot"]["witness"]
 
 
+@pytest.mark.slow
 def test_the_plugin_rejects_a_bad_scale(pytester):
     pytester.makepyfile(test_x="def test_x(kmallocwd):\n    pass\n")
     res = pytester.runpytest_subprocess("--kmallocwd-duration-scale", "0")

@@ -49,6 +49,7 @@ def raw(run_json: Path) -> dict:
     return json.loads(run_json.read_text())
 
 
+@pytest.mark.slow
 def test_every_benchmark_of_the_run_is_read(run_json: Path, raw: dict) -> None:
     run = load(run_json)
     assert run.warnings == []
@@ -84,6 +85,7 @@ def _same_case(g: dict, fig: dict) -> bool:
     return all(g.get(k) == fig.get(k) for k in keys)
 
 
+@pytest.mark.slow
 def test_ratios_are_to_the_baseline_in_the_same_case(run_json: Path) -> None:
     run = load(run_json)
     for f in run.figures:
@@ -108,6 +110,7 @@ def test_ratios_are_to_the_baseline_in_the_same_case(run_json: Path) -> None:
                                                          rel=1e-3, abs=5e-5)
 
 
+@pytest.mark.slow
 def test_side_by_side_ratios_are_taken_round_by_round(run_json: Path) -> None:
     run = load(run_json)
     for f in run.figures:
@@ -119,6 +122,7 @@ def test_side_by_side_ratios_are_taken_round_by_round(run_json: Path) -> None:
         assert run.ratio(f) == pytest.approx(want)
 
 
+@pytest.mark.slow
 def test_key_figures_come_from_the_run(run_json: Path) -> None:
     run = load(run_json)
     keys = {k.key: k for k in benchreport.key_figures(run)}
@@ -148,6 +152,7 @@ def test_key_figures_come_from_the_run(run_json: Path) -> None:
         a.outcomes["rejected_invalid"] == pytest.approx(1, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_report_prints_figures_beside_their_ratio(run_json: Path, capsys) -> None:
     assert main(["bench-report", str(run_json), "--no-png"]) == 0
     out = capsys.readouterr().out
@@ -170,6 +175,7 @@ def test_report_prints_figures_beside_their_ratio(run_json: Path, capsys) -> Non
     assert "chart written" not in out
 
 
+@pytest.mark.slow
 def test_baseline_option(run_json: Path, capsys) -> None:
     assert main(["bench-report", str(run_json), "--baseline", "v3", "--json", "--no-png"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -179,11 +185,13 @@ def test_baseline_option(run_json: Path, capsys) -> None:
             assert fig["ratio_to_v3"] == 1
 
 
+@pytest.mark.slow
 def test_baseline_must_be_a_protocol_of_the_file(run_json: Path, capsys) -> None:
     err = _error([str(run_json), "--baseline", "v9", "--no-png"], capsys)
     assert "'v9'" in err and "seqcount" in err
 
 
+@pytest.mark.slow
 def test_json_output(run_json: Path, capsys) -> None:
     assert main(["bench-report", str(run_json), "--json", "--no-png"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -213,6 +221,7 @@ def test_json_output(run_json: Path, capsys) -> None:
                                                     rel=1e-3)
 
 
+@pytest.mark.slow
 def test_charts_are_written_next_to_the_json(run_json: Path, tmp_path: Path, capsys) -> None:
     src = tmp_path / "run.json"
     src.write_bytes(run_json.read_bytes())
@@ -224,6 +233,7 @@ def test_charts_are_written_next_to_the_json(run_json: Path, tmp_path: Path, cap
         assert f"chart written to {png}" in out
 
 
+@pytest.mark.slow
 def test_png_base_option(run_json: Path, tmp_path: Path, capsys) -> None:
     assert main(["bench-report", str(run_json), "--png", str(tmp_path / "b.png")]) == 0
     out = capsys.readouterr().out
@@ -232,11 +242,13 @@ def test_png_base_option(run_json: Path, tmp_path: Path, capsys) -> None:
     assert f"chart written to {tmp_path / 'b-scan.png'}" in out
 
 
+@pytest.mark.slow
 def test_png_that_cannot_be_written(run_json: Path, tmp_path: Path, capsys) -> None:
     err = _error([str(run_json), "--png", str(tmp_path / "no-such-dir" / "b")], capsys)
     assert "--png" in err and "no-such-dir" in err
 
 
+@pytest.mark.slow
 def test_chart_without_its_data_is_skipped_with_a_note(tmp_path: Path, capsys) -> None:
     p = tmp_path / "one.json"
     p.write_text(json.dumps(_doc()))
@@ -249,6 +261,7 @@ def test_chart_without_its_data_is_skipped_with_a_note(tmp_path: Path, capsys) -
     assert "no reference-loop figure" in captured.err
 
 
+@pytest.mark.slow
 def test_no_matplotlib(run_json: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     real = builtins.__import__
 
@@ -590,6 +603,7 @@ def test_reader_has_the_inputs_signature(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_a_chart_path_that_is_not_a_regular_file_is_left_alone(run_json: Path, tmp_path: Path,
                                                               capsys) -> None:
     src = tmp_path / "run.json"
@@ -618,6 +632,7 @@ def test_without_the_default_baseline_ratios_go_to_the_first_protocol(tmp_path: 
     assert "ratio to v3" in captured.out
 
 
+@pytest.mark.slow
 def test_two_modes_are_reported_side_by_side_with_the_overhead(tmp_path: Path,
                                                                 capsys) -> None:
     """What the protocol-mode build will add: the same cases in mode
@@ -759,6 +774,7 @@ def _protocol_lines(ax) -> dict:
             if isinstance(c, ErrorbarContainer) and c.get_label() in protocols.C_NAMES}
 
 
+@pytest.mark.slow
 def test_charts_follow_the_rules(tmp_path: Path) -> None:
     import matplotlib.colors as mcolors
     import matplotlib.pyplot as plt

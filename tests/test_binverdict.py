@@ -48,6 +48,7 @@ binary = pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("
 
 @binary
 @pytest.mark.parametrize("spec", C_PROTOCOLS, ids=lambda s: s.name)
+@pytest.mark.slow
 def test_every_builtin_binary_is_read(spec):
     v = binary_verdict(spec, "kernel")
     assert v.can_tear is not None, v.why
@@ -57,6 +58,7 @@ def test_every_builtin_binary_is_read(spec):
 
 
 @binary
+@pytest.mark.slow
 def test_the_kernel_build_verdicts_both_ways():
     assert binary_verdict(BY_NAME["no-rmb"], "kernel").can_tear
     seq = binary_verdict(BY_NAME["seqcount"], "kernel")
@@ -73,6 +75,7 @@ def test_the_c11_build_keeps_no_rmb_from_tearing():
 
 
 @binary
+@pytest.mark.slow
 def test_check_shows_the_binary_column():
     r = subprocess.run([sys.executable, "-m", "kmallocwd", "check", "-p", "no-rmb",
                         "--no-trace"], cwd=ROOT, capture_output=True, text=True, timeout=300)

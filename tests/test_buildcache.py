@@ -95,6 +95,7 @@ def warm(seed, tmp_path):
     return mine, p, entry
 
 
+@pytest.mark.slow
 def test_a_warm_cache_is_used_as_is(warm):
     cache, proto, entry = warm
     so = module(entry)
@@ -103,6 +104,7 @@ def test_a_warm_cache_is_used_as_is(warm):
     assert (so.stat().st_ino, so.stat().st_mtime_ns) == before
 
 
+@pytest.mark.slow
 def test_the_same_file_from_another_path_hits(warm, tmp_path):
     cache, proto, entry = warm
     other = tmp_path / "elsewhere" / "copy-of-mine.toml"
@@ -121,6 +123,7 @@ def _rebuilt(cache: Path, proto: Path, entry: Path, old_ino: int) -> None:
     assert_sound(entry)
 
 
+@pytest.mark.slow
 def test_a_world_writable_entry_is_rebuilt(warm):
     cache, proto, entry = warm
     so = module(entry)
@@ -128,6 +131,7 @@ def test_a_world_writable_entry_is_rebuilt(warm):
     _rebuilt(cache, proto, entry, so.stat().st_ino)
 
 
+@pytest.mark.slow
 def test_an_entry_owned_by_another_user_is_rebuilt(warm):
     if os.geteuid() != 0:
         pytest.skip("chown needs root")
@@ -137,6 +141,7 @@ def test_an_entry_owned_by_another_user_is_rebuilt(warm):
     _rebuilt(cache, proto, entry, so.stat().st_ino)
 
 
+@pytest.mark.slow
 def test_a_truncated_module_is_rebuilt_not_loaded(warm):
     cache, proto, entry = warm
     so = module(entry)
@@ -146,6 +151,7 @@ def test_a_truncated_module_is_rebuilt_not_loaded(warm):
     _rebuilt(cache, proto, entry, ino)
 
 
+@pytest.mark.slow
 def test_a_module_with_other_content_is_rebuilt(warm):
     cache, proto, entry = warm
     so = module(entry)
@@ -156,6 +162,7 @@ def test_a_module_with_other_content_is_rebuilt(warm):
     _rebuilt(cache, proto, entry, ino)
 
 
+@pytest.mark.slow
 def test_a_fifo_in_place_of_the_module_is_never_opened(warm):
     cache, proto, entry = warm
     so = module(entry)
@@ -165,6 +172,7 @@ def test_a_fifo_in_place_of_the_module_is_never_opened(warm):
     _rebuilt(cache, proto, entry, ino)   # (a blocking open would hang: the run's timeout)
 
 
+@pytest.mark.slow
 def test_a_symlinked_entry_is_not_followed(warm, tmp_path):
     cache, proto, entry = warm
     elsewhere = tmp_path / "planted"
@@ -178,6 +186,7 @@ def test_a_symlinked_entry_is_not_followed(warm, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in elsewhere.iterdir()} == planted
 
 
+@pytest.mark.slow
 def test_a_manifest_that_names_another_file_is_refused(warm):
     cache, proto, entry = warm
     man = json.loads((entry / "manifest.json").read_text())
@@ -186,6 +195,7 @@ def test_a_manifest_that_names_another_file_is_refused(warm):
     _rebuilt(cache, proto, entry, module(entry).stat().st_ino)
 
 
+@pytest.mark.slow
 def test_cflags_give_another_key(warm):
     cache, proto, entry = warm
     assert_ran(stress(cache, proto, CFLAGS="-DKMW_UNUSED_FLAG=1"))
@@ -196,6 +206,7 @@ def test_cflags_give_another_key(warm):
     assert len(entries(cache)) == 2 and module(entry).stat().st_ino == ino
 
 
+@pytest.mark.slow
 def test_two_processes_building_one_key_share_one_entry(seed, tmp_path):
     _, _ = seed
     cache = tmp_path / "cache"
@@ -341,6 +352,7 @@ def test_a_relative_kmallocwd_cache_is_one_line(monkeypatch, tmp_path, capsys):
 
 # ---------------------------------------------------------------- kmallocwd cache
 
+@pytest.mark.slow
 def test_cache_info_and_clear(warm, monkeypatch, capsys):
     cache, proto, entry = warm
     monkeypatch.setenv("KMALLOCWD_CACHE", str(cache))
@@ -412,6 +424,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.slow
 def test_a_kill_during_compilation_leaves_no_compiler_and_no_build_dir(tmp_path, sig):
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc")

@@ -210,6 +210,7 @@ def test_bad_options_are_one_line_exit_2(tmp_path, capsys, argv, needle):
 # ---------------------------------------------------------------- one cell, no Dask
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_a_cell_that_hangs_is_killed_at_its_timeout():
     from kmallocwd.campaign.worker import run_cell
     res = run_cell({"id": "slow", "argv": ["stress", "-q", "-p", "seqcount", "-d", "600"],
@@ -284,6 +285,7 @@ def test_junit_parses_one_testcase_per_cell():
 # ---------------------------------------------------------------- on a LocalCluster
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_a_local_cluster_of_two_workers_runs_a_small_plan(tmp_path):
     plan = _write(tmp_path, SMALL)
     out, xml = tmp_path / "r.json", tmp_path / "r.xml"
@@ -335,6 +337,7 @@ alloc_ns = 100
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_ctrl_c_writes_partial_results_and_a_resumed_campaign_skips_done_cells(tmp_path):
     plan = _write(tmp_path, RESUME)
     out = tmp_path / "r.json"
@@ -373,6 +376,7 @@ def test_ctrl_c_writes_partial_results_and_a_resumed_campaign_skips_done_cells(t
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_killing_a_worker_mid_campaign_makes_its_cell_run_again(tmp_path):
     import psutil
     from distributed import Client, LocalCluster

@@ -73,6 +73,7 @@ def listener(request):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("listener", ["silent", "http", "banner"], indirect=True)
+@pytest.mark.slow
 def test_a_service_that_is_not_dask_is_refused_within_the_connect_timeout(listener):
     campaign = Campaign(parse_plan(PLAN, "p.toml"))
     with pytest.raises(Unavailable) as exc:
@@ -90,6 +91,7 @@ def _campaign(*args):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_the_cli_says_so_in_one_line_exit_69(tmp_path):
     plan = tmp_path / "p.toml"
     plan.write_text(PLAN)
@@ -111,6 +113,7 @@ def test_the_cli_says_so_in_one_line_exit_69(tmp_path):
     ("tcp://[::1", "not a Dask scheduler address"),
     ("tls://127.0.0.1:8786", "DASK_DISTRIBUTED__COMM__TLS__CA_FILE"),
 ])
+@pytest.mark.slow
 def test_an_address_that_cannot_work_is_bad_usage(tmp_path, address, needle):
     plan = tmp_path / "p.toml"
     plan.write_text(PLAN)
@@ -149,6 +152,7 @@ def _http_status(ip: str, port: int, path: str) -> int | None:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_the_embedded_cluster_is_private():
     from distributed import Client
     from distributed.security import Security
@@ -192,9 +196,10 @@ def test_the_embedded_cluster_is_private():
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_a_tls_scheduler_is_used_with_the_tls_files_in_dasks_configuration(tmp_path):
-    """The multi-machine recipe of the README, on this machine: a scheduler and
-    a worker with TLS files, the campaign with the client's files."""
+    """The multi-machine recipe of docs/campaigns.md, on this machine: a
+    scheduler and a worker with TLS files, the campaign with the client's files."""
     from distributed import LocalCluster
     from distributed.security import Security
 

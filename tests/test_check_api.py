@@ -14,6 +14,7 @@ from kmallocwd.cli import main
 from kmallocwd.stress.report import broken_models
 
 
+@pytest.mark.slow
 def test_check_reports_match_the_tables():
     for p in protocols.PROTOCOLS:
         r = kmallocwd.check(p.name)
@@ -22,6 +23,7 @@ def test_check_reports_match_the_tables():
         assert json.loads(r.to_json())["protocol"] == p.name
 
 
+@pytest.mark.slow
 def test_check_assert_no_forbidden_shows_the_trace():
     kmallocwd.check("seqcount").assert_no_forbidden()
     with pytest.raises(kmallocwd.ProtocolFailure) as exc:
@@ -35,6 +37,7 @@ def test_stress_uses_the_model_for_broken_protocols():
     assert broken_models(protocols.get("seqcount")) == []
 
 
+@pytest.mark.slow
 def test_check_junit_has_one_case_per_protocol_and_model(tmp_path, capsys):
     out = tmp_path / "c.xml"
     assert main(["check", "--no-trace", "--junit", str(out)]) == 0
@@ -67,6 +70,7 @@ def test_ablate_model_half_names_seqcounts_barriers_by_line():
     assert r.rows[0]["change"] == "as written" and r.detection_power is None
 
 
+@pytest.mark.slow
 def test_the_stress_half_runs_a_variant_compiled_for_it(tmp_path, monkeypatch):
     monkeypatch.setenv("KMALLOCWD_CACHE", str(tmp_path / "cache"))
     spec = protocols.get("seqcount")

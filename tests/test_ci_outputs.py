@@ -33,6 +33,7 @@ def _errors(out: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command", ["check", "ablate"])
+@pytest.mark.slow
 def test_one_missing_barrier_gives_few_errors_the_first_on_its_line(
         tmp_path, monkeypatch, capsys, command):
     f, culprit = _missing_rmb(tmp_path)
@@ -72,6 +73,7 @@ def test_stress_points_at_the_missing_barrier_too(tmp_path, monkeypatch, capsys)
     assert errors[0].startswith(f"::error file=my.toml,line={culprit},")
 
 
+@pytest.mark.slow
 def test_a_sound_protocol_gets_one_notice_and_no_error(capsys):
     assert main(["ablate", "-p", "seqcount", "--annotate", "github"]) == 0
     out = capsys.readouterr().out
@@ -109,6 +111,7 @@ def _suite_props(path) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
 
 
+@pytest.mark.slow
 def test_every_commands_junit_has_seed_machine_and_version(tmp_path, capsys):
     main(["check", "-p", "seqcount", "--junit", str(tmp_path / "c.xml")])
     main(["ablate", "-p", "seqcount", "--junit", str(tmp_path / "a.xml")])
@@ -195,6 +198,7 @@ def _plugin_project(pytester, tmp_path_factory, scale: float = 0.1) -> None:
 
 
 @pytest.mark.parametrize("family", ["xunit2", "xunit1"])
+@pytest.mark.slow
 def test_the_plugin_passes_with_warnings_as_errors(pytester, tmp_path_factory, family):
     _plugin_project(pytester, tmp_path_factory)
     xml = pytester.path / "junit.xml"
@@ -214,6 +218,7 @@ def test_the_plugin_passes_with_warnings_as_errors(pytester, tmp_path_factory, f
         assert props["kmallocwd.stress.seed"] == "7"
 
 
+@pytest.mark.slow
 def test_the_command_line_wins_over_the_ini_and_bad_values_are_refused(pytester,
                                                                        tmp_path_factory):
     _plugin_project(pytester, tmp_path_factory, scale=0.05)
@@ -232,6 +237,7 @@ def test_the_command_line_wins_over_the_ini_and_bad_values_are_refused(pytester,
         assert "accepted: more than 0 to 1000" in res.stderr.str()
 
 
+@pytest.mark.slow
 def test_the_fixture_is_documented(pytester):
     res = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     out = res.stdout.str()
@@ -274,6 +280,7 @@ def test_a_bad_codequality_path_is_one_line_and_exit_2(tmp_path, capsys, argv):
     assert "--codequality" in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_fail_message_names_the_reason_its_line_and_the_models_counterexample():
     import kmallocwd
 
@@ -294,6 +301,7 @@ def test_a_fail_message_names_the_reason_its_line_and_the_models_counterexample(
     assert "=> accepted snapshot:" in msg
 
 
+@pytest.mark.slow
 def test_an_unknown_marker_setting_is_named(pytester):
     pytester.makepyfile(test_m='''
 import pytest

@@ -88,6 +88,7 @@ def _until(argv: list[str], done, tries: int = 20) -> tuple[int, dict]:
     return code, doc
 
 
+@pytest.mark.slow
 def test_exit_status_follows_the_verdict(capsys):
     # v3 tears: forbidden outcome -> 1 (retried until a run tears)
     code, doc = _until(V3_UNTIL_TORN, lambda d: d["torn"] > 0)
@@ -135,6 +136,7 @@ def test_json_report_has_the_documented_fields(tmp_path):
                                        "witness", "expected_witness"}
 
 
+@pytest.mark.slow
 def test_repeat_reports_each_run(tmp_path):
     out = tmp_path / "rep.json"
     main([*V3_UNTIL_TORN, "--repeat", "3", "--json", str(out)])
@@ -177,6 +179,7 @@ def test_json_to_stdout(capsys):
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_interrupt_prints_and_writes_the_partial_report(tmp_path, sig, code):
     out = tmp_path / "partial.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -44,5 +44,29 @@ def test_the_marker_is_replaced_and_a_page_without_it_is_left_alone() -> None:
 def test_every_page_in_the_nav_exists_and_every_page_is_in_the_nav() -> None:
     nav = re.findall(r"^\s+- (?:[^:\n]+: )?(\S+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
     docs = ROOT / "docs"
-    pages = {str(p.relative_to(docs)) for p in docs.rglob("*.md")} - {"README-draft.md"}
+    pages = {str(p.relative_to(docs)) for p in docs.rglob("*.md")}
     assert set(nav) == pages
+
+
+def _status_rows(text: str) -> list[str]:
+    """The first column of a Markdown table whose header is `| status | meaning |`."""
+    table = text.split("| status | meaning |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    return [row.split("|")[1].strip() for row in table.splitlines()]
+
+
+def test_the_readme_is_short_and_its_links_and_exit_codes_match_the_docs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert local, "the README links into the docs"
+    for link in local:
+        assert (ROOT / link).exists(), link
+    # every page of the site's nav is linked from the README's list
+    nav = re.findall(r"^\s+- (?:[^:\n]+: )?(\S+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    for page in nav:
+        if not page.startswith("results/") or page == "results/index.md":
+            target = "CHANGELOG.md" if page == "changelog.md" else f"docs/{page}"
+            assert target in local or page == "index.md", page
+    # the README's exit codes are the reference page's, in the same order
+    assert _status_rows(readme) == _status_rows((ROOT / "docs" / "exit-codes.md").read_text())

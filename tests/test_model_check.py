@@ -33,6 +33,7 @@ def test_models_nest(name):
 
 @pytest.mark.parametrize("name", ["v3", "v4-parity", "seqcount", "no-wmb", "no-rmb", "none",
                                   "c11", "v2-rwlock"])
+@pytest.mark.slow
 def test_a_retry_adds_no_tear(name):
     """docs/model.md: retries=0 (a retry ends the attempt) loses no tear."""
     spec = BY_NAME[name]
@@ -41,6 +42,7 @@ def test_a_retry_adds_no_tear(name):
 
 
 @pytest.mark.parametrize("name", ["v3", "seqcount", "no-wmb", "no-rmb", "v2-rwlock", "none"])
+@pytest.mark.slow
 def test_x86_store_buffer_adds_no_outcome(name):
     """The x86 model drains stores at once by default; exploring the FIFO
     store buffer step by step reaches the same reader outcomes (K=1, and
@@ -55,6 +57,7 @@ def test_x86_store_buffer_adds_no_outcome(name):
 
 
 @pytest.mark.parametrize("name", ["seqcount", "no-wmb", "v3"])
+@pytest.mark.slow
 def test_pruning_dumped_changes_nothing(name):
     spec = BY_NAME[name]
     for m in MODELS:
@@ -62,6 +65,7 @@ def test_pruning_dumped_changes_nothing(name):
         assert a.sometimes == b.sometimes and set(a.outcomes) == set(b.outcomes)
 
 
+@pytest.mark.slow
 def test_k3_verdicts():
     for name in ("v3", "seqcount", "no-rmb", "c11"):
         spec = BY_NAME[name]

@@ -50,6 +50,7 @@ consistent = { expect = "acceptable", reason = "" }
 """
 
 
+@pytest.mark.slow
 def test_check_user_file_exit_codes(cli, tmp_path):
     f = tmp_path / "wrong.toml"
     f.write_text(WRONG)
@@ -78,6 +79,7 @@ def test_replay_command(cli):
     assert "3/3 runs classified" in r.stdout and "reproduced" in r.stdout
 
 
+@pytest.mark.slow
 def test_ablate_command(cli):
     r = cli("ablate", "-p", "seqcount")
     assert r.returncode == 0

@@ -63,6 +63,7 @@ consistent = { expect = "acceptable", reason = "one section" }
 """
 
 
+@pytest.mark.slow
 def test_user_protocol_file_is_checked_and_replayed(tmp_path):
     from kmallocwd.protocols import load_path
     f = tmp_path / "lazy.toml"

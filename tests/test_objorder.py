@@ -22,8 +22,11 @@ import kmallocwd.stress.objorder as objorder
 from kmallocwd.protocols import C_PROTOCOLS
 from kmallocwd.protocols.cgen import knob_point
 
-pytestmark = pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("objdump")
-                                or not shutil.which("cc"), reason="x86-64 objdump and cc")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("objdump")
+                       or not shutil.which("cc"), reason="x86-64 objdump and cc"),
+]
 
 FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function", "-fPIC", "-Icsrc"]
 

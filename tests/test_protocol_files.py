@@ -4,6 +4,7 @@ built-in; bad files get one line naming the file, the line and the key."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -64,9 +65,23 @@ def cache(tmp_path, monkeypatch):
     return d
 
 
+# The built-ins, in the table's order (the docs, the CLI and the C table list them so).
+BUILTINS = ("v2-rwlock", "v3", "v4-parity", "v4", "v5-no-barriers", "v8-in-flight",
+            "seqcount", "seqcount-acquire", "c11", "no-wmb", "no-rmb", "none", "slot-rwlock",
+            "global-spinlock")
+
+
 def test_every_builtin_is_one_file_and_the_table_reads_them():
-    files = sorted(p.stem for p in (ROOT / "kmallocwd" / "protocols").glob("*.toml"))
-    assert sorted(protocols.NAMES) == files
+    assert protocols.NAMES == BUILTINS
+    for name in BUILTINS:
+        # each file loads on its own, names itself as its file does, and says
+        # what the model checker must find under every model
+        f = ROOT / "kmallocwd" / "protocols" / f"{name}.toml"
+        alone = protocols.load_path(f)
+        assert alone.name == name
+        assert set(alone.expect) == set(protocols.MODELS)
+        assert set(alone.expect.values()) <= {"never", "sometimes"}
+        assert alone.source == protocols.get(name).source
     for p in protocols.PROTOCOLS:
         assert p.path == f"kmallocwd/protocols/{p.name}.toml"
         for op in p.section + p.prologue + p.snapshot:
@@ -80,11 +95,28 @@ def test_every_barrier_of_a_builtin_says_what_it_pairs_with():
                 assert op.comment, f"{p.name}:{op.line} {op.text}"
 
 
-def test_the_readme_table_is_generated_from_the_files(capsys):
+@pytest.mark.slow
+def test_the_docs_table_is_generated_from_the_files(capsys):
+    """The stress page's protocol table is `kmallocwd protocols --markdown`,
+    put in by the docs build's hook: one row per built-in, in order, read from
+    the files."""
+    page = (ROOT / "docs" / "stress.md").read_text()
+    assert "<!-- generated: protocol-table -->" in page
+    hook = importlib.util.spec_from_file_location(  # the hook `make docs` runs
+        "generated", ROOT / "docs" / "hooks" / "generated.py")
+    generated = importlib.util.module_from_spec(hook)
+    hook.loader.exec_module(generated)
+    md = generated.on_page_markdown(page, None, None, None)
+    assert "<!-- generated: protocol-table -->" not in md
     assert main(["protocols", "--markdown"]) == 0
     table = capsys.readouterr().out
-    readme = (ROOT / "README.md").read_text()
-    assert table in readme, "README's protocol table is stale: paste `kmallocwd protocols --markdown`"
+    assert table in md
+    rows = [ln for ln in table.splitlines() if ln.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == list(BUILTINS)
+    for p in protocols.PROTOCOLS:
+        row = next(r for r in rows if r.startswith(f"| `{p.name}` |"))
+        assert p.stands_for in row
+        assert " / ".join(p.expect[m] for m in protocols.MODELS) in row
 
 
 def test_generated_c_reads_like_the_kernel():
@@ -102,6 +134,7 @@ def test_the_build_uses_the_generated_c():
     assert gen == cgen.generate(protocols.C_PROTOCOLS)
 
 
+@pytest.mark.slow
 def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
     f = tmp_path / "my.toml"
     f.write_text(MINE)
@@ -123,6 +156,7 @@ def test_a_users_protocol_file_is_compiled_once_and_stressed(tmp_path, cache):
     assert [p.stat().st_mtime_ns for p in cache.rglob("*.so")] == [mtime]
 
 
+@pytest.mark.slow
 def test_a_compile_error_is_one_line(tmp_path, cache, monkeypatch, capsys):
     f = tmp_path / "my.toml"
     f.write_text(MINE.replace("my-seqcount", "my-broken"))

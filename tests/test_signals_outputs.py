@@ -65,6 +65,7 @@ def _wait_for(pred, what: str, limit: float = 120) -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("sig,rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
                                     (signal.SIGHUP, 129)], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.slow
 def test_ablate_stops_with_the_rows_done_and_the_cut_short_variant_marked(tmp_path, sig, rc):
     """-d 60 for each of seqcount's 8 variants: without a handler this runs
     8 minutes.  A signal that lands before the first stress run (model half,
@@ -101,6 +102,7 @@ def test_ablate_stops_with_the_rows_done_and_the_cut_short_variant_marked(tmp_pa
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("sig,rc", [(signal.SIGHUP, 129), (signal.SIGUSR1, 138)],
                          ids=["SIGHUP", "SIGUSR1"])
+@pytest.mark.slow
 def test_stress_stops_on_sighup_like_sigterm(tmp_path, sig, rc):
     out, xml = tmp_path / "s.json", tmp_path / "s.xml"
     p = _spawn(["stress", "-p", "seqcount", "-d", "60", "--json", str(out),
@@ -272,6 +274,7 @@ repeats = 6
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_a_failed_results_write_does_not_abort_the_campaign(tmp_path, capsys, monkeypatch):
     """The --json disk fills after two checkpoints: every cell still runs,
     the table is printed, the JUnit file written, and the exit status is 74."""
@@ -330,6 +333,7 @@ def test_a_second_campaign_on_a_results_file_says_who_holds_it(tmp_path):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_a_campaign_stops_on_sighup_with_its_outputs(tmp_path):
     pytest.importorskip("distributed")
     plan = tmp_path / "plan.toml"
@@ -389,6 +393,7 @@ exec cc "$@"
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig,rc", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
                          ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.slow
 def test_a_signal_while_a_protocol_file_compiles_leaves_no_build_and_no_compiler(
         tmp_path, sig, rc):
     pytest.importorskip("psutil")

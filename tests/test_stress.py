@@ -16,7 +16,7 @@ from kmallocwd.stress.report import bound, repeat_summary, verdict
 SOUND = [p.name for p in protocols.C_PROTOCOLS if p.sound]
 # Broken under sequential consistency: timing alone shows their tears here.
 SC_BROKEN = [p.name for p in protocols.C_PROTOCOLS if p.expect["sc"] == "sometimes"]
-# The configuration the README's CI recipe uses: the slot is valid most of
+# The configuration the CI recipe uses (docs/stress.md): the slot is valid most of
 # the time, so the reader accepts, and sections come often.
 POWERFUL = dict(threads=1, slots=1, alloc_ns=100)
 
@@ -38,6 +38,7 @@ def test_sound_and_broken_cover_every_protocol():
 
 
 @pytest.mark.parametrize("name", SOUND)
+@pytest.mark.slow
 def test_sound_protocol_is_never_accused_and_the_pass_has_power(name):
     """No forbidden outcome, over runs that add up to at least 200 reads a
     write section overlapped (up to 30 runs of 1 s on a loaded machine)."""
@@ -51,6 +52,7 @@ def test_sound_protocol_is_never_accused_and_the_pass_has_power(name):
 
 
 @pytest.mark.parametrize("name", SOUND)
+@pytest.mark.slow
 def test_sound_protocol_preempted_inside_the_section_is_not_accused(name):
     cfg = StressConfig(protocol=name, duration=0.5, preempt=0.01, threads=2, slots=4,
                        alloc_ns=200)
@@ -144,6 +146,7 @@ def test_a_slow_allocation_does_not_delay_the_stop():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_the_most_threads_start_together_and_get_their_duration():
     """1024 writers on 2 cores: all are up before the duration starts, and
     the run ends (pytest-timeout guards against a hang; no timing assert)."""

@@ -41,6 +41,7 @@ def race_bin(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_c11_is_free_of_data_races(race_bin):
     r = subprocess.run([str(race_bin), "c11", "200000"], capture_output=True, text=True,
                        timeout=120)
@@ -50,6 +51,7 @@ def test_c11_is_free_of_data_races(race_bin):
 
 
 @pytest.mark.parametrize("name", ["seqcount", "v3"])
+@pytest.mark.slow
 def test_kernel_style_protocols_are_reported(race_bin, name):
     r = subprocess.run([str(race_bin), name, "200000"], capture_output=True, text=True,
                        timeout=120)

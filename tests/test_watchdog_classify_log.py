@@ -223,6 +223,7 @@ RUNS = {  # scenario: (--time-scale, --duration)
 
 
 @pytest.mark.parametrize("scenario", list(RUNS))
+@pytest.mark.slow
 def test_classify_reads_runs_logs_as_run_does(tmp_path, scenario):
     scale, duration = RUNS[scenario]
     common = ("run", "-q", "--scenario", scenario, "--timeout", "0.3", "--time-scale",

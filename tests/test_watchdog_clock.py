@@ -114,6 +114,7 @@ CASES = [("overload", 1, 0.03, 1.0), ("reclaim-livelock", 2, 0.5, 1.0),
 
 
 @pytest.mark.parametrize("scenario,seed,scale,duration", CASES)
+@pytest.mark.slow
 def test_classification_and_report_counts_are_the_same_at_two_scales(scenario, seed, scale,
                                                                      duration):
     a, at = outcome(scenario, seed, scale, 0.3, duration)

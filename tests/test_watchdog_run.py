@@ -205,6 +205,7 @@ def test_oom_livelock_seq_stays_for_livelocked_tasks(oom):
     assert {int(re.search(r"\((\d+)\)", x)[1]) for x in stuck} >= set(multi)
 
 
+@pytest.mark.slow
 def test_timeout_0_disables_the_watchdog_but_slots_keep_the_last_request():
     out = run("--scenario", "oom-livelock", "--timeout", "0", "--time-scale", "0.25",
               "--duration", "1.8", "--dump-slots")
@@ -225,6 +226,7 @@ def test_timeout_0_disables_the_watchdog_but_slots_keep_the_last_request():
 # ---- JSON Lines, another protocol, other clocks ----
 
 
+@pytest.mark.slow
 def test_json_seqcount_wrap_and_another_hz():
     # 40 jiffies before ULONG_MAX at HZ=250: jiffies wrap 0.16 s after boot,
     # before the first report (timeout 0.3 s = 75 jiffies).

@@ -24,6 +24,7 @@ def _default_sigint() -> None:
 
 @pytest.mark.parametrize("sig,rc,name", [(signal.SIGINT, 130, "SIGINT"),
                                          (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.slow
 def test_signal_ends_the_run_with_the_summary(sig, rc, name):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "run", "-q", "--timeout", "0.3"],

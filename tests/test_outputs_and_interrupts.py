@@ -158,6 +158,7 @@ def _small_files():
     (QUICK_STRESS, "--json", "PASS"),
     (QUICK_RUN, "--log", "==== kmallocwd run summary ===="),
 ])
+@pytest.mark.slow
 def test_a_write_failing_after_the_run_is_74_with_the_report_on_stdout(tmp_path, args, opt,
                                                                        on_stdout):
     f = tmp_path / "out"
@@ -197,6 +198,7 @@ def test_a_node_put_there_during_the_run_survives(tmp_path):
                                   [*QUICK_RUN, "--json"], ["scenarios"], ["--help"]],
                          ids=lambda a: " ".join(a[:3]))
 @pytest.mark.parametrize("how", ["full", "closed"])
+@pytest.mark.slow
 def test_stdout_closed_or_full_is_one_line_and_74(args, how):
     if how == "full":
         with open("/dev/full", "w") as full:
@@ -269,6 +271,7 @@ def _reached_kmallocwd(err: str) -> bool:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig,rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_a_signal_soon_after_start_exits_quietly(sig, rc):
     """A signal ~0.05 s after the spawn (numpy loading, on most machines).
     Retried when it arrived before the interpreter ran kmallocwd's code."""
@@ -395,6 +398,7 @@ def test_read_text_unreadable(tmp_path):
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.slow
 def test_run_log_json_gets_its_summary_after_sigint(tmp_path):
     log = tmp_path / "run.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "kmallocwd", "run", "--json", "-t", "0.3",
@@ -426,6 +430,7 @@ def test_run_log_dash_is_stdout(capsys):
     assert "==== kmallocwd run summary ====" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_png_goes_through_a_temporary_file(tmp_path, monkeypatch, capsys):
     """Each chart is written to a temporary file beside it, then renamed over
     the old chart: a reader never sees half a PNG, and nothing is left."""
@@ -464,6 +469,7 @@ def test_discard_all_closes_and_removes(tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_a_signal_after_the_summary_keeps_the_status(sig):
     """Once the summary record is out, the status is decided: a signal then
     (the process finishing, or the interpreter shutting down) changes nothing."""
@@ -489,6 +495,7 @@ def test_a_signal_after_the_summary_keeps_the_status(sig):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_a_workload_with_no_think_time_still_stops_at_the_duration(tmp_path, capsys):
     """interval_s = 0: the task yields and checks the halt each time round,
     so -d 1 ends the run (pytest-timeout guards the old 11 s spin)."""
