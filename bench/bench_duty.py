@@ -1,5 +1,5 @@
 """The reader against writer activity: one reader snapshotting one slot
-(kmw_bench_reads: the protocol's read and the seed's time check) while one
+(kmw_bench_reads: the protocol's read and the patch's time check) while one
 writer thread spends a given share of its time inside write sections, set
 with the core's knobs: each section lasts hold_ns (spun between its field
 stores), each allocation alloc_ns (spun between start and stop, outside
@@ -27,7 +27,7 @@ from harness import PROTOCOLS, Background, Recorder, Settings, Writers
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.benchreport.model import DUTY, DUTY_READER
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 # (level, hold_ns, alloc_ns); None: no writer at all.
 LEVELS = (("idle", None, None), ("1%", 100, 9_900), ("10%", 1_000, 9_000),

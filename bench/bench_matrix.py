@@ -12,7 +12,7 @@ Roles, each timed inside C:
 * writer-with-reader: the same, while one watchdog thread scans all the
   slots without pause (kmw_reader_scan).  Only the writers are timed.
 * reader-alone: one reader reading every slot in turn (kmw_bench_reads:
-  the protocol's read and the seed's time check, no torn-read check), the
+  the protocol's read and the patch's time check, no torn-read check), the
   slots left inside an allocation (valid 1, even sequence, real record).
   No writer runs, so the thread count does not apply (one case per S).
 * reader-with-writer: the same reader, slots zeroed, while T writer threads

@@ -17,9 +17,9 @@ import harness
 from harness import PROTOCOLS, PY_READER, PY_WRITER, Recorder, Settings
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.clock import jiffies
+from kmallocwd.stress.clock import jiffies
 from kmallocwd.gfp import GFP_KERNEL
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 PAIRS = 1 << 16  # start+stop pairs per round
 READS = 1 << 16  # reads per round

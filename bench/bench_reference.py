@@ -1,6 +1,6 @@
 """Yardsticks (csrc/reference.c), measured in the same run as the protocols:
 
-* reference: the seed's start_memalloc_timer()/stop_memalloc_timer()
+* reference: the patch's start_memalloc_timer()/stop_memalloc_timer()
   written plainly on one struct memalloc_info (gfp check, "if (!valid)",
   the section with its two smp_wmb(), valid++, valid--), in a C loop that
   reads jiffies every 256 pairs like the protocols' writer loop.  The report
@@ -27,7 +27,7 @@ COPY_PASSES = 4  # timed copies per round
 def test_reference(benchmark, kmw: Settings) -> None:
     benchmark.group = "reference"
     rec = Recorder(benchmark, kmw, kind=REFERENCE, role=REFERENCE_PAIR, slots=1, threads=1,
-                   op="start/stop pair, the seed's code plainly")
+                   op="start/stop pair, the patch's code plainly")
     with ReferenceCase(kmw) as case:
         rec.pedantic(lambda: rec.add(*case.batch()))
         benchmark.extra_info.update(case.info())

@@ -5,7 +5,7 @@ threads 1, 2, 4, 8 (on 2 cores, 4 and 8 time-share), on 256 slots split
 between the writers, alone and with a concurrent watchdog scan, in both
 modes.  ns_per_op is a writer's own time per pair; aggregate_ns_per_op is
 the writers' wall time over all pairs (1e3 / it: Mpairs/s, the
-throughput).  The seed's claim is that seqcount's callers no longer contend:
+throughput).  The patch's claim is that seqcount's callers no longer contend:
 the report's scaling table gives seqcount / v2-rwlock at 2 threads.
 """
 

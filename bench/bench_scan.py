@@ -3,7 +3,7 @@ per slot (one reader thread, no writer).  Three series:
 
 * read, valid slots: every slot inside an allocation (valid 1, a real
   record), so every read is the protocol's full read; kmw_bench_reads, the
-  reader and the seed's time check only.  The headline series.
+  reader and the patch's time check only.  The headline series.
 * read, idle slots: every slot zeroed (valid 0), the common case: the reader
   stops at the valid check (R-none copies the slot first).
 * checked, valid slots: the emulator's own watchdog scan, kmw_reader_scan,
@@ -24,7 +24,7 @@ import harness
 from harness import PROTOCOLS, SCAN_SLOTS, Recorder, Settings
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 READS = 1 << 21  # slot reads per round, at least one whole scan
 

@@ -20,7 +20,7 @@ from harness import (
     WRITER_ALONE, WRITER_WITH_READER, ReferenceCase, RoleCase, Settings, sig,
 )
 
-# The writer-alone rounds also run the seed's start/stop as a plain C loop
+# The writer-alone rounds also run the patch's start/stop as a plain C loop
 # (csrc/reference.c) in turn with the protocols: extra_info["reference"].
 REF = "reference"
 

@@ -79,13 +79,13 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
 
 class _Bar:
     """A tqdm bar on stderr over the benchmarks, when stderr is a terminal
-    (kmallocwd/progress.py); none in CI logs or with -q -q."""
+    (kmallocwd/cli/progress.py); none in CI logs or with -q -q."""
 
     progress = None
 
     @classmethod
     def start(cls, total: int, quiet: bool) -> None:
-        from kmallocwd.progress import Progress
+        from kmallocwd.cli.progress import Progress
 
         cls.progress = Progress(total, "bench", quiet=quiet, desc="make bench")
 

@@ -20,10 +20,10 @@ from typing import Callable
 
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.stress.clock import jiffies, make_clock
 from kmallocwd.gfp import GFP_KERNEL
-from kmallocwd.placement import pin_to, round_robin, split_slots
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.placement import pin_to, round_robin, split_slots
+from kmallocwd.stress.slots import SlotArray
 
 
 PROTOCOLS: tuple[str, ...] = protocols.C_NAMES  # the ones the C emulator runs
@@ -50,7 +50,7 @@ from kmallocwd.benchreport.model import PROTOCOL  # noqa: E402
 
 # What was built into the timed loops, recorded as extra_info["mode"]:
 # "protocol", the protocol's own operations (start = jiffies, no witness, no
-# knobs, the reader's read and the seed's time check); "emulator", with the
+# knobs, the reader's read and the patch's time check); "emulator", with the
 # instrumentation (a unique stamp and the witness in every section, every
 # snapshot classified and its overlap counted).  The report pairs them.
 MODES: tuple[str, ...] = (PROTOCOL, EMULATOR)
@@ -67,7 +67,7 @@ ROLES = (WRITER_ALONE, WRITER_WITH_READER, READER_ALONE, READER_WITH_WRITER)
 ALLOC_NS = 100
 
 HZ = 1000
-TIMEOUT_JIFFIES = 10 * HZ  # the seed's default kmallocwd_timeout
+TIMEOUT_JIFFIES = 10 * HZ  # the patch's default kmallocwd_timeout
 BACKGROUND_BATCH = 1 << 14  # operations per C call of a background thread
 
 
@@ -117,7 +117,7 @@ def valid_slots(proto: str, n: int, clock) -> SlotArray:
 
 
 def expire(clock) -> int:
-    """The seed's ``expire = now - kmallocwd_timeout``, as an unsigned long."""
+    """The patch's ``expire = now - kmallocwd_timeout``, as an unsigned long."""
     return (jiffies(clock) - TIMEOUT_JIFFIES) & (2**64 - 1)
 
 
@@ -387,7 +387,7 @@ class RoleCase:
 
 
 class ReferenceCase:
-    """The seed's start/stop as a plain C loop on one slot, GFP_KERNEL order 0
+    """The patch's start/stop as a plain C loop on one slot, GFP_KERNEL order 0
     (kmw_reference_run, csrc/reference.c): the yardstick of the writer pair.
     Same interface as RoleCase for a 1-slot, 1-thread writer."""
 

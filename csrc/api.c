@@ -133,8 +133,8 @@ uint64_t kmw_witness(unsigned int end_seq, unsigned long start,
 }
 
 /*
- * The seed's is_stalling_task() with the chosen protocol's reader: the
- * snapshot goes to *snap (the seed's static "memalloc"), the reader's
+ * The patch's is_stalling_task() with the chosen protocol's reader: the
+ * snapshot goes to *snap (the patch's static "memalloc"), the reader's
  * verdict to *outcome.  No stop flag: a looping reader here waits for the
  * write section in progress to end, which it does, since a writer only
  * ever stops between sections.

@@ -68,7 +68,7 @@ void kmw_reader_scan(int proto, struct memalloc_info *slots, size_t nslots,
 
 /*
  * The benchmarks' read loop, protocol mode: n reads round-robin over
- * slots[0..nslots) with the seed's time_after_eq(expire, start) check and
+ * slots[0..nslots) with the patch's time_after_eq(expire, start) check and
  * nothing else.  Returns the reads done; *elapsed_ns gets the time.
  */
 uint64_t kmw_bench_reads(int proto, struct memalloc_info *slots,

@@ -19,9 +19,9 @@
 #include "locks.h"
 
 /*
- * The reader's copy: the seed's fields one by one in the struct's order, as
+ * The reader's copy: the patch's fields one by one in the struct's order, as
  * plain loads (KMW_COPY) or READ_ONCE (KMW_COPY_ONCE), and the emulator's
- * witness after them in emulator mode.  KMW_COPY_SEQ is the seed's
+ * witness after them in emulator mode.  KMW_COPY_SEQ is the patch's
  * "memalloc = *m" in protocol mode: the sequence first, then the rest.
  */
 #define KMW_COPY(snap, m, emu) do {				\
@@ -269,7 +269,7 @@ out_:										\
 
 /*
  * The benchmarks' read loop, protocol mode: n reads round-robin with the
- * protocol's reader and the seed's time_after_eq(expire, start), nothing
+ * protocol's reader and the patch's time_after_eq(expire, start), nothing
  * else; the accepted fields are folded into a sink so that the copy is not
  * dead code.  Expands to a block that returns the reads done.
  */
@@ -289,7 +289,7 @@ out_:										\
 			s_ = 0;							\
 		if (r_ == KMW_ACCEPT) {						\
 			acc_++;							\
-			/* the seed's check on the snapshot */			\
+			/* the patch's check on the snapshot */			\
 			stalling_ += time_after_eq((a)->expire, snap_.start);	\
 			sink_ ^= snap_.start ^					\
 				 ((uint64_t)snap_.gfp << 32 | snap_.order) ^	\

@@ -1,5 +1,5 @@
 /*
- * memalloc.h - the seed's per-task struct memalloc_info, one per slot,
+ * memalloc.h - the patch's per-task struct memalloc_info, one per slot,
  * plus what the emulator needs around it: the torn-read witness, the
  * emulated jiffies clock and the knobs that widen the write section.
  */
@@ -11,7 +11,7 @@
 
 typedef unsigned int gfp_t;
 
-/* Linux 4.4 (the seed's era) values, include/linux/gfp.h. */
+/* Linux 4.4 (the patch's era) values, include/linux/gfp.h. */
 #define ___GFP_DIRECT_RECLAIM	0x400000u
 #define ___GFP_KSWAPD_RECLAIM	0x2000000u
 #define __GFP_RECLAIM		(___GFP_DIRECT_RECLAIM | ___GFP_KSWAPD_RECLAIM)
@@ -19,7 +19,7 @@ typedef unsigned int gfp_t;
 #define KMW_CACHELINE		64
 
 /*
- * The seed's fields, in the seed's order, then the emulator's.  One slot
+ * The patch's fields, in the patch's order, then the emulator's.  One slot
  * is one cache line, so that slots of different tasks never share one.
  */
 struct memalloc_info {
@@ -51,7 +51,7 @@ _Static_assert(sizeof(struct memalloc_info) == KMW_CACHELINE,
  * The torn-read witness: a 64-bit mix of the sequence a write section
  * ends with (so: of the section's generation) and of every field it
  * writes that the watchdog prints.  "dumped" is left out (the watchdog
- * writes it outside any section), and so is "valid" (the seed writes it
+ * writes it outside any section), and so is "valid" (the patch writes it
  * outside the section).  A snapshot whose fields all come from one section
  * always matches (no false positives, whatever the values); fields or
  * witness from two sections match only if their values coincide.

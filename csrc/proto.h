@@ -1,7 +1,8 @@
 /*
  * proto.h - what every protocol's reader returns, and the spin helper the
- * looping readers share.  Each writer lives in its own header (writer_*.h),
- * the readers in readers.h; variants.h pairs them into variants.
+ * looping readers share.  The writers and readers themselves are generated
+ * from the protocol files (kmallocwd/protocols/*.toml) by
+ * kmallocwd/protocols/cgen.py.
  */
 #ifndef KMW_PROTO_H
 #define KMW_PROTO_H

@@ -1,7 +1,7 @@
 /*
  * reference.c - yardsticks for the benchmarks (bench/bench_reference.py).
  *
- * kmw_reference_run(): the seed's start_memalloc_timer() and
+ * kmw_reference_run(): the patch's start_memalloc_timer() and
  * stop_memalloc_timer() (kmallocwd v3), written plainly on one struct
  * memalloc_info: the gfp check, "if (!valid)", the write section with its
  * two smp_wmb(), valid++ and valid--.  No witness, no knobs, no protocol

@@ -1,5 +1,5 @@
 /*
- * reference.h - the benchmarks' yardsticks (reference.c): the seed's
+ * reference.h - the benchmarks' yardsticks (reference.c): the patch's
  * start/stop written plainly, and a memory copy bandwidth.  Nothing here
  * depends on the protocol table.
  */
@@ -11,7 +11,7 @@
 #include "memalloc.h"
 
 /*
- * The seed's start_memalloc_timer() / stop_memalloc_timer(), plainly, on
+ * The patch's start_memalloc_timer() / stop_memalloc_timer(), plainly, on
  * one struct memalloc_info: n start/stop pairs of (gfp, order), jiffies
  * read every 256 pairs, as the writer loop of protocols.c does.  Returns
  * the pairs done (fewer than n after a stop request); *elapsed_ns gets the

@@ -1,8 +1,8 @@
 /*
- * watchdog.c - the seed's kmallocwd() scans over a whole slot array, in C.
+ * watchdog.c - the patch's kmallocwd() scans over a whole slot array, in C.
  *
  * The emulated watchdog (kmallocwd/watchdog/loop.py) walks its few dozen
- * tasks in Python, as the seed walks for_each_process_thread(); these two
+ * tasks in Python, as the patch walks for_each_process_thread(); these two
  * functions are the same scans over n slots, so that the watchdog's own
  * cost can be measured at 10^4 and 10^6 tasks.  No state of their own:
  * everything is passed in.
@@ -10,7 +10,7 @@
 #include "loops.h"
 
 /*
- * The seed's first while(1) loop, one pass: the earliest moment a stall
+ * The patch's first while(1) loop, one pass: the earliest moment a stall
  * could be due, as a timeout in jiffies.
  *
  *	long t = kmallocwd_timeout;
@@ -24,7 +24,7 @@
  *	}
  *
  * Returns t: <= 0 means "goto stalling", otherwise the jiffies to sleep.
- * The reads are plain, as the seed's ("we might see outdated values").
+ * The reads are plain, as the patch's ("we might see outdated values").
  */
 long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
 		      unsigned long timeout, unsigned long jiffies)
@@ -48,7 +48,7 @@ long kmw_watchdog_due(const struct memalloc_info *slots, size_t n,
 }
 
 /*
- * The seed's counting pass, the slot half of it (TIF_MEMDIE and
+ * The patch's counting pass, the slot half of it (TIF_MEMDIE and
  * fatal_signal_pending() are task flags, not slot fields):
  *
  *	if (is_stalling_task(p, expire))

@@ -11,18 +11,20 @@ is a dataclass whose fields are the keys of the command's JSON document.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kmallocwd import limits, protocols
-from kmallocwd.errors import EXIT_OK
+from kmallocwd.errors import ProtocolFailure, UsageError
+from kmallocwd.jsonreport import JsonReport as _JsonReport
+from kmallocwd.verdicts import MODELS
 
+if TYPE_CHECKING:
+    from kmallocwd.stress.report import StressReport
 
-class ProtocolFailure(AssertionError):
-    """A report that is not a clean PASS: the message says why, with the
-    evidence (histogram, first torn snapshot, the model's counterexample)."""
+__all__ = ["ProtocolFailure", "StressReport", "CheckReport", "AblateReport", "stress", "check",
+           "ablate", "resolve_spec", "counterexample_text"]
 
 
 def resolve_spec(protocol: str | protocols.Spec) -> protocols.Spec:
@@ -37,114 +39,6 @@ def resolve_spec(protocol: str | protocols.Spec) -> protocols.Spec:
                               f"{', '.join(protocols.NAMES)}, or a protocol file)")
 
 
-class _JsonReport:
-    """A command's JSON document as a dataclass: the fields named in
-    ``_INTERNAL`` are kept for Python callers and left out of the JSON."""
-
-    _INTERNAL: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)  # type: ignore[call-overload]
-        for k in self._INTERNAL:
-            d.pop(k)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
-
-
-@dataclass
-class StressReport(_JsonReport):
-    """``kmallocwd stress``'s JSON document, as a dataclass (README, "Stress
-    report JSON"); ``runs`` keeps the raw results (not in the JSON)."""
-
-    schema: str
-    kmallocwd: str
-    protocol: str
-    protocol_file: str
-    writer: str
-    reader: str
-    config: dict
-    runs_done: int
-    machine: dict
-    elapsed_s: float
-    startup_s: float
-    interrupted: bool
-    stop_latency_s: float
-    outcomes: dict
-    torn: int
-    accepted: int
-    attempts: int
-    overlaps: int
-    tear_bound_95: float | None
-    retries: int
-    writer_ops: int
-    reader_snapshots: int
-    scans: int
-    first_torn: dict | None
-    repeat: dict
-    forbidden_seen: list
-    model_broken_on: list
-    expect: str | None
-    verdict: str
-    result: str
-    exit_status: int
-    runs: list = field(default_factory=list, repr=False, compare=False)
-    _INTERNAL = ("runs",)
-
-    @classmethod
-    def from_dict(cls, d: dict, runs: list | None = None) -> "StressReport":
-        names = {f.name for f in fields(cls)} - {"runs"}
-        return cls(**{k: d[k] for k in names}, runs=runs or [])
-
-    def histogram(self) -> str:
-        rows = [f"  {name:<17} {o['count']:>14,}  {o['expect']}"
-                for name, o in self.outcomes.items()]
-        rows.append(f"  reads overlapping a write section: {self.overlaps:,}")
-        return "\n".join(rows)
-
-    def _spec(self) -> protocols.Spec | None:
-        if self.runs:
-            return self.runs[0].spec
-        try:
-            return resolve_spec(self.protocol if self.protocol in protocols.BY_NAME
-                                else self.protocol_file or self.protocol)
-        except protocols.SpecError:
-            return None
-
-    def explain(self) -> str:
-        """The verdict with its evidence, as a failure message shows it: the
-        histogram, each forbidden outcome's reason at its line of the
-        protocol file, the first torn snapshot, and the model checker's
-        counterexample when the model predicts the tear."""
-        spec = self._spec()
-        parts = [self.verdict, self.histogram()]
-        for name in self.forbidden_seen:
-            if spec is not None:
-                o = spec.outcome(name)
-                at = f"{spec.path}:{o.line}: " if o.line else f"{spec.path}: "
-                parts.append(f"{at}{name} is forbidden: {o.reason}")
-        if self.first_torn:
-            ft = self.first_torn
-            s = ft["snapshot"]
-            parts.append(f"first torn snapshot ({ft['kind']}) after {ft['after_s']:.6f} s, "
-                         f"slot {ft['slot']}: " + ", ".join(f"{k}={v}" for k, v in s.items()))
-        if spec is not None and self.model_broken_on:
-            parts.append(counterexample_text(spec, self.model_broken_on))
-        elif self.forbidden_seen:
-            parts.append("model checker: no tear under sc, x86 or weak (kmallocwd check): "
-                         "this one comes from outside the model (the compiled C, or the "
-                         "hardware)")
-        return "\n".join(p for p in parts if p)
-
-    def assert_no_forbidden(self) -> None:
-        """Raise ProtocolFailure unless the verdict is a PASS: a forbidden
-        outcome was seen (FAIL), the run had no power (INCONCLUSIVE), or the
-        model says the protocol can tear and this run did not see it."""
-        if self.exit_status != EXIT_OK:
-            raise ProtocolFailure(self.explain())
-
-
 def counterexample_text(protocol: str | protocols.Spec, models: list[str],
                         sections: int = 2) -> str:
     """What the model checker blames under these models: the line where a
@@ -152,18 +46,13 @@ def counterexample_text(protocol: str | protocols.Spec, models: list[str],
     as its numbered trace ('' when no model finds a tear)."""
     if not models:
         return ""
-    from kmallocwd.model import explore
-    from kmallocwd.model.blame import blame
+    from kmallocwd.model.counterexample import counterexample_text as text
 
     try:
         spec = resolve_spec(protocol)
     except protocols.SpecError:
         return ""
-    found = blame([explore(spec, m, sections) for m in models], every_tear=True)
-    if not found:
-        return ""
-    lines = [f"model checker: {spec.path or spec.name}:{b.line}: {b.message}" for b in found]
-    return "\n".join(lines + found[0].trace)
+    return text(spec, models, sections)
 
 
 def _models(model: str | list[str]) -> list[str]:
@@ -235,12 +124,30 @@ def check(protocol: str | protocols.Spec = "v3", *, model: str | list[str] = "al
                        results=results)
 
 
+def check_all(specs: list[protocols.Spec], models: list[str], sections: int = 2,
+              retries: int = 0, build: str = "kernel",
+              on_check: Callable[[Any], None] | None = None):
+    """``kmallocwd check`` over several protocols, with the verdict on each
+    one's compiled binary: the command's report (kmallocwd.model.check_report;
+    a signal ends it with the protocols done so far)."""
+    from kmallocwd.model.check_report import run_checks
+
+    return run_checks(specs, models, sections, retries, build, on_check)
+
+
+def max_slots() -> int:
+    """The most slots this machine's memory allows a stress run."""
+    from kmallocwd.stress.slots import max_slots as most
+
+    return most()
+
+
 def stress_variant(spec: protocols.Spec, duration: float, build: str = "kernel") -> dict:
     """The stress half of an ablation: one run of ``spec`` in the README's
     CI configuration (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50), ended
     at the first tear; counts by outcome, time to the first tear, overlaps."""
     from kmallocwd.protocols.backend import backend
-    from kmallocwd.stressrun import StressConfig, run_stress
+    from kmallocwd.stress.run import StressConfig, run_stress
 
     cfg = StressConfig(protocol=spec.name, duration=duration, alloc_ns=100, hold_ns=50,
                        until_torn=True, build=build)
@@ -271,7 +178,63 @@ class AblateReport(_JsonReport):
     build: str = "kernel"  # which barriers.h definitions the stressed variants had
     rows_obj: list = field(default_factory=list, repr=False, compare=False)
     spec: Any = field(default=None, repr=False, compare=False)
-    _INTERNAL = ("rows_obj", "spec")
+    broken: list = field(default_factory=list, repr=False, compare=False)  # the models
+    # under which the protocol as written tears where [expect] says never
+    verdict: str = field(default="", repr=False, compare=False)  # the one-line verdict
+    _INTERNAL = ("rows_obj", "spec", "broken", "verdict")
+
+    def text(self) -> str:
+        """The table, then how it ended, and the verdict."""
+        import textwrap
+
+        from kmallocwd.model.ablate import render
+
+        out = render(self.spec, self.rows_obj, self.models)
+        if self.duration > 0:
+            out += f"  stress: the {self.build} build\n"
+        if self.interrupted:
+            out += f"INTERRUPTED: partial, {len(self.rows_obj)} of {self.variants} rows done\n"
+        return out + "\n".join(textwrap.wrap(self.verdict, 100, subsequent_indent="  ")) + "\n"
+
+    def findings(self) -> list:
+        """Exactly what the exit status says: the lines the counterexamples
+        of the protocol as written blame, when it tears where [expect] says
+        never."""
+        if not self.broken:
+            return []
+        from kmallocwd.annotate import blame_findings
+        from kmallocwd.model import explore
+
+        return blame_findings([explore(self.spec, m, 2) for m in self.broken], self.spec.path)
+
+    def to_junit(self) -> str:
+        """One testcase per row: the protocol as written fails when it tears
+        where [expect] says never; a row whose stress run was cut short is
+        inconclusive."""
+        from kmallocwd import junit
+
+        spec = self.spec
+        cases = []
+        for r in self.rows_obj:
+            name = "as written" if not r.line else f"line {r.line}: {r.text} {r.change}"
+            c = junit.Case(name=f"{spec.name} {name}", classname=f"kmallocwd.ablate.{spec.name}",
+                           time_s=r.seconds,
+                           properties={**{f"verdict.{m}": v for m, v in r.verdicts.items()},
+                                       "build": self.build,
+                                       "necessary_on": ",".join(r.necessary_on),
+                                       "stress_torn": r.stress_torn})
+            if not r.line and self.broken:
+                c.set("FAIL", self.verdict)
+            elif r.interrupted:
+                c.set("INCONCLUSIVE", "interrupted: the stress run was cut short")
+            cases.append(c)
+        seed = None
+        if self.duration > 0:
+            from kmallocwd.stress.run import StressConfig
+
+            seed = StressConfig(protocol=spec.name).seed
+        return junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
+                            junit.run_properties(seed, protocol=spec.name, build=self.build))
 
     def assert_no_forbidden(self) -> None:
         """Raise if the protocol as written can tear (the first row)."""
@@ -321,16 +284,27 @@ def ablate(protocol: str | protocols.Spec = "seqcount", *, duration: float = 0.0
     except KeyboardInterrupt as exc:
         status = exit_status(exc)
     interrupted = status is not None
+    broken = [m for m, v in rows[0].verdicts.items()
+              if v == "sometimes" and spec.expect.get(m) == "never"] if rows else []
     if status is None:
-        status = 1 if rows and any(v == "sometimes" and spec.expect.get(m) == "never"
-                                   for m, v in rows[0].verdicts.items()) else 0
+        status = 1 if broken else 0
+    needed = [r for r in rows[1:] if r.necessary_on]
+    if broken:
+        verdict = (f"FAIL: {spec.name} as written can tear under {', '.join(broken)}, where "
+                   "[expect] says never")
+    elif not rows:
+        verdict = f"INTERRUPTED: {spec.name}: no row done"
+    else:
+        verdict = (f"OK: {spec.name} as written holds where [expect] says never; "
+                   f"{len(needed)} of {len(rows) - 1} annotations are necessary"
+                   + (f" (lines {', '.join(str(r.line) for r in needed)})" if needed else ""))
     power = detection_power(rows)
     return AblateReport(schema="kmallocwd.ablate/1", protocol=spec.name, path=spec.path,
                         models=models, duration=duration, rows=[r.to_dict() for r in rows],
                         detection_power=None if power is None else
                         {"seen": power[0], "broken": power[1]},
                         interrupted=interrupted, variants=total, exit_status=status, build=build,
-                        rows_obj=rows, spec=spec)
+                        rows_obj=rows, spec=spec, broken=broken, verdict=verdict)
 
 
 def check_stress_values(**values: Any) -> None:
@@ -344,11 +318,96 @@ def check_stress_values(**values: Any) -> None:
         if threads > slots:
             raise ValueError(f"threads={threads} is more than slots={slots} (accepted: 1 to "
                              f"{slots}; each slot has one writer, its task)")
-        from kmallocwd.slots import max_slots
+        from kmallocwd.stress.slots import max_slots
 
         most = max_slots()
         if slots > most:
             raise ValueError(f"slots={slots} is more than memory allows (accepted: 1 to {most})")
+
+
+_STRESS_DEFAULTS = dict(duration=5.0, threads=1, slots=1, iterations=None, batch=65536,
+                        pin=False, hold_ns=0, alloc_ns=0, preempt=0.0, seed=1,
+                        until_torn=False, repeat=1, min_overlaps=1, expect=None,
+                        build="kernel")
+
+
+def _stress_config(protocol: str | protocols.Spec, values: dict):
+    """The checked values as a StressConfig, and the protocol's Spec."""
+    from kmallocwd.stress.run import StressConfig
+
+    v = {**_STRESS_DEFAULTS, **values}
+    if v["iterations"] is not None:
+        v["duration"] = None
+    elif v["duration"] is None:
+        v["duration"] = 5.0
+    check_stress_values(**{k: v[k] for k in (
+        "duration", "iterations", "threads", "slots", "batch", "hold_ns", "alloc_ns",
+        "preempt", "seed", "repeat", "min_overlaps", "expect")})
+    spec = resolve_spec(protocol)
+    cfg = StressConfig(protocol=spec.name,
+                       protocol_file=None if protocols.BY_NAME.get(spec.name) is spec
+                       else spec.path,
+                       **{k: v[k] for k in ("threads", "slots", "duration", "iterations",
+                                            "batch", "pin", "hold_ns", "alloc_ns", "preempt",
+                                            "seed", "until_torn", "min_overlaps", "build")})
+    return cfg, spec, v
+
+
+@dataclass
+class StressPlan:
+    """A stress configuration checked, with its protocol compiled: what
+    :func:`run_planned` runs.  A signal while it is made stops nothing
+    started, so it is not caught."""
+
+    cfg: Any
+    spec: protocols.Spec
+    backend: Any
+    repeat: int
+    expect: str | None
+
+
+def plan_stress(protocol: str | protocols.Spec = "v3", **values: Any) -> StressPlan:
+    """Check ``stress``'s values (ValueError) and compile the protocol."""
+    from kmallocwd.protocols.backend import backend
+
+    cfg, spec, v = _stress_config(protocol, values)
+    return StressPlan(cfg, spec, backend(spec, cfg.build), v["repeat"], v["expect"])
+
+
+def run_planned(plan: StressPlan,
+                on_run: Callable[[int, Any], None] | None = None) -> StressReport:
+    """Run a planned stress and return its report (see :func:`stress`)."""
+    import kmallocwd.stress.report as stress_report
+    from kmallocwd.interrupt import exit_status
+    from kmallocwd.stress.run import interrupted_before, run_stress
+
+    runs = []
+    try:
+        for i in range(plan.repeat):
+            try:
+                runs.append(run_stress(plan.cfg, plan.backend))
+            except MemoryError as exc:
+                raise UsageError(f"--slots {plan.cfg.slots}: {exc}") from None
+            if on_run is not None:
+                on_run(i, runs[-1])
+            if runs[-1].interrupted:
+                break
+    except KeyboardInterrupt as exc:  # between runs: the runs done stand
+        if runs:
+            runs[-1].interrupted, runs[-1].interrupt_status = True, exit_status(exc)
+        else:
+            runs.append(interrupted_before(plan.cfg, plan.spec, exc))
+    return stress_report.build(runs, plan.expect, plan.repeat)
+
+
+def interrupted_report(plan: StressPlan, exc: KeyboardInterrupt) -> StressReport:
+    """The report of a planned stress that a signal stopped before its
+    first run began."""
+    import kmallocwd.stress.report as stress_report
+    from kmallocwd.stress.run import interrupted_before
+
+    return stress_report.build([interrupted_before(plan.cfg, plan.spec, exc)], plan.expect,
+                               plan.repeat)
 
 
 def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.0,
@@ -361,32 +420,13 @@ def stress(protocol: str | protocols.Spec = "v3", *, duration: float | None = 5.
     is called after each of the ``repeat`` runs (a progress hook).  Ctrl-C
     stops the runs; the report then holds the partial result.  A value the
     CLI refuses is a ValueError with the CLI's message (kmallocwd/limits.py)."""
-    from kmallocwd import stress_report
-    from kmallocwd.protocols.backend import backend
-    from kmallocwd.stressrun import StressConfig, run_stress
+    values = {k: v for k, v in locals().items() if k in _STRESS_DEFAULTS}
+    return run_planned(plan_stress(protocol, **values), on_run)
 
-    if iterations is not None:
-        duration = None
-    elif duration is None:
-        duration = 5.0
-    check_stress_values(duration=duration, iterations=iterations, threads=threads,
-                        slots=slots, batch=batch, hold_ns=hold_ns, alloc_ns=alloc_ns,
-                        preempt=preempt, seed=seed, repeat=repeat, min_overlaps=min_overlaps,
-                        expect=expect)
-    spec = resolve_spec(protocol)
-    cfg = StressConfig(protocol=spec.name,
-                       protocol_file=None if protocols.BY_NAME.get(spec.name) is spec
-                       else spec.path,
-                       threads=threads, slots=slots, duration=duration, iterations=iterations,
-                       batch=batch, pin=pin, hold_ns=hold_ns, alloc_ns=alloc_ns,
-                       preempt=preempt, seed=seed, until_torn=until_torn,
-                       min_overlaps=min_overlaps, build=build)
-    be = backend(spec, build)
-    runs = []
-    for i in range(repeat):
-        runs.append(run_stress(cfg, be))
-        if on_run is not None:
-            on_run(i, runs[-1])
-        if runs[-1].interrupted:
-            break
-    return StressReport.from_dict(stress_report.to_dict(runs, expect, repeat), runs)
+
+def __getattr__(name: str) -> Any:
+    if name == "StressReport":  # imported when asked for: it needs the C extension
+        from kmallocwd.stress.report import StressReport
+
+        return StressReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

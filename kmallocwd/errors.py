@@ -40,20 +40,39 @@ EXIT_SIGQUIT = 131
 EXIT_SIGTERM = 143
 
 
-class UsageError(Exception):
-    """Bad input: the CLI prints the message as one line and exits 2."""
+class KmallocwdError(Exception):
+    """An error the CLI reports as one line (the message) and an exit
+    status (``exit_code``): the one mapping from errors to exit codes."""
+
+    exit_code = EXIT_USAGE
 
 
-class WriteFailed(Exception):
+class UsageError(KmallocwdError, ValueError):
+    """Bad input (an option, a file's content): exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class WriteFailed(KmallocwdError):
     """An output could not be written after the run: exit 74."""
 
+    exit_code = EXIT_WRITE_FAILED
 
-class Unavailable(Exception):
-    """Something the command needs is unavailable (EX_UNAVAILABLE): the CLI
-    prints the message as one line and exits 69.  The campaign's --scheduler
-    raises it when the service is not a Dask scheduler."""
+
+class Unavailable(KmallocwdError):
+    """Something the command needs is unavailable (EX_UNAVAILABLE): exit 69.
+    The campaign's --scheduler raises it when the service is not a Dask
+    scheduler."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class InstallError(Unavailable):
     """An install problem (a missing compiler, headers or C sources), or a
     compile cache that cannot be trusted: one line saying how to fix it, exit 69."""
+
+
+class ProtocolFailure(AssertionError):
+    """A report that is not a clean PASS (the API's ``assert_no_forbidden``):
+    the message says why, with the evidence (histogram, first torn snapshot,
+    the model's counterexample)."""

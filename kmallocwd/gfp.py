@@ -1,4 +1,4 @@
-"""The kernel's gfp flags as of the seed (Linux 4.4, include/linux/gfp.h),
+"""The kernel's gfp flags as of the patch (Linux 4.4, include/linux/gfp.h),
 and the realistic allocation requests emulated tasks make."""
 
 from __future__ import annotations
@@ -79,19 +79,19 @@ class Request:
 # anonymous-memory faults, some slab refills of order 1 to 3, a THP attempt,
 # and one request with no reclaim bit, which start_memalloc_timer() skips.
 STRESS_MIX: tuple[Request, ...] = (
-    Request(GFP_HIGHUSER_MOVABLE | ___GFP_ZERO, 0),  # 0x24280ca, the seed's
+    Request(GFP_HIGHUSER_MOVABLE | ___GFP_ZERO, 0),  # 0x24280ca, the patch's
     Request(GFP_KERNEL, 0),
     Request(GFP_HIGHUSER_MOVABLE, 0),
     Request((GFP_HIGHUSER_MOVABLE | ___GFP_COLD) & ~___GFP_FS, 0),  # 0x242014a
     Request(GFP_KERNEL | ___GFP_COMP | ___GFP_NOWARN, 1),
     Request(GFP_NOFS, 0),
     Request(GFP_KERNEL | ___GFP_COMP | ___GFP_NOWARN | ___GFP_NORETRY, 3),
-    Request(GFP_NOIO, 0),  # 0x2400000, the seed's kworker
+    Request(GFP_NOIO, 0),  # 0x2400000, the patch's kworker
     Request(GFP_KERNEL | ___GFP_ZERO, 0),
     Request(GFP_USER, 0),
     Request(GFP_KERNEL | ___GFP_COMP, 2),
     Request(___GFP_HIGH | ___GFP_ATOMIC | ___GFP_NOWARN, 0),  # no reclaim bit
-    Request(GFP_ATOMIC, 0),  # KSWAPD bit only: tracked, as the seed's test is
+    Request(GFP_ATOMIC, 0),  # KSWAPD bit only: tracked, as the patch's test is
     Request(GFP_HIGHUSER_MOVABLE | ___GFP_COMP | ___GFP_NORETRY, 9),  # THP
     Request(GFP_NOFS | ___GFP_NOWARN, 1),
     Request(GFP_NOWAIT, 0),  # KSWAPD bit only

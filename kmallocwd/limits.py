@@ -1,5 +1,5 @@
 """The accepted range of every value a stress run takes, one validator per
-value, shared by the CLI's option types (kmallocwd/argtypes.py), the Python
+value, shared by the CLI's option types (kmallocwd/cli/argtypes.py), the Python
 API (kmallocwd/api.py), campaign plans and the pytest plugin, so that they
 refuse the same values with the same message and cannot drift apart.
 

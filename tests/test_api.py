@@ -175,3 +175,12 @@ def test_the_plugin_rejects_a_bad_scale(pytester):
     res = pytester.runpytest_subprocess("--kmallocwd-duration-scale", "0")
     assert res.ret != 0
     assert "--kmallocwd-duration-scale '0' is out of range" in res.stdout.str() + res.stderr.str()
+
+
+def test_the_stress_package_does_not_hide_the_api_function():
+    """``kmallocwd.stress`` is the stress core's package once it is imported;
+    calling it is still the API's stress()."""
+    import kmallocwd.stress.report  # noqa: F401  (binds kmallocwd.stress to the package)
+
+    r = kmallocwd.stress("seqcount", iterations=1000, alloc_ns=100)
+    assert r.protocol == "seqcount" and r.runs_done == 1

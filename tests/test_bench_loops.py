@@ -13,7 +13,7 @@ from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
 from kmallocwd.gfp import GFP_KERNEL
 from kmallocwd.protocols import interp
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.slots import SlotArray
 
 ACCEPT, REJECT_ODD, REJECT_INVALID, ABORTED = (lib.KMW_ACCEPT, lib.KMW_REJECT_ODD,
                                               lib.KMW_REJECT_INVALID, lib.KMW_ABORTED)
@@ -179,7 +179,7 @@ def test_stop_ends_a_long_loop() -> None:
 # ---- csrc/reference.c: the benchmarks' yardsticks ----
 
 def test_reference_loop_is_the_seeds_start_and_stop() -> None:
-    from kmallocwd.clock import make_clock
+    from kmallocwd.stress.clock import make_clock
 
     s = SlotArray(1)
     stop = ffi.new("int *")
@@ -203,7 +203,7 @@ def test_reference_loop_is_the_seeds_start_and_stop() -> None:
 
 
 def test_reference_loop_stops() -> None:
-    from kmallocwd.clock import make_clock
+    from kmallocwd.stress.clock import make_clock
 
     s = SlotArray(1)
     stop = ffi.new("int *", 1)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from kmallocwd.binverdict import CANNOT_TEAR, binary_verdict, tears_in_order
+from kmallocwd.stress.binverdict import CANNOT_TEAR, binary_verdict, tears_in_order
 from kmallocwd.protocols import BY_NAME, C_PROTOCOLS
 
 SEQ, VALID = ("sequence",), ("valid",)

@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from kmallocwd import protocols, stress_report
+from kmallocwd import protocols
+import kmallocwd.stress.report as stress_report
 from kmallocwd.protocols.backend import backend
 from kmallocwd.protocols.builds import C11_MACRO, definitions
 from kmallocwd.protocols.cgen import generate
-from kmallocwd.stressrun import StressConfig, StressResult, run_stress
+from kmallocwd.stress.run import StressConfig, StressResult, run_stress
 
 
 def test_the_c11_build_is_compiled_with_its_macro():
@@ -31,10 +32,11 @@ def test_a_run_in_each_build_runs_that_build():
     r = run_stress(StressConfig(protocol="seqcount", duration=0.2, alloc_ns=100, build="c11"),
                    be)
     assert r.torn == 0
-    d = stress_report.to_dict([r])
+    report = stress_report.build([r])
+    d = report.to_dict()
     assert d["build"] == "c11" and d["binary"]["build"] == "c11"
-    assert "c11 build" in stress_report.render([r]).splitlines()[0]
-    xml = stress_report.to_junit([r])
+    assert "c11 build" in stress_report.render(report).splitlines()[0]
+    xml = stress_report.to_junit(report)
     assert 'name="build" value="c11"' in xml
 
 

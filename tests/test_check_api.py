@@ -11,7 +11,7 @@ import pytest
 import kmallocwd
 from kmallocwd import protocols
 from kmallocwd.cli import main
-from kmallocwd.stress_report import broken_models
+from kmallocwd.stress.report import broken_models
 
 
 @pytest.mark.slow

@@ -161,15 +161,15 @@ def test_unwritable_json_path_is_refused_before_the_run(tmp_path, capsys, path):
 
 def test_a_run_that_accepted_nothing_says_inconclusive():
     """A run whose reader accepted no snapshot tested nothing: exit 3."""
-    from kmallocwd import stress_report
-    from kmallocwd.stressrun import StressConfig, StressResult
+    import kmallocwd.stress.report as stress_report
+    from kmallocwd.stress.run import StressConfig, StressResult
 
     res = StressResult(config=StressConfig(protocol="seqcount"),
                        spec=protocols.get("seqcount"),
                        counts={o: 0 for o in protocols.OUTCOMES} | {"rejected-invalid": 1000})
     v = stress_report.verdict([res], None)
     assert v.status == 3 and "INCONCLUSIVE" in v.line
-    assert stress_report.to_dict([res])["exit_status"] == 3
+    assert stress_report.build([res]).to_dict()["exit_status"] == 3
 
 
 def test_json_to_stdout(capsys):

@@ -8,10 +8,11 @@ import random
 import numpy as np
 import pytest
 
-from kmallocwd import classify, gfp, protocols
+from kmallocwd import gfp, protocols
+import kmallocwd.stress.classify as classify
 from kmallocwd._core import ffi, lib
-from kmallocwd.slots import SLOT_SIZE, SlotArray, Snapshot
-from kmallocwd.stressrun import C_OUTCOMES
+from kmallocwd.stress.slots import SLOT_SIZE, SlotArray, Snapshot
+from kmallocwd.stress.run import C_OUTCOMES
 
 FIELDS = ("sequence", "start", "order", "gfp", "witness")
 
@@ -205,7 +206,7 @@ def test_consecutive_sections_of_a_slot_write_new_values():
     w = ffi.new("struct kmw_writer *")
     w.stamp = 1 << 40
     stop = ffi.new("int *")
-    from kmallocwd.clock import make_clock
+    from kmallocwd.stress.clock import make_clock
     clock = make_clock()
     v = s.view()
     seen: set[int] = set()
@@ -239,7 +240,7 @@ def test_witness_sees_every_field():
 
 
 def test_jiffies_start_at_initial_and_advance():
-    from kmallocwd.clock import initial_jiffies, jiffies, make_clock
+    from kmallocwd.stress.clock import initial_jiffies, jiffies, make_clock
 
     c = make_clock(hz=1000)
     j0 = jiffies(c)

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from kmallocwd import objorder
+import kmallocwd.stress.objorder as objorder
 from kmallocwd.protocols import C_PROTOCOLS
 from kmallocwd.protocols.cgen import knob_point
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kmallocwd import argtypes, inputs, outpath
+from kmallocwd import inputs, outpath
+from kmallocwd.cli import argtypes
 from kmallocwd.cli import main
 from kmallocwd.errors import UsageError, WriteFailed
 from kmallocwd.watchdog import scenario as sc

@@ -14,7 +14,7 @@ import pytest
 from kmallocwd import protocols
 from kmallocwd.cli import main
 from kmallocwd.protocols import cgen, spec
-from kmallocwd.stressrun import StressConfig, run_stress
+from kmallocwd.stress.run import StressConfig, run_stress
 
 from conftest import ROOT
 

@@ -23,9 +23,19 @@ def test_operation_kinds_are_an_enum():
                      vocab.Kind.COPY, vocab.Kind.COND}
 
 
-def test_the_vocabulary_is_a_leaf():
+def _kmallocwd_imports(path: str) -> set[str]:
     import ast
-    tree = ast.parse(open(vocab.__file__).read())
+    tree = ast.parse(open(path).read())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not any(m and m.startswith("kmallocwd") for m in imported)
+    return {m for m in imported if m and m.startswith("kmallocwd")}
+
+
+def test_the_vocabulary_is_a_leaf():
+    """It imports only the package's leaves: the errors (SpecError is a
+    UsageError) and the verdicts (the models), which import nothing else."""
+    from kmallocwd import errors, verdicts
+
+    assert _kmallocwd_imports(vocab.__file__) <= {"kmallocwd.errors", "kmallocwd.verdicts"}
+    assert _kmallocwd_imports(verdicts.__file__) <= {"kmallocwd.errors"}
+    assert _kmallocwd_imports(errors.__file__) == set()

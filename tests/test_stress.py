@@ -10,8 +10,8 @@ import pytest
 
 from kmallocwd import protocols
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED
-from kmallocwd.stressrun import StressConfig, StressResult, StressRun, combine, run_stress
-from kmallocwd.stress_report import bound, repeat_summary, verdict
+from kmallocwd.stress.run import StressConfig, StressResult, StressRun, combine, run_stress
+from kmallocwd.stress.report import bound, repeat_summary, verdict
 
 SOUND = [p.name for p in protocols.C_PROTOCOLS if p.sound]
 # Broken under sequential consistency: timing alone shows their tears here.

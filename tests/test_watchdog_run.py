@@ -1,5 +1,5 @@
 """``kmallocwd run`` end to end: oom-livelock with a small timeout and a
-faster workload, its output parsed with regexes made from the seed's printf
+faster workload, its output parsed with regexes made from the patch's printf
 formats.  (Every scenario's classification, over 5 seeds: test_classify.)"""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from kmallocwd.cli import main
 from kmallocwd.watchdog.workload import load_builtin
 
-# "[%5lu.%06lu] " then the seed's formats.
+# "[%5lu.%06lu] " then the patch's formats.
 TS = r"\[\s*(\d+)\.(\d{6})\] "
 INFO = re.compile(TS + r"MemAlloc-Info: (\d+) stalling task, (\d+) dying task, "
                   r"(\d+) victim task\.$")
@@ -79,7 +79,7 @@ def parse(text: str) -> tuple[list[Rep], list[float]]:
         elif m := TRACE.match(line):
             reps[-1].traced.append(int(m[6]))
         elif line.startswith("[") and "MemAlloc" in line:
-            raise AssertionError(f"a MemAlloc line the seed's formats do not match: {line!r}")
+            raise AssertionError(f"a MemAlloc line the patch's formats do not match: {line!r}")
     return reps, times
 
 
@@ -128,7 +128,7 @@ def stall_history(reps: list[Rep]) -> dict[int, list[tuple[int, int, int]]]:
     return h
 
 
-# ---- oom-livelock: the seed's example ----
+# ---- oom-livelock: the patch's example ----
 
 FAST = ("--timeout", "0.3", "--time-scale", "0.25")  # the OOM comes at about 1.3 s
 
@@ -186,7 +186,7 @@ def test_oom_livelock_traces(oom):
         assert sum(shown) <= 2, stall  # at most twice per stall
     # the traces say where the tasks are: the allocator, mmap_sem (the
     # mapper's down_write(), the readers queued behind it; the victim in
-    # exit_mm() has no SIGKILL pending any more, so the seed does not trace it)
+    # exit_mm() has no SIGKILL pending any more, so the patch does not trace it)
     assert re.search(r"\]\s+\[<mm\.py:\d+>\] __alloc_pages_slowpath$", oom.text, re.M)
     assert re.search(r"\]\s+\[<sched\.py:\d+>\] rwsem_down_write_failed$", oom.text, re.M)
     assert re.search(r"\]\s+\[<sched\.py:\d+>\] rwsem_down_read_failed$", oom.text, re.M)

@@ -70,11 +70,11 @@ def test_builtins_load_and_are_listed(capsys):
 
 
 def test_scenarios_describe_workloads_not_fates():
-    """The seed's example is a workload: who allocates what, with which
+    """The patch's example is a workload: who allocates what, with which
     locks; nobody is told to stall, die or be the victim."""
     s = W.load_builtin("oom-livelock")
     pids = {p for proc in s.processes for p in proc.pids}
-    assert set(range(11042, 11054)) - pids == {11044}  # as in the seed's report
+    assert set(range(11042, 11054)) - pids == {11044}  # as in the patch's report
     child = next(p for p in s.processes if p.tgid == 11043)
     assert child.ppid == 11042 and len(child.pids) == 10
     modes = {W.split_lock(x) for t in child.threads for x in t.locks}
@@ -104,7 +104,7 @@ def test_the_format():
 
 
 def test_gfp_names_are_linux_4_4s():
-    assert gfpnames.parse("GFP_HIGHUSER_MOVABLE | __GFP_ZERO") == 0x24280CA  # the seed's
+    assert gfpnames.parse("GFP_HIGHUSER_MOVABLE | __GFP_ZERO") == 0x24280CA  # the patch's
     assert gfpnames.parse("GFP_NOIO") == 0x2400000 == gfpnames.RECLAIM
     assert gfpnames.NAMES["__GFP_DIRECT_RECLAIM"] == 0x400000
     assert gfpnames.NAMES["__GFP_KSWAPD_RECLAIM"] == 0x2000000

@@ -25,7 +25,7 @@ from kmallocwd.watchdog.tasks import (TASK_UNINTERRUPTIBLE, Task, make_tasks,
 GFP_KERNEL = gfpnames.NAMES["GFP_KERNEL"]
 GFP_NOIO = gfpnames.NAMES["GFP_NOIO"]
 ATOMIC_NO_RECLAIM = gfpnames.parse("__GFP_HIGH | __GFP_ATOMIC | __GFP_NOWARN")
-PAGECACHE = 0x242014A  # the seed's
+PAGECACHE = 0x242014A  # the patch's
 
 TS = r"\[\s*\d+\.\d{6}\] "
 
@@ -61,7 +61,7 @@ def test_only_reclaim_requests_start_the_timer():
     assert (p.m.valid, p.m.sequence) == (0, 0)
     stop_memalloc_timer(p, ATOMIC_NO_RECLAIM)
     assert p.m.valid == 0
-    # GFP_NOWAIT has only the kswapd bit: the seed's test tracks it too.
+    # GFP_NOWAIT has only the kswapd bit: the patch's test tracks it too.
     start_memalloc_timer(p, gfpnames.NAMES["GFP_NOWAIT"], 0)
     assert (p.m.valid, p.m.sequence) == (1, 2)
 
@@ -150,7 +150,7 @@ def test_c_count_pass_equals_is_stalling_task_per_slot(protocol):
 
 
 def report(system: System, timeout: int) -> tuple[Watchdog, list[str]]:
-    """Run the seed's stalling: part once; the halted machine makes its
+    """Run the patch's stalling: part once; the halted machine makes its
     closing schedule_timeout_interruptible() raise Halt."""
     out = io.StringIO()
     wd = Watchdog(system, timeout, Log(out, system.uptime_ns, False))

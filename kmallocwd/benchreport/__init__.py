@@ -9,7 +9,7 @@ One job per module:
 - validate.py: checking one benchmark's extra_info, one line per bad key
 - load.py:     file -> Run (parse, check, drop unknown figures with a warning)
 - analyse.py:  scan linearity and limit, reference, duty, scaling, overhead
-- keyfigures.py: the few headline numbers, and issue 12's targets
+- keyfigures.py: the few headline numbers, and the benchmarks' targets
 - tables.py:   the text report
 - jsonout.py:  the JSON report
 - plot.py:     the PNG charts

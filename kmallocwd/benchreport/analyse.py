@@ -12,8 +12,8 @@ from .model import (
     SCAN_SERIES, SIDE, VALID, WRITER_ALONE, WRITER_WITH_READER, Figure, Run, round_ratio,
 )
 
-# The protocols the seed's changelog compares the seqcount with: read_lock()
-# (v2-rwlock) and the seed's own reader (v3).  Key figures about them are
+# The protocols the patch's changelog compares the seqcount with: read_lock()
+# (v2-rwlock) and the patch's own reader (v3).  Key figures about them are
 # given only when the file has them.
 SEED_COMPARED = ("v2-rwlock", "v3")
 
@@ -55,7 +55,7 @@ def scan_linearity(run: Run) -> list[dict]:
     return out
 
 
-# ---- the scan against the physical limit (issue 12, item 5) ----
+# ---- the scan against the physical limit ----
 
 def bandwidth(run: Run) -> Figure | None:
     """The copy-bandwidth figure: ns to copy one slot's bytes (the limit)."""
@@ -90,10 +90,10 @@ def scan_limit(run: Run) -> dict | None:
             "llc_bytes": llc, "rows": rows}
 
 
-# ---- the reference loop (issue 12, item 2) ----
+# ---- the reference loop ----
 
 def reference(run: Run) -> dict | None:
-    """The seed's start/stop as a plain C loop, and each protocol's writer
+    """The patch's start/stop as a plain C loop, and each protocol's writer
     pair over it: from the side-by-side run when it interleaved the
     reference (ratio round by round), else from the matrix (1 slot, 1
     thread) over the stand-alone reference benchmark."""
@@ -126,7 +126,7 @@ def reference(run: Run) -> dict | None:
             "alone_min_ns": ref_alone.ns_min if ref_alone else None, "rows": rows}
 
 
-# ---- the reader against writer activity (issue 12, item 4) ----
+# ---- the reader against writer activity ----
 
 def duty_levels(run: Run) -> list[str]:
     seen = {f.level for f in run.of(DUTY)}
@@ -158,7 +158,7 @@ def duty(run: Run) -> list[dict]:
     return out
 
 
-# ---- thread scaling (issue 12, item 3) ----
+# ---- thread scaling ----
 
 def thread_scaling(run: Run) -> list[dict]:
     """The writer pair by writer threads, at each slot count with more than
@@ -191,7 +191,7 @@ def thread_scaling(run: Run) -> list[dict]:
     return out
 
 
-# ---- the instrumentation's overhead (issue 12, item 1) ----
+# ---- the instrumentation's overhead ----
 
 def instrumentation_overhead(run: Run) -> list[dict]:
     """Each emulator-mode figure over the same case in protocol mode: what

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import analyse, keyfigures
+import kmallocwd.benchreport.analyse as analyse
+import kmallocwd.benchreport.keyfigures as keyfigures
 from .model import BASELINE, Run
 
 

@@ -1,4 +1,4 @@
-"""The key figures: the few numbers the seed's changelog and the issues ask
+"""The key figures: the few numbers the patch's changelog and the benchmarks' targets ask
 about, each with a one-line label and how it was measured."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _reader_detail(f: Figure) -> str:
 
 
 def key_figures(run: Run, baseline: str = BASELINE, mode: str = EMULATOR) -> list[KeyFigure]:
-    """The figures the seed's changelog and the issues ask about: 1 slot, 1
+    """The figures the patch's changelog and the targets ask about: 1 slot, 1
     writer, from the interleaved side-by-side runs when the file has them
     (ratios taken round by round), else from the matrix."""
     have = set(run.protocols())
@@ -55,7 +55,7 @@ def key_figures(run: Run, baseline: str = BASELINE, mode: str = EMULATOR) -> lis
     if ref:
         row = next((r for r in ref["rows"] if r["protocol"] == baseline
                     and r["mode"] == mode), None)
-        out.append(KeyFigure("reference_pair", "the seed's start/stop as a plain C loop "
+        out.append(KeyFigure("reference_pair", "the patch's start/stop as a plain C loop "
                              "(reference)", ref["interleaved_ns"] or ref["alone_ns"], "ns"))
         if row:
             out.append(KeyFigure("writer_pair_ratio_reference",
@@ -129,10 +129,10 @@ def key_figures(run: Run, baseline: str = BASELINE, mode: str = EMULATOR) -> lis
     return out
 
 
-# ---- issue 12's targets ----
+# ---- the benchmarks' targets ----
 
 REFERENCE_TARGET = 1.15   # seqcount's writer pair in protocol mode / the reference, at most
-SCALING_TARGET = 0.2      # seqcount / v2-rwlock writer pair, 2 threads, at most (the seed's claim)
+SCALING_TARGET = 0.2      # seqcount / v2-rwlock writer pair, 2 threads, at most (the patch's claim)
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class Target:
 
 
 def targets(run: Run, baseline: str = BASELINE) -> list[Target]:
-    """Issue 12's two targets, judged on the file's figures: protocol mode
+    """The benchmarks' two targets, judged on the file's figures: protocol mode
     when it has them, else emulator mode with a note that the target is for
     protocol mode."""
     out = []
@@ -159,7 +159,7 @@ def targets(run: Run, baseline: str = BASELINE) -> list[Target]:
     v = row["ratio"] if row else None
     out.append(Target(
         "writer_pair_over_reference",
-        f"{baseline} writer pair / the seed's plain loop (1 slot, 1 thread) <= "
+        f"{baseline} writer pair / the patch's plain loop (1 slot, 1 thread) <= "
         f"{REFERENCE_TARGET}", v, REFERENCE_TARGET,
         None if v is None or mode != PROTOCOL else v <= REFERENCE_TARGET,
         (f"{fmt(row['ns'])} / {fmt(row['reference_ns'])} ns, {row['how']}" if row

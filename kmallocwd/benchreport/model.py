@@ -49,7 +49,7 @@ PY_WRITER = "py-writer-pair"
 PY_READER = "py-reader-read"
 PYTHON_ROLES = (PY_WRITER, PY_READER)
 SCAN_ROLE = "scan"
-REFERENCE_PAIR = "reference-pair"   # the seed's start/stop, plainly, in C
+REFERENCE_PAIR = "reference-pair"   # the patch's start/stop, plainly, in C
 COPY = "memcpy"                     # copy bandwidth, as ns per slot's bytes
 DUTY_READER = "reader-vs-duty"      # reader against writers in sections x% of the time
 
@@ -95,7 +95,7 @@ SCAN_TITLES = {
 }
 
 
-class BenchReportError(UsageError, ValueError):
+class BenchReportError(UsageError):
     """The file is not a readable run of ``make bench``; one line."""
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import analyse, keyfigures
+import kmallocwd.benchreport.analyse as analyse
+import kmallocwd.benchreport.keyfigures as keyfigures
 from .analyse import fmt
 from .model import (
     BASELINE, MATRIX, MATRIX_ROLES, PY_READER, PY_WRITER, PYTHON, PYTHON_ROLES,
@@ -92,7 +93,7 @@ def key_lines(run: Run, baseline: str) -> list[str]:
             lines.append(f"  {k.label + ':':<72} {val}{unit}"
                          + (f"  ({k.detail})" if k.detail else ""))
         lines.append("")
-    lines.append("Targets (issue 12; judged in protocol mode)")
+    lines.append("Targets (judged in protocol mode)")
     for t in keyfigures.targets(run, baseline):
         verdict = {True: "met", False: "NOT met", None: "not judged"}[t.met]
         val = "-" if t.value is None else f"{t.value:.3f}"
@@ -111,7 +112,7 @@ def reference_lines(run: Run) -> list[str]:
     if ref["alone_ns"] is not None:
         parts.append(f"{fmt(ref['alone_ns'])} ns alone (fastest round "
                      f"{fmt(ref['alone_min_ns'])})")
-    lines = ["the seed's start_memalloc_timer()/stop_memalloc_timer() as a plain C loop "
+    lines = ["the patch's start_memalloc_timer()/stop_memalloc_timer() as a plain C loop "
              "(csrc/reference.c): " + "; ".join(parts)]
     modes = run.modes()
     cols = [m for m in modes if any(r["mode"] == m for r in ref["rows"])]

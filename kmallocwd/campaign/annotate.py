@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 
 from kmallocwd.annotate import Finding, blame_findings
+from kmallocwd.verdicts import Result
 
-_WORDS = {"forbidden": "FAIL", "unobserved": "UNOBSERVED"}
+_WORDS = {r.cell: str(r) for r in (Result.FAIL, Result.UNOBSERVED)}
 
 
 def _plan_line(text: str, name: str) -> int:

@@ -15,6 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from kmallocwd import junit
+from kmallocwd.verdicts import Result
 
 # characters XML 1.0 cannot hold (control characters from a crashed cell's stderr)
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -31,8 +32,7 @@ def _prop(props: ET.Element, name: str, value) -> None:
 
 
 # a cell's verdict in the results file -> its status (kmallocwd.junit.STATUS_ELEMENT)
-_STATUS = {"forbidden": "FAIL", "unobserved": "UNOBSERVED", "inconclusive": "INCONCLUSIVE",
-           "failed": "error"}
+_STATUS = {**{r.cell: str(r) for r in Result if r is not Result.PASS}, "failed": "error"}
 
 
 def to_junit(doc: dict) -> str:

@@ -22,8 +22,10 @@ import tempfile
 import threading
 import time
 
+from kmallocwd.verdicts import Result
+
 # exit statuses that carry a verdict (the others are a failed cell)
-VERDICTS = {0: "pass", 1: "forbidden", 3: "inconclusive", 4: "unobserved"}
+VERDICTS = {r.status: r.cell for r in Result}
 STDERR_TAIL = 2000
 
 

@@ -1,4 +1,4 @@
-"""The model checker (issue 10): every execution of K write sections by one
+"""The model checker: every execution of K write sections by one
 writer against one reader attempt, under sequential consistency, x86-TSO
 with a compiler's transformations of plain accesses, and an arm64/POWER-class
 weak model that agrees with the LKMM on these shapes.  docs/model.md says
@@ -8,6 +8,8 @@ Pure Python: nothing here needs the C extension (replay does)."""
 
 from kmallocwd.model.events import MODEL_TITLES, MODELS, SC, WEAK, X86  # noqa: F401
 from kmallocwd.model.explore import Exploration, explore, torn_condition  # noqa: F401
+
+from kmallocwd.verdicts import ModelVerdict  # noqa: E402
 
 _CACHE: dict = {}
 
@@ -19,6 +21,7 @@ def verdicts(spec, sections: int = 2, models=MODELS) -> dict:
     key = (spec.name, spec.path, spec.source, tuple(spec.section), tuple(spec.prologue),
            tuple(spec.snapshot), sections, tuple(models))
     if key not in _CACHE:
-        _CACHE[key] = {m: ("sometimes" if explore(spec, m, sections).sometimes else "never")
+        _CACHE[key] = {m: (ModelVerdict.SOMETIMES if explore(spec, m, sections).sometimes
+                           else ModelVerdict.NEVER)
                        for m in models}
     return dict(_CACHE[key])

@@ -1,7 +1,7 @@
 """A protocol file as the two threads' events, and which of them each memory
 model keeps in program order (docs/model.md).
 
-The writer (thread 0) runs K allocations: section k is the seed's
+The writer (thread 0) runs K allocations: section k is the patch's
 ``start_memalloc_timer()`` -- ``if (!valid) { <writer.section> }; valid++`` --
 then ``stop_memalloc_timer()``, ``valid--``.  The writer's load of its own
 ``valid`` always reads its own last store (0), so it is left out: the section
@@ -25,6 +25,7 @@ from itertools import product
 from typing import Iterable
 
 from kmallocwd.protocols.spec import Kind, Op, Spec
+from kmallocwd.verdicts import MODELS, Model
 
 WRITER, READER = 0, 1
 THREAD_NAMES = ("writer", "reader")
@@ -33,8 +34,7 @@ THREAD_NAMES = ("writer", "reader")
 STRUCT_ORDER = ("sequence", "valid", "dumped", "start", "order", "gfp")
 SYMBOLIC = {"start": "NOW", "gfp": "GFP", "order": "ORDER"}
 
-SC, X86, WEAK = "sc", "x86", "weak"
-MODELS = (SC, X86, WEAK)
+SC, X86, WEAK = Model.SC, Model.X86, Model.WEAK
 MODEL_TITLES = {
     SC: "sequential consistency (interleavings of program order)",
     X86: "x86-TSO store buffers + compiler reordering/merging of plain accesses",
@@ -304,10 +304,6 @@ def _load(op: Op, fld: str, var: str, access: str, text: str, where: str) -> Eve
 
 
 # ---- the ordering each model keeps ----------------------------------------------
-
-def _cond_deps(e: Event) -> set[str]:
-    return e.op.cond.vars() if e.kind == "cond" else set()
-
 
 def _uses(cond: Event, load: Event) -> bool:
     if cond.kind != "cond" or load.kind != "load":

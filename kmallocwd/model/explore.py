@@ -39,17 +39,11 @@ ACCEPTED = "accepted"
 DEADLOCK = "deadlock"
 
 
-@dataclass(frozen=True)
-class Step:
-    """One step of a trace."""
-
-    tid: int  # WRITER or READER
-    index: int  # the event's index in its thread's list (-1: none)
-    kind: str  # exec, buffer, drain, cond, retry
-    value: int | None = None  # the value read or written; a condition's result
-    ahead_of: int = -1  # the earliest program-order predecessor not yet executed
-    source: int = -1  # loads: the writer event it read from (-1: initial value)
-    forwarded: bool = False
+# One step of a trace: (tid, index, kind, value, source): the thread (WRITER
+# or READER), the event's index in its thread's list, exec / buffer / drain /
+# cond / retry, the value read or written (a condition's result, a retry's
+# attempt), and for a load the writer event it read from (-1: initial value).
+Step = tuple[int, int, str, "int | None", int]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from kmallocwd.classify import classify, stamp, witness
+from kmallocwd.stress.classify import classify, stamp, witness
 from kmallocwd.gfp import STRESS_SEQ, Request
 from kmallocwd.model.events import READER, WRITER
 from kmallocwd.model.explore import Exploration, explore

@@ -37,9 +37,6 @@ def require_c(spec: Spec) -> Spec:
                         "benchmarks and protocols --c take format-1 files")
     return spec
 
-Protocol = Spec  # the old name
-
-
 def get(name: str) -> Spec:
     """The built-in protocol called ``name``; KeyError if there is none."""
     return BY_NAME[name]

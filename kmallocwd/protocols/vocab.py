@@ -7,6 +7,9 @@ from __future__ import annotations
 import enum
 import re
 
+from kmallocwd.errors import UsageError
+from kmallocwd.verdicts import MODELS  # noqa: F401 (sc, x86, weak: one definition)
+
 FORMAT = 1  # the original format (fixed struct memalloc_info)
 FORMATS = (1, 2)  # every format the loader reads
 MAX_FILE_BYTES = 64 * 1024
@@ -29,7 +32,6 @@ FENCES = ("smp_wmb", "smp_rmb", "smp_mb", "barrier")
 LOCK_OPS = ("read_lock", "read_unlock", "write_lock", "write_unlock", "spin_lock", "spin_unlock")
 LOCKS = ("global", "slot")
 ACTIONS = ("accept", "retry", "skip")
-MODELS = ("sc", "x86", "weak")
 VERDICTS = ("never", "sometimes")
 
 # The outcomes of one snapshot (what stress counts, what the table rates).
@@ -72,5 +74,5 @@ class Kind(enum.StrEnum):
     COND = "cond"
 
 
-class SpecError(Exception):
+class SpecError(UsageError):
     """A bad protocol file: the message names the file, the line and the key."""

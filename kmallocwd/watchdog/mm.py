@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Callable
 from kmallocwd import gfp as G
 from kmallocwd._core import lib
 from kmallocwd.watchdog import sched
+from kmallocwd.watchdog.pflags import (PF_EXITING, PF_KTHREAD, PF_MEMALLOC,  # noqa: F401
+                                       PF_MEMALLOC_NOIO)
 from kmallocwd.watchdog.scenario import MAX_ORDER
 from kmallocwd.watchdog.workload import PAGE_KB, MemorySpec
 
@@ -50,10 +52,6 @@ ALLOC_NO_WATERMARKS = 0x04
 ALLOC_HARDER = 0x10
 ALLOC_HIGH = 0x20
 
-PF_MEMALLOC = 0x00000800
-PF_MEMALLOC_NOIO = 0x00080000
-PF_EXITING = 0x00000004
-PF_KTHREAD = 0x00200000
 
 # gfp bits, as plain names: inside a class Python would mangle "___GFP_...".
 GFP_DMA_BIT, GFP_DMA32_BIT = G.___GFP_DMA, G.___GFP_DMA32

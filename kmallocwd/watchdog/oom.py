@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kmallocwd.watchdog import sched
-from kmallocwd.watchdog.mm import PF_EXITING, PF_KTHREAD
+from kmallocwd.watchdog.pflags import PF_EXITING, PF_KTHREAD
 from kmallocwd.watchdog.workload import PAGE_KB
 
 if TYPE_CHECKING:

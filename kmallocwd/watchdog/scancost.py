@@ -1,6 +1,6 @@
 """The watchdog's own cost: one scan of N slots, in C (csrc/watchdog.c).
 
-    python -m kmallocwd.watchdog.scancost [--slots 10000 1000000] [--repeat 21]
+    python -m kmallocwd.cli.scancost [--slots 10000 1000000] [--repeat 21]
 
 One scan is what kmallocwd() does to every task when it wakes up, measured
 in two parts on a quiet slot array (no writer running):
@@ -18,20 +18,15 @@ around the C call), after one untimed warm-up call.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from kmallocwd import protocols
 from kmallocwd._core import ffi, lib
-from kmallocwd.clock import jiffies, make_clock
+from kmallocwd.stress.clock import jiffies, make_clock
 from kmallocwd.gfp import STRESS_MIX
-from kmallocwd.argtypes import int_range
-from kmallocwd.cli import Parser
-from kmallocwd.slots import SlotArray, max_slots
+from kmallocwd.stress.slots import SlotArray
 from kmallocwd.watchdog.carith import ulong
 
 
@@ -88,33 +83,3 @@ def measure(protocol: str, n: int, repeat: int, timeout: int = 10_000) -> ScanCo
         stalling = int(r.stalling)
     return ScanCost(protocol, n, repeat, statistics.median(due[1:]) / 1e6,
                     statistics.median(counts[1:]) / 1e6, stalling)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m kmallocwd.watchdog.scancost",
-               description=__doc__.split("\n\n")[0])
-    p.add_argument("--slots", type=int_range(1, max_slots()), nargs="+",
-                   default=[10_000, 1_000_000],
-                   help="slot counts to measure (default 10000 1000000)")
-    p.add_argument("--protocols", nargs="+", default=["v3", "seqcount"],
-                   choices=protocols.C_NAMES, help="protocols (default v3 seqcount)")
-    p.add_argument("--repeat", type=int_range(1, 10_000), default=21,
-                   help="timed calls per figure (default 21)")
-    p.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
-    args = p.parse_args(argv)
-    rows = [measure(pr, n, max(1, args.repeat)) for n in args.slots for pr in args.protocols]
-    if args.json:
-        json.dump([asdict(r) | {"scan_ms": r.scan_ms, "ns_per_slot": r.ns_per_slot}
-                   for r in rows], sys.stdout, indent=2)
-        print()
-        return 0
-    print(f"{'slots':>10} {'protocol':<10} {'first loop':>12} {'count pass':>12} "
-          f"{'one scan':>12} {'ns/slot':>8}   (medians of {args.repeat})")
-    for r in rows:
-        print(f"{r.slots:>10,} {r.protocol:<10} {r.due_ms:>9.3f} ms {r.count_ms:>9.3f} ms "
-              f"{r.scan_ms:>9.3f} ms {r.ns_per_slot:>8.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,8 +10,8 @@ import threading
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from kmallocwd import protocols
-from kmallocwd.clock import make_clock
-from kmallocwd.slots import SlotArray
+from kmallocwd.stress.clock import make_clock
+from kmallocwd.stress.slots import SlotArray
 from kmallocwd.watchdog.vclock import VEvent, VirtualClock
 from kmallocwd.watchdog.workload import DEFAULT_MEMORY, MemorySpec
 

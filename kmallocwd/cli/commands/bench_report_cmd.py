@@ -9,7 +9,7 @@ import json
 import sys
 
 from kmallocwd import benchreport, protocols
-from kmallocwd.argtypes import choice
+from kmallocwd.cli.argtypes import choice
 from kmallocwd.benchreport import plot as charts
 from kmallocwd.errors import UsageError
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{benchreport.SIZE_LIMIT // 2**20} MiB) and print each figure timed inside C "
         "(median ns per operation) with its ratio to the baseline protocol beside it: the "
         "writer's start/stop pair and the reader's slot read, alone and against the other "
-        "side, by slots and writer threads; the writer pair against the seed's start/stop "
+        "side, by slots and writer threads; the writer pair against the patch's start/stop "
         "as a plain C loop (the reference); the watchdog's scan by N slots against the "
         "copy-bandwidth limit; the reader against the writers' share of time in write "
         "sections; the Python-driven calls; and the key figures.  It also writes PNG charts "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.cli.commands.check_cmd import MAX_SECTIONS, int_arg
+from kmallocwd.cli.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_OK
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd.argtypes import float_range
+from kmallocwd.cli.argtypes import float_range
 
 DEMO = ("v3", "seqcount", "none")
 
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="a few seconds of v3 next to seqcount and none",
-        description="Stress v3 (the seed), seqcount (the kernel's) and none (no protection) "
+        description="Stress v3 (the patch), seqcount (the kernel's) and none (no protection) "
         "one after another with 1 writer on 1 slot, and show side by side that v3 accepts "
         "torn snapshots and seqcount does not.",
     )
@@ -24,26 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd.stressrun import StressConfig, run_stress
+    from kmallocwd import api
 
     rows = []
     for name in DEMO:
         print(f"stressing {name} for {args.duration:g} s...", file=sys.stderr)
         # the README's CI configuration: records valid most of the time
-        res = run_stress(StressConfig(protocol=name, duration=args.duration, alloc_ns=100,
-                                      hold_ns=50))
+        res = api.stress(name, duration=args.duration, alloc_ns=100, hold_ns=50)
         rows.append(res)
         if res.interrupted:
             break
     print(f"{'protocol':<10} {'accepted':>14} {'torn':>10} {'overlaps':>10} {'first torn':>11}"
           "  verdict")
     for r in rows:
-        first = "-" if r.first_torn_after_s is None else f"{r.first_torn_after_s:.4f} s"
-        bad = r.forbidden_seen()
+        first = "-" if r.first_torn is None else f"{r.first_torn['after_s']:.4f} s"
+        bad = r.forbidden_seen
         verdict = f"FORBIDDEN {', '.join(bad)} seen" if bad else "ok"
-        print(f"{r.config.protocol:<10} {r.accepted:>14,} {r.torn:>10,} {r.overlaps:>10,} "
+        print(f"{r.protocol:<10} {r.accepted:>14,} {r.torn:>10,} {r.overlaps:>10,} "
               f"{first:>11}  {verdict}")
     print("v3 re-reads the sequence only before its copy, so a section that starts during "
           "the copy goes unseen; seqcount re-reads it after the copy, retries, and accepts "
           "no torn snapshot.")
-    return rows[-1].interrupt_status or 0
+    return rows[-1].exit_status if rows[-1].interrupted else 0

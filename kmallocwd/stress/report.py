@@ -8,14 +8,18 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kmallocwd import __version__, protocols
-from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED)
+from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNOBSERVED,
+                              ProtocolFailure)
 from kmallocwd.escape import one_line
+from kmallocwd.jsonreport import JsonReport
+from kmallocwd.verdicts import ModelVerdict, Result
 from kmallocwd.protocols.cgen import knob_point
-from kmallocwd.stressrun import StressResult, combine
+from kmallocwd.stress.run import StressResult, combine
 
 SCHEMA = "kmallocwd.stress/2"
 
@@ -43,7 +47,7 @@ def bound(overlaps: int) -> float | None:
 @dataclass(frozen=True)
 class Verdict:
     status: int
-    word: str  # PASS, FAIL, INCONCLUSIVE, UNOBSERVED
+    word: Result
     line: str
 
 
@@ -52,53 +56,60 @@ def broken_models(spec: protocols.Spec) -> list[str]:
     finds them (kmallocwd check; computed once per protocol)."""
     from kmallocwd.model import verdicts
 
-    return [m for m, v in verdicts(spec).items() if v == "sometimes"]
+    return [m for m, v in verdicts(spec).items() if v == ModelVerdict.SOMETIMES]
 
 
-def verdict(runs: list[StressResult], expect: str | None = None) -> Verdict:
+def verdict(runs: list[StressResult], expect: str | None = None, *,
+            total: StressResult | None = None, broken: list[str] | None = None,
+            binary: Any = None) -> Verdict:
     """The exit status and the one-line verdict.
 
     With --expect torn every finished run must have seen a torn snapshot.
     Otherwise: 1 if an outcome the protocol forbids was seen; 3 if the run
     had no power (no accepted snapshot, or fewer overlapping reads than
     --min-overlaps); 4 if the model says the protocol can tear but this run
-    did not see it; 0 otherwise, with what the PASS is worth.
+    did not see it; 0 otherwise, with what the PASS is worth.  ``total`` (the
+    runs added up), ``broken`` (the models under which the protocol can
+    tear) and ``binary`` (the verdict on the compiled binary) are worked out
+    here unless the caller has them.
     """
-    total = combine(runs)
+    if total is None:
+        total = combine(runs)
     spec = total.spec
     if expect == protocols.TORN:
         missed = sum(1 for r in runs if not r.torn)
         if not missed:
-            return Verdict(EXIT_OK, "PASS", f"PASS: torn snapshots seen in {len(runs)} of "
+            return Verdict(EXIT_OK, Result.PASS, f"PASS: torn snapshots seen in {len(runs)} of "
                            f"{len(runs)} run(s), as --expect torn requires")
-        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: no torn snapshot in {missed} of "
+        return Verdict(EXIT_FORBIDDEN, Result.FAIL, f"FAIL: no torn snapshot in {missed} of "
                        f"{len(runs)} run(s), but --expect torn requires one in each")
     bad = total.forbidden_seen()
     if bad:
         seen = ", ".join(f"{total.counts[b]:,} {b}" for b in bad)
-        return Verdict(EXIT_FORBIDDEN, "FAIL", f"FAIL: forbidden outcome seen for "
+        return Verdict(EXIT_FORBIDDEN, Result.FAIL, f"FAIL: forbidden outcome seen for "
                        f"{spec.name}: {seen}")
     need = total.config.min_overlaps
     if total.accepted == 0:
-        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+        return Verdict(EXIT_INCONCLUSIVE, Result.INCONCLUSIVE,
                        "INCONCLUSIVE: the reader accepted no snapshot, so nothing was tested "
                        f"({power_hint(total)})")
     if total.overlaps < need:
-        return Verdict(EXIT_INCONCLUSIVE, "INCONCLUSIVE",
+        return Verdict(EXIT_INCONCLUSIVE, Result.INCONCLUSIVE,
                        f"INCONCLUSIVE: {total.overlaps:,} read(s) overlapped a write section, "
                        f"fewer than --min-overlaps {need:,} ({power_hint(total)})")
     power = power_line(total)
     torn_ok = total.torn  # seen, but not forbidden: the control
-    broken = broken_models(spec)
+    if broken is None:
+        broken = broken_models(spec)
     if broken and not torn_ok:
-        return Verdict(EXIT_UNOBSERVED, "UNOBSERVED",
+        return Verdict(EXIT_UNOBSERVED, Result.UNOBSERVED,
                        f"UNOBSERVED: {spec.name} is broken on {', '.join(broken)} (model), "
-                       f"not observed here; {power}; {binary_line(total)}; "
+                       f"not observed here; {power}; {binary_line(total, binary)}; "
                        f"{power_hint(total)}")
     if torn_ok:
-        return Verdict(EXIT_OK, "PASS", f"PASS: {torn_ok:,} torn snapshot(s), as the table "
+        return Verdict(EXIT_OK, Result.PASS, f"PASS: {torn_ok:,} torn snapshot(s), as the table "
                        f"expects for {spec.name} (interesting, not forbidden); {power}")
-    return Verdict(EXIT_OK, "PASS", f"PASS: {power}")
+    return Verdict(EXIT_OK, Result.PASS, f"PASS: {power}")
 
 
 # Accepted snapshots per read below which the reader is mostly finding
@@ -129,20 +140,18 @@ def power_hint(res: StressResult) -> str:
     return "more overlaps: " + "; ".join(tips)
 
 
-def binary_line(res: StressResult) -> str:
+def binary_line(res: StressResult, binary: Any = None) -> str:
     """What the compiled binary allows, when it could be read (objorder)."""
-    try:
-        from kmallocwd.binverdict import binary_verdict
-        v = binary_verdict(res.spec, res.config.build)
-    except Exception:  # noqa: BLE001 - a verdict we cannot compute is not shown
-        return "the compiled binary was not read"
-    return v.line
+    v = binary if binary is not None else _binary(res.spec, res.config.build)
+    return "the compiled binary was not read" if v is None else v.line
 
 
-def _binary_dict(spec: protocols.Spec, build: str) -> dict | None:
+def _binary(spec: protocols.Spec, build: str, broken: list[str] | None = None):
+    """The verdict on the compiled binary (binverdict), None if it cannot be
+    worked out."""
     try:
-        from kmallocwd.binverdict import binary_verdict
-        return binary_verdict(spec, build).to_dict()
+        from kmallocwd.stress.binverdict import binary_verdict
+        return binary_verdict(spec, build, broken=broken)
     except Exception:  # noqa: BLE001 - a verdict we cannot compute is not reported
         return None
 
@@ -183,77 +192,181 @@ def _time(v: float, censored: bool) -> str:
     return f"> {txt}" if censored else txt
 
 
-def status_of(runs: list[StressResult], expect: str | None) -> int:
-    """The process's exit status: the interrupt's, else the verdict's."""
-    total = combine(runs)
-    if total.interrupt_status is not None:
-        return total.interrupt_status
-    return verdict(runs, expect).status
+@dataclass
+class StressReport(JsonReport):
+    """``kmallocwd stress``'s report, built once by :func:`build`: the
+    fields are the JSON document's keys (README, "Stress report JSON");
+    the verdict, the model's verdicts and the exit status are decided when
+    it is built.  ``runs`` (the raw results), ``total`` (them added up),
+    ``spec`` and ``run_verdicts`` (one per run) are kept for the views and
+    left out of the JSON."""
+
+    schema: str
+    kmallocwd: str
+    protocol: str
+    protocol_file: str
+    build: str
+    writer: str
+    reader: str
+    config: dict
+    runs_done: int
+    machine: dict
+    elapsed_s: float
+    startup_s: float
+    interrupted: bool
+    stop_latency_s: float
+    outcomes: dict
+    torn: int
+    accepted: int
+    attempts: int
+    overlaps: int
+    tear_bound_95: float | None
+    retries: int
+    writer_ops: int
+    reader_snapshots: int
+    scans: int
+    first_torn: dict | None
+    repeat: dict
+    forbidden_seen: list
+    model_broken_on: list
+    binary: dict | None
+    expect: str | None
+    verdict: str
+    result: str
+    exit_status: int
+    runs: list = field(default_factory=list, repr=False, compare=False)
+    total: Any = field(default=None, repr=False, compare=False)
+    spec: Any = field(default=None, repr=False, compare=False)
+    run_verdicts: list = field(default_factory=list, repr=False, compare=False)
+    _INTERNAL = ("runs", "total", "spec", "run_verdicts")
+
+    def histogram(self) -> str:
+        rows = [f"  {name:<17} {o['count']:>14,}  {o['expect']}"
+                for name, o in self.outcomes.items()]
+        rows.append(f"  reads overlapping a write section: {self.overlaps:,}")
+        return "\n".join(rows)
+
+    def explain(self) -> str:
+        """The verdict with its evidence, as a failure message shows it: the
+        histogram, each forbidden outcome's reason at its line of the
+        protocol file, the first torn snapshot, and the model checker's
+        counterexample when the model predicts the tear."""
+        from kmallocwd.model.counterexample import counterexample_text
+
+        spec = self.spec
+        parts = [self.verdict, self.histogram()]
+        for name in self.forbidden_seen:
+            o = spec.outcome(name)
+            at = f"{spec.path}:{o.line}: " if o.line else f"{spec.path}: "
+            parts.append(f"{at}{name} is forbidden: {o.reason}")
+        if self.first_torn:
+            ft = self.first_torn
+            s = ft["snapshot"]
+            parts.append(f"first torn snapshot ({ft['kind']}) after {ft['after_s']:.6f} s, "
+                         f"slot {ft['slot']}: " + ", ".join(f"{k}={v}" for k, v in s.items()))
+        if self.model_broken_on:
+            parts.append(counterexample_text(spec, self.model_broken_on))
+        elif self.forbidden_seen:
+            parts.append("model checker: no tear under sc, x86 or weak (kmallocwd check): "
+                         "this one comes from outside the model (the compiled C, or the "
+                         "hardware)")
+        return "\n".join(p for p in parts if p)
+
+    # The views (functions of the report, below), as methods.
+    def text(self) -> str:
+        return render(self)
+
+    def to_junit(self) -> str:
+        return to_junit(self)
+
+    def findings(self) -> list:
+        return annotations(self)
+
+    def assert_no_forbidden(self) -> None:
+        """Raise ProtocolFailure unless the verdict is a PASS: a forbidden
+        outcome was seen (FAIL), the run had no power (INCONCLUSIVE), or the
+        model says the protocol can tear and this run did not see it."""
+        if self.exit_status != EXIT_OK:
+            raise ProtocolFailure(self.explain())
 
 
-def to_dict(runs: list[StressResult], expect: str | None = None,
-            repeat_asked: int | None = None) -> dict:
+def build(runs: list[StressResult], expect: str | None = None,
+          repeat_asked: int | None = None) -> StressReport:
+    """The report of these runs of one configuration: each of the runs'
+    sum, the model's verdicts, the verdict and the exit status is worked
+    out once, here."""
     res = combine(runs)
     cfg = res.config
     spec = res.spec
-    v = verdict(runs, expect)
-    return {
-        "schema": SCHEMA,
-        "kmallocwd": __version__,
-        "protocol": spec.name,
-        "protocol_file": spec.path,
-        "build": cfg.build,
-        "writer": spec.writer_name,
-        "reader": spec.reader_name,
-        "config": {
+    broken = broken_models(spec)
+    binary = _binary(spec, cfg.build, broken)
+    v = verdict(runs, expect, total=res, broken=broken, binary=binary)
+    per_run = [v] if len(runs) == 1 else [verdict([r], expect, total=r, broken=broken,
+                                                  binary=binary) for r in runs]
+    return StressReport(
+        schema=SCHEMA,
+        kmallocwd=__version__,
+        protocol=spec.name,
+        protocol_file=spec.path,
+        build=cfg.build,
+        writer=spec.writer_name,
+        reader=spec.reader_name,
+        config={
             "threads": cfg.threads, "slots": cfg.slots, "duration": cfg.duration,
             "iterations": cfg.iterations, "batch": cfg.batch, "pin": cfg.pin,
             "hold_ns": cfg.hold_ns, "alloc_ns": cfg.alloc_ns, "preempt": cfg.preempt,
             "seed": cfg.seed, "until_torn": cfg.until_torn, "min_overlaps": cfg.min_overlaps,
             "repeat": repeat_asked if repeat_asked is not None else len(runs),
         },
-        "runs_done": len(runs),
-        "machine": machine(),
-        "elapsed_s": res.elapsed_s,
-        "startup_s": res.startup_s,
-        "interrupted": res.interrupted,
-        "stop_latency_s": res.stop_latency_s,
-        "outcomes": {
+        runs_done=len(runs),
+        machine=machine(),
+        elapsed_s=res.elapsed_s,
+        startup_s=res.startup_s,
+        interrupted=res.interrupted,
+        stop_latency_s=res.stop_latency_s,
+        outcomes={
             name: {"count": res.counts.get(name, 0),
                    "expect": spec.outcome(name).expect}
             for name in protocols.OUTCOMES
         },
-        "torn": res.torn,
-        "accepted": res.accepted,
-        "attempts": res.attempts,
-        "overlaps": res.overlaps,
-        "tear_bound_95": None if res.torn else bound(res.overlaps),
-        "retries": res.retries,
-        "writer_ops": res.writer_ops,
-        "reader_snapshots": res.snapshots,
-        "scans": res.scans,
-        "first_torn": None if res.first_torn is None else {
+        torn=res.torn,
+        accepted=res.accepted,
+        attempts=res.attempts,
+        overlaps=res.overlaps,
+        tear_bound_95=None if res.torn else bound(res.overlaps),
+        retries=res.retries,
+        writer_ops=res.writer_ops,
+        reader_snapshots=res.snapshots,
+        scans=res.scans,
+        first_torn=None if res.first_torn is None else {
             "after_s": res.first_torn_after_s,
             "slot": res.first_torn_slot,
             "kind": res.first_torn_kind,
             "snapshot": res.first_torn.to_dict(),
         },
-        "repeat": repeat_summary(runs),
-        "forbidden_seen": res.forbidden_seen(),
-        "model_broken_on": broken_models(spec),
-        "binary": _binary_dict(spec, cfg.build),
-        "expect": expect,
-        "verdict": v.line,
-        "result": v.word,
-        "exit_status": status_of(runs, expect),
-    }
+        repeat=repeat_summary(runs),
+        forbidden_seen=res.forbidden_seen(),
+        model_broken_on=broken,
+        binary=None if binary is None else binary.to_dict(),
+        expect=expect,
+        verdict=v.line,
+        result=v.word,
+        exit_status=(res.interrupt_status if res.interrupt_status is not None else v.status),
+        runs=list(runs), total=res, spec=spec, run_verdicts=per_run)
 
 
-def render(runs: list[StressResult], expect: str | None = None) -> str:
-    res = combine(runs)
+# The views: text, JSON, JUnit and CI findings, each a function of the report.
+
+def render(report: StressReport) -> str:
+    """The table for people."""
+    return _render(report.total, len(report.runs), report.verdict, report.repeat)
+
+
+def _render(res: StressResult, nruns: int, verdict_line: str,
+            repeat: dict | None = None) -> str:
     cfg = res.config
     spec = res.spec
-    reps = f", {len(runs)} runs" if len(runs) > 1 else ""
+    reps = f", {nruns} runs" if nruns > 1 else ""
     head = (f"kmallocwd stress: {one_line(spec.name)} ({one_line(spec.writer_name)} + "
             f"{one_line(spec.reader_name)}, {cfg.build} build), "
             f"{cfg.threads} writer{'s' if cfg.threads != 1 else ''}, {cfg.slots} "
@@ -280,8 +393,8 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
                 f"retries {res.retries:,}")
     rows.append(f"  writer pairs {res.writer_ops:,}  scans {res.scans:,}  "
                 f"stopped in {res.stop_latency_s * 1e3:.1f} ms")
-    if len(runs) > 1:
-        rs = repeat_summary(runs)
+    if nruns > 1 and repeat is not None:
+        rs = repeat
         t = rs["first_torn_after_s"]
         times = "" if t is None else (
             f"; first torn after median {_time(t['median'], t['median_censored'])}, "
@@ -293,8 +406,10 @@ def render(runs: list[StressResult], expect: str | None = None) -> str:
     if (cfg.hold_ns or cfg.preempt) and knob_point(spec) < 0:
         rows += _fold(f"  --hold-ns/--preempt: {spec.name}'s write section has no compiler "
                       "barrier to hold it open at; they changed nothing in this run", 4)
-    rows += _fold(verdict(runs, expect).line, 2)
+    rows += _fold(verdict_line, 2)
     return "\n".join(rows) + "\n"
+
+
 
 
 WIDTH = 100  # the tables fit in 100 columns; a longer cell folds under its column
@@ -311,34 +426,42 @@ def _fold(text: str, indent: int) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or [text]
 
 
-def to_json(runs: list[StressResult], expect: str | None = None,
-            repeat_asked: int | None = None) -> str:
-    return json.dumps(to_dict(runs, expect, repeat_asked), indent=2) + "\n"
+def first_torn_line(res: StressResult) -> str:
+    s = res.first_torn
+    return (f"first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
+            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
+            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
+            f"would give 0x{s.expected_witness():016x})")
 
 
-def annotations(runs: list[StressResult], expect: str | None = None) -> list:
+
+
+def to_json(report: StressReport) -> str:
+    """The JSON document for machines."""
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def annotations(report: StressReport) -> list:
     """The findings for a run that is not a PASS (kmallocwd.annotate): first
     the line the model checker blames when it predicts the tear (the missing
     fence), then each forbidden outcome seen, at its line in the protocol
     file's outcome table, with the first torn snapshot."""
     from kmallocwd.annotate import Finding, blame_findings
 
-    v = verdict(runs, expect)
-    if v.status in (EXIT_OK, EXIT_INCONCLUSIVE) or expect == protocols.TORN:
+    if report.result in (Result.PASS, Result.INCONCLUSIVE) or report.expect == protocols.TORN:
         return []
-    total = combine(runs)
-    spec = total.spec
+    total = report.total
+    spec = report.spec
     out = []
-    broken = broken_models(spec)
-    if broken:
+    if report.model_broken_on:
         from kmallocwd.model import explore
 
-        out += blame_findings([explore(spec, m, 2) for m in broken], spec.path,
+        out += blame_findings([explore(spec, m, 2) for m in report.model_broken_on], spec.path,
                               every_tear=True)
-        if v.word == "UNOBSERVED":
+        if report.result == Result.UNOBSERVED:
             for f in out:
                 f.message += f"; not observed by this run ({power_line(total)})"
-    for name in total.forbidden_seen():
+    for name in report.forbidden_seen:
         o = spec.outcome(name)
         body = []
         if total.first_torn is not None and total.first_torn_kind == name:
@@ -349,35 +472,26 @@ def annotations(runs: list[StressResult], expect: str | None = None) -> list:
     return out
 
 
-def first_torn_line(res: StressResult) -> str:
-    s = res.first_torn
-    return (f"first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
-            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
-            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
-            f"would give 0x{s.expected_witness():016x})")
-
-
-def to_junit(runs: list[StressResult], expect: str | None = None) -> str:
+def to_junit(report: StressReport) -> str:
     """One testcase per run, its status mapped by junit.STATUS_ELEMENT (a
     forbidden outcome or a tear missing under --expect torn: FAIL; no power:
     INCONCLUSIVE; the model's tear not seen: UNOBSERVED)."""
     from kmallocwd import junit
 
     cases = []
-    total = combine(runs)
-    spec = total.spec
-    for i, r in enumerate(runs):
-        v = verdict([r], expect)
+    spec = report.spec
+    for i, (r, v) in enumerate(zip(report.runs, report.run_verdicts)):
         props = {"build": r.config.build, "seed": r.config.seed, "threads": r.config.threads,
                  "slots": r.config.slots,
                  "accepted": r.accepted, "torn": r.torn, "overlaps": r.overlaps,
                  **{f"count.{k}": c for k, c in r.counts.items()}}
         if r.first_torn is not None:
             props["first_torn"] = {"kind": r.first_torn_kind, **r.first_torn.to_dict()}
+        text = _render(r, 1, v.line)
         c = junit.Case(name=f"{spec.name} run {i + 1}", classname=f"kmallocwd.stress.{spec.name}",
-                       time_s=r.elapsed_s, properties=props, details=render([r], expect))
-        c.set(v.word, "" if v.status == EXIT_OK else v.line + "\n\n" + render([r], expect))
+                       time_s=r.elapsed_s, properties=props, details=text)
+        c.set(v.word, "" if v.status == EXIT_OK else v.line + "\n\n" + text)
         cases.append(c)
     return junit.to_xml(f"kmallocwd stress {spec.name}", cases, junit.run_properties(
-        total.config.seed, protocol=spec.name, protocol_file=spec.path,
-        build=total.config.build, verdict=verdict(runs, expect).line))
+        report.total.config.seed, protocol=spec.name, protocol_file=spec.path,
+        build=report.build, verdict=report.verdict))

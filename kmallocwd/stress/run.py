@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from kmallocwd import protocols
-from kmallocwd.clock import make_clock
+from kmallocwd.stress.clock import make_clock
 from kmallocwd.gfp import STRESS_SEQ, Request
 from kmallocwd.interrupt import exit_status
-from kmallocwd.placement import pin_to, round_robin, split_slots
+from kmallocwd.stress.placement import pin_to, round_robin, split_slots
 from kmallocwd.protocols.backend import Backend, backend
 from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.protocols.spec import Spec
-from kmallocwd.slots import SlotArray, Snapshot
+from kmallocwd.stress.slots import SlotArray, Snapshot
 
 # How many slot reads one call into the C scan loop makes, at least.
 READS_PER_CALL = 1 << 16

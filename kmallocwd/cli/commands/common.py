@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 
 from kmallocwd import protocols
-from kmallocwd.argtypes import choice
-from kmallocwd.errors import UsageError
+from kmallocwd.cli.argtypes import choice
 
 
 def add_protocol_options(p: argparse.ArgumentParser, default: str | None = None,
@@ -35,12 +34,9 @@ def add_build_option(p: argparse.ArgumentParser) -> None:
 
 def spec_from(args: argparse.Namespace, default: str | None = None) -> protocols.Spec:
     """The protocol the options name (or ``default``); UsageError if bad."""
-    try:
-        if args.protocol_file is not None:
-            return protocols.load_path(args.protocol_file)
-        return protocols.resolve(args.protocol or default)
-    except protocols.SpecError as exc:
-        raise UsageError(str(exc)) from None
+    if args.protocol_file is not None:
+        return protocols.load_path(args.protocol_file)
+    return protocols.resolve(args.protocol or default)
 
 
 def specs_from(args: argparse.Namespace, all_if_none: bool = False) -> list[protocols.Spec]:

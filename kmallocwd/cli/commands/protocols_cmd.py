@@ -8,7 +8,7 @@ import json
 import sys
 
 from kmallocwd import protocols
-from kmallocwd.commands.common import add_build_option
+from kmallocwd.cli.commands.common import add_build_option
 from kmallocwd.errors import UsageError
 
 

@@ -5,28 +5,21 @@ anything runs, not a failed cell per repeat."""
 
 from __future__ import annotations
 
-import functools
 import shlex
 from typing import NoReturn
 
 from kmallocwd.errors import UsageError
 
 
-@functools.lru_cache(maxsize=1)
-def _parser():
-    from kmallocwd.cli import build_parser
-
-    return build_parser()
-
-
-def check(kind: str, args: list[str]) -> None:
-    """UsageError if ``kmallocwd KIND ARGS --json -`` would be refused."""
+def check(commands: dict, kind: str, args: list[str]) -> None:
+    """UsageError if ``kmallocwd KIND ARGS --json -`` would be refused;
+    ``commands``: the subcommands' parsers by name."""
     shown = shlex.join([kind, *args])
     if any(a in ("-h", "--help") or (a.startswith("--h") and "--help".startswith(a))
            for a in args):
         raise UsageError(f"`kmallocwd {shown}`: --help runs nothing (accepted: the "
                          f"arguments of `kmallocwd {kind}`)")
-    sub = _parser()._subparsers._group_actions[0].choices[kind]  # type: ignore[union-attr]
+    sub = commands[kind]
 
     def error(message: str) -> NoReturn:
         raise UsageError(f"`kmallocwd {shown}`: {message}")
@@ -38,7 +31,7 @@ def check(kind: str, args: list[str]) -> None:
     sub.exit = exit    # type: ignore[method-assign]
     ns = sub.parse_args(args + ["--json", "-"])
     if isinstance(getattr(ns, "model", None), str):   # check, ablate: read after parsing
-        from kmallocwd.commands.check_cmd import models_from
+        from kmallocwd.cli.commands.check_cmd import models_from
 
         try:
             models_from(ns.model)

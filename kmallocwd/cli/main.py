@@ -1,5 +1,5 @@
 """The one ``kmallocwd`` entry point: argparse subcommands, one module each
-in kmallocwd/commands/.  Usage errors print one line and exit 2.
+in kmallocwd/cli/commands/.  Usage errors print one line and exit 2.
 
 This module imports nothing heavy at its top: ``main()`` installs the
 signal handlers (kmallocwd.interrupt) first, and only then imports the
@@ -15,9 +15,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from kmallocwd import __version__, interrupt
-from kmallocwd.errors import (EXIT_FORBIDDEN, EXIT_OK, EXIT_UNAVAILABLE,  # noqa: F401
-                              EXIT_USAGE, EXIT_WRITE_FAILED, Unavailable, UsageError,
-                              WriteFailed)
+from kmallocwd.errors import EXIT_USAGE, EXIT_WRITE_FAILED, KmallocwdError
 from kmallocwd.interrupt import EXIT_SIGINT, EXIT_SIGTERM, Terminated  # noqa: F401 (re-exported)
 from kmallocwd import outpath
 from kmallocwd.escape import one_line  # noqa: F401 (re-exported)
@@ -33,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from kmallocwd.commands import COMMANDS
+    from kmallocwd.cli.commands import COMMANDS
 
     parser = Parser(
         prog="kmallocwd",
@@ -87,15 +85,9 @@ def _run(argv: Sequence[str] | None) -> int:
     _command[:] = [args.command]
     try:
         return int(args.func(args))
-    except UsageError as exc:
+    except KmallocwdError as exc:  # the one place an error becomes an exit status
         sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
-        return EXIT_USAGE
-    except WriteFailed as exc:
-        sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
-        return EXIT_WRITE_FAILED
-    except Unavailable as exc:  # InstallError included
-        sys.stderr.write(f"kmallocwd {args.command}: error: {one_line(str(exc))}\n")
-        return EXIT_UNAVAILABLE
+        return exc.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

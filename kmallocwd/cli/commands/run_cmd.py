@@ -1,5 +1,5 @@
-"""``kmallocwd run``: the seed's system, live: tasks allocate, stall, die;
-the kmallocwd thread prints what the seed's kernel thread would print."""
+"""``kmallocwd run``: the patch's system, live: tasks allocate, stall, die;
+the kmallocwd thread prints what the patch's kernel thread would print."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kmallocwd import protocols
-from kmallocwd.argtypes import choice, float_range, int_range
+from kmallocwd.cli.argtypes import choice, float_range, int_range
 from kmallocwd.watchdog.carith import ULONG_MAX
 from kmallocwd.watchdog.scenario import ScenarioError
 from kmallocwd.watchdog.workload import builtin_names, resolve
@@ -18,11 +18,11 @@ DEFAULT_SCENARIO = "oom-livelock"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="run a scenario: tasks allocate, the watchdog prints the seed's reports",
+        help="run a scenario: tasks allocate, the watchdog prints the patch's reports",
         description="Boot an emulated machine whose tasks (one Python thread each) run a "
         "workload through a model of Linux 4.4's page allocator (watermarks, kswapd, direct "
         "reclaim, the OOM killer, locks), the slow path bracketed by start_memalloc_timer()/"
-        "stop_memalloc_timer() on their own slot, while a kmallocwd thread runs the seed's loop "
+        "stop_memalloc_timer() on their own slot, while a kmallocwd thread runs the patch's loop "
         "and prints its MemAlloc-Info/MemAlloc lines, traces and show_mem(), then a summary "
         "(which stalling tasks made progress, the run's classification, the comparison "
         "detectors). Exit 0, 2 on bad usage or a bad scenario file, 130 on Ctrl-C, 143 on "
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    f"file (default {DEFAULT_SCENARIO})")
     p.add_argument("--protocol", "-p", default="v3", type=choice(protocols.C_NAMES, "protocol"),
                    help="the slot protocol the tasks write and the watchdog reads with "
-                   f"(default v3, the seed's): {', '.join(protocols.C_NAMES)}")
+                   f"(default v3, the patch's): {', '.join(protocols.C_NAMES)}")
     p.add_argument("--timeout", "-t", type=float_range(0, 86400), default=None, metavar="N",
                    help="the watchdog's timeout in seconds, like the kmallocwd= boot parameter "
                    "(default: the scenario's, 10 for the built-ins); 0 disables the watchdog "

@@ -8,9 +8,9 @@ import argparse
 import sys
 
 from kmallocwd import limits
-from kmallocwd.argtypes import limit
-from kmallocwd.commands.check_cmd import models_from
-from kmallocwd.commands.common import add_build_option, add_protocol_options, specs_from
+from kmallocwd.cli.argtypes import limit
+from kmallocwd.cli.commands.check_cmd import models_from
+from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, specs_from
 from kmallocwd.errors import UsageError
 
 
@@ -50,10 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd import annotate, api, interrupt, junit, outpath
+    from kmallocwd import annotate, api, interrupt, outpath
     from kmallocwd.errors import EXIT_WRITE_FAILED
-    from kmallocwd.model.ablate import render
-    from kmallocwd.progress import Progress
+    from kmallocwd.cli.progress import Progress
 
     spec = specs_from(args)[0]
     models = models_from(args.model)
@@ -72,71 +71,21 @@ def run(args: argparse.Namespace) -> int:
     total = 1 + len(spec.ordering_ops())
     with Progress(total, "variants", quiet=args.quiet or duration == 0,
                   desc=f"ablate {spec.name}") as bar:
-        try:
-            rep = api.ablate(spec, duration=duration, model=models,
-                             on_row=lambda i, n: bar.update(1), build=args.build)
-        except api.protocols.SpecError as exc:
-            raise UsageError(str(exc)) from None
+        rep = api.ablate(spec, duration=duration, model=models,
+                         on_row=lambda i, n: bar.update(1), build=args.build)
     interrupt.defer()  # from here a signal is recorded: the report is written whole
-    first = rep.rows_obj[0] if rep.rows_obj else None
-    broken = [m for m, v in first.verdicts.items() if v == "sometimes"
-              and spec.expect.get(m) == "never"] if first else []
-    needed = [r for r in rep.rows_obj[1:] if r.necessary_on]
-    if broken:
-        verdict = (f"FAIL: {spec.name} as written can tear under {', '.join(broken)}, where "
-                   "[expect] says never")
-    elif first is None:
-        verdict = f"INTERRUPTED: {spec.name}: no row done"
-    else:
-        verdict = (f"OK: {spec.name} as written holds where [expect] says never; "
-                   f"{len(needed)} of {len(rep.rows_obj) - 1} annotations are necessary"
-                   + (f" (lines {', '.join(str(r.line) for r in needed)})" if needed else ""))
     if args.json != "-":
-        import textwrap
-
-        sys.stdout.write(render(spec, rep.rows_obj, models))
-        if duration > 0:
-            print(f"  stress: the {args.build} build")
-        if rep.interrupted:
-            sys.stdout.write(f"INTERRUPTED: partial, {len(rep.rows_obj)} of {rep.variants} "
-                             "rows done\n")
-        sys.stdout.write("\n".join(textwrap.wrap(verdict, 100, subsequent_indent="  ")) + "\n")
-    status = rep.exit_status
-    findings = []
-    if broken:  # exactly what the exit status says: the protocol as written
-        from kmallocwd.model import explore
-
-        findings = annotate.blame_findings([explore(spec, m, 2) for m in broken], spec.path)
+        sys.stdout.write(rep.text())
+    findings = rep.findings()
     if annotate.wanted(args.annotate):
         annotate.emit(findings, annotate.Summary(
             f"kmallocwd ablate {annotate.relpath(args.protocol_file or '') or args.protocol}",
-            verdict, status,
+            rep.verdict, rep.exit_status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             spec.path), sys.stderr if args.json == "-" else sys.stdout)
-    cases = []
-    for r in rep.rows_obj:
-        name = "as written" if not r.line else f"line {r.line}: {r.text} {r.change}"
-        c = junit.Case(name=f"{spec.name} {name}", classname=f"kmallocwd.ablate.{spec.name}",
-                       time_s=r.seconds, properties={**{f"verdict.{m}": v for m, v in
-                                                        r.verdicts.items()},
-                                                     "build": args.build,
-                                                     "necessary_on": ",".join(r.necessary_on),
-                                                     "stress_torn": r.stress_torn})
-        if not r.line and broken:
-            c.set("FAIL", verdict)
-        elif r.interrupted:
-            c.set("INCONCLUSIVE", "interrupted: the stress run was cut short")
-        cases.append(c)
-    seed = None
-    if duration > 0:
-        from kmallocwd.stressrun import StressConfig
-
-        seed = StressConfig(protocol=spec.name).seed
     if not outpath.write_outputs("kmallocwd ablate", [
             (json_t, rep.to_json),
-            (junit_t, lambda: junit.to_xml(f"kmallocwd ablate {spec.name}", cases,
-                                           junit.run_properties(seed, protocol=spec.name,
-                                                                build=args.build))),
+            (junit_t, rep.to_junit),
             (cq_t, lambda: annotate.codequality(findings))]):
         return EXIT_WRITE_FAILED
-    return status
+    return rep.exit_status

@@ -1,4 +1,4 @@
-"""``kmallocwd classify LOG``: read a kernel console log as the seed's
+"""``kmallocwd classify LOG``: read a kernel console log as the patch's
 Documentation tells a person to read the watchdog's reports, and print the
 same summary ``kmallocwd run`` ends with."""
 

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from kmallocwd.argtypes import int_range
+from kmallocwd.cli.argtypes import int_range
 
 RESULTS_LIMIT = 1 << 30   # bytes of a results file read back to resume
 
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="list the cells and their commands; run nothing (needs no Dask)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar or progress lines on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, commands=sub.choices)  # the parsers a plan's args go to
 
 
 def _err(msg: str) -> None:
@@ -96,9 +96,10 @@ def _run(args: argparse.Namespace, held: list) -> int:
     if args.scheduler is not None and not args.scheduler.strip():
         raise UsageError("--scheduler '': empty address (accepted: a Dask scheduler "
                          "address, e.g. tcp://host:8786)")
-    from kmallocwd.commands import plan_args
+    import kmallocwd.cli.commands.plan_args as plan_args
 
-    plan = load_plan(args.plan, check_args=plan_args.check)
+    plan = load_plan(args.plan, check_args=lambda kind, a: plan_args.check(
+        args.commands, kind, a))
     # the output paths are checked before anything runs
     json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
               if args.json is not None else None)

@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from kmallocwd.commands.check_cmd import MAX_SECTIONS, int_arg, models_from
-from kmallocwd.commands.common import add_protocol_options, specs_from
+from kmallocwd.cli.commands.check_cmd import MAX_SECTIONS, int_arg, models_from
+from kmallocwd.cli.commands.common import add_protocol_options, specs_from
 from kmallocwd.errors import EXIT_FORBIDDEN, EXIT_OK
 
 
@@ -38,12 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd.model.replay import replay
     from kmallocwd.model.report import render_rows, trace_rows
     from kmallocwd import protocols
-    from kmallocwd.errors import UsageError
     spec = specs_from(args)[0]
-    try:
-        protocols.require_c(spec)
-    except protocols.SpecError as exc:
-        raise UsageError(str(exc)) from None
+    protocols.require_c(spec)
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     runs = int_arg("--runs", args.runs, 1, 100000)

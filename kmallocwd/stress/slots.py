@@ -10,7 +10,7 @@ import numpy as np
 
 from typing import Sequence
 
-from kmallocwd import classify
+import kmallocwd.stress.classify as classify
 from kmallocwd._core import ffi, lib
 from kmallocwd.gfp import STRESS_SEQ, Request
 

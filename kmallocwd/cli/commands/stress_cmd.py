@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kmallocwd import protocols
 from kmallocwd import limits
-from kmallocwd.argtypes import limit
-from kmallocwd.commands.common import add_build_option, add_protocol_options, spec_from
+from kmallocwd.cli.argtypes import limit
+from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, spec_from
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = limits.MAX_THREADS
@@ -91,9 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from(args: argparse.Namespace):
-    from kmallocwd.slots import max_slots
-    from kmallocwd.stressrun import StressConfig
+def check_args(args: argparse.Namespace) -> None:
+    """The options' values that depend on each other or on this machine."""
+    from kmallocwd.api import max_slots
 
     limit = max_slots()
     if args.slots > limit:
@@ -102,80 +101,66 @@ def config_from(args: argparse.Namespace):
     if args.threads > args.slots:
         raise UsageError(f"--threads {args.threads} is more than --slots {args.slots} "
                          f"(accepted: 1 to {args.slots}; each slot has one writer, its task)")
-    spec = spec_from(args, "v3")
-    duration = args.duration
-    if duration is None and args.iterations is None:
-        duration = 5.0
-    return StressConfig(protocol=spec.name, protocol_file=args.protocol_file,
-                        threads=args.threads, slots=args.slots, duration=duration,
-                        iterations=args.iterations, batch=args.batch, pin=args.pin,
-                        hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
-                        seed=args.seed, until_torn=args.until_torn,
-                        min_overlaps=args.min_overlaps, build=args.build), spec
 
 
 def run(args: argparse.Namespace) -> int:
-    from kmallocwd import stress_report
+    from kmallocwd import annotate, api, interrupt
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.outpath import check_output, write_outputs
-    from kmallocwd.progress import Clock, Progress
-    from kmallocwd.protocols.backend import backend
-    from kmallocwd.stressrun import StressResult, run_stress
+    from kmallocwd.cli.progress import Clock, Progress
 
-    cfg, spec = config_from(args)
+    check_args(args)
+    spec = spec_from(args, "v3")
+    build = args.build
+    duration = args.duration
+    if duration is None and args.iterations is None:
+        duration = 5.0
     inputs = [args.protocol_file] if args.protocol_file else []
     target = check_output(args.json, "--json", inputs) if args.json is not None else None
     junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
     cq = (check_output(args.codequality, "--codequality", inputs)
           if args.codequality is not None else None)
+    single = args.repeat == 1 and (duration or 0) >= CLOCK_S
+    torn = [0]
+
+    def on_run(i: int, result) -> None:
+        torn[0] += 1 if result.torn else 0
+        bar.update(1, torn=torn[0])
+
+    values = dict(duration=duration, threads=args.threads, slots=args.slots,
+                  iterations=args.iterations, batch=args.batch, pin=args.pin,
+                  hold_ns=args.hold_ns, alloc_ns=args.alloc_ns, preempt=args.preempt,
+                  seed=args.seed, until_torn=args.until_torn, repeat=args.repeat,
+                  min_overlaps=args.min_overlaps, expect=args.expect, build=build)
+    plan = api.plan_stress(spec, **values)  # compiles a protocol file on first use
+    report = None
     try:
-        be = backend(spec, cfg.build)
-    except protocols.SpecError as exc:
-        raise UsageError(str(exc)) from None
-    runs: list[StressResult] = []
-    what = f"{cfg.duration:g} s" if cfg.duration else f"{cfg.iterations} pairs/writer"
-    try:
+        what = f"{duration:g} s" if duration else f"{args.iterations} pairs/writer"
         if not args.quiet:
-            print(f"kmallocwd stress: {spec.name} ({cfg.build} build), {cfg.threads} writer(s), "
-                  f"{cfg.slots} "
+            print(f"kmallocwd stress: {spec.name} ({build} build), {args.threads} writer(s), "
+                  f"{args.slots} "
                   f"slot(s), {what}" + (f" x {args.repeat} runs" if args.repeat > 1 else "")
                   + "...", file=sys.stderr, flush=True)
-        single = args.repeat == 1 and (cfg.duration or 0) >= CLOCK_S
         with Progress(args.repeat, "runs", quiet=args.quiet or args.repeat == 1) as bar, \
-                Clock(cfg.duration or 0, quiet=args.quiet or not single, desc=spec.name):
-            for _ in range(args.repeat):
-                try:
-                    runs.append(run_stress(cfg, be))
-                except MemoryError as exc:
-                    raise UsageError(f"--slots {cfg.slots}: {exc}") from None
-                bar.update(1, torn=sum(1 for r in runs if r.torn))
-                if runs[-1].interrupted:
-                    break
-    except KeyboardInterrupt as exc:  # between runs: the runs done stand
-        from kmallocwd.interrupt import exit_status
-        from kmallocwd.stressrun import interrupted_before
-
-        if runs:
-            runs[-1].interrupted, runs[-1].interrupt_status = True, exit_status(exc)
-        else:
-            runs.append(interrupted_before(cfg, spec, exc))
-    from kmallocwd import interrupt
+                Clock(duration or 0, quiet=args.quiet or not single, desc=spec.name):
+            report = api.run_planned(plan, on_run)
+    except KeyboardInterrupt as exc:  # before the first run began
+        if report is None:
+            report = api.interrupted_report(plan, exc)
     interrupt.defer()  # from here a signal is recorded: the report is written whole
-    status = stress_report.status_of(runs, args.expect)
     if args.json != "-":
-        sys.stdout.write(stress_report.render(runs, args.expect))
+        sys.stdout.write(report.text())
         sys.stdout.flush()
-    from kmallocwd import annotate
-    findings = (stress_report.annotations(runs, args.expect)
+    findings = (report.findings()
                 if annotate.wanted(args.annotate) or cq is not None else [])
     if annotate.wanted(args.annotate):  # with --json - on stdout, on stderr (JSON stays JSON)
         annotate.emit(findings, annotate.Summary(
             f"kmallocwd stress {annotate.relpath(args.protocol_file or '') or spec.name}",
-            stress_report.verdict(runs, args.expect).line, status,
+            report.verdict, report.exit_status,
             [p for p in (args.json, args.junit, args.codequality) if p and p != "-"],
             spec.path), sys.stderr if args.json == "-" else sys.stdout)
     ok = write_outputs("kmallocwd stress", [
-        (target, lambda: stress_report.to_json(runs, args.expect, args.repeat)),
-        (junit, lambda: stress_report.to_junit(runs, args.expect)),
+        (target, report.to_json),
+        (junit, report.to_junit),
         (cq, lambda: annotate.codequality(findings))])
-    return status if ok else EXIT_WRITE_FAILED
+    return report.exit_status if ok else EXIT_WRITE_FAILED
