@@ -1,7 +1,7 @@
 """JUnit XML for CI reporters (Jenkins, GitLab, GitHub): one <testsuite> per
 command run, one <testcase> per protocol x model (check), per run (stress),
 per ablated annotation (ablate) or per cell (campaign).  Every command maps
-its statuses to JUnit elements with ``STATUS_ELEMENT`` (the README's table),
+its statuses to JUnit elements with ``STATUS_ELEMENT`` (the table in docs/ci.md),
 writes property values as JSON (a string as itself), and gives the suite
 the seed, the machine and kmallocwd's version.  Written with the standard
 library's ElementTree."""

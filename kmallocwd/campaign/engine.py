@@ -123,7 +123,8 @@ def client_security(address: str):
     if address.startswith("tls://") and not (sec.tls_ca_file and sec.tls_client_cert):
         raise UsageError(f"--scheduler {address}: a tls:// scheduler needs this client's "
                          f"credentials (accepted: set {', '.join(TLS_CONFIG)}, or the same "
-                         "keys in Dask's configuration; README, \"A cluster of machines\")")
+                         "keys in Dask's configuration; docs/campaigns.md, \"A cluster of "
+                         "machines\")")
     return sec
 
 

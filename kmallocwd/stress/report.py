@@ -1,5 +1,5 @@
 """The stress report: the verdict and its power, a compact table for people,
-a JSON document for machines (schema: README, "Stress report JSON").  A
+a JSON document for machines (schema: docs/stress.md, "Stress report JSON").  A
 report covers one run or, with --repeat, several runs of one configuration
 added up."""
 
@@ -195,7 +195,7 @@ def _time(v: float, censored: bool) -> str:
 @dataclass
 class StressReport(JsonReport):
     """``kmallocwd stress``'s report, built once by :func:`build`: the
-    fields are the JSON document's keys (README, "Stress report JSON");
+    fields are the JSON document's keys (docs/stress.md, "Stress report JSON");
     the verdict, the model's verdicts and the exit status are decided when
     it is built.  ``runs`` (the raw results), ``total`` (them added up),
     ``spec`` and ``run_verdicts`` (one per run) are kept for the views and

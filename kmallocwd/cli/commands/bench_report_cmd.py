@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "FILE-duty.png; a chart whose data the file lacks is skipped with a note on "
         "stderr).  A malformed file gets one line naming the key, exit 2; figures of an "
         "unknown kind, role or protocol are dropped with a warning naming them.  To "
-        "compare two runs, use pytest-benchmark's own --benchmark-compare (see the README).",
+        "compare two runs, use pytest-benchmark's own --benchmark-compare (see docs/benchmarks.md).",
     )
     p.add_argument("file", metavar="FILE.json",
                    help="the JSON file of one run (make bench saves them under bench/results/)")

@@ -30,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "does not answer within 20 s, 130/143 interrupted (partial results written). "
         "Needs pip install 'kmallocwd[campaign]'.",
     )
-    p.add_argument("plan", metavar="PLAN.toml", help="the campaign plan (see the README)")
+    p.add_argument("plan", metavar="PLAN.toml", help="the campaign plan (see docs/campaigns.md)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="a Dask scheduler (tcp://host:8786, or tls://host:8786 with the "
-                   "client's TLS files in Dask's configuration, README); workers are started "
+                   "client's TLS files in Dask's configuration, docs/campaigns.md); workers are started "
                    "with `dask worker ADDRESS --nthreads 1` on machines with kmallocwd installed "
                    "(default: an embedded LocalCluster, private to this run: TLS with "
                    "temporary credentials, no dashboard)")

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the C generated for a built-in protocol or a protocol file")
     add_build_option(p)
     p.add_argument("--markdown", action="store_true",
-                   help="print the README's protocol table (Markdown)")
+                   help="print the protocol table (Markdown), as the docs show it")
     p.set_defaults(func=run)
 
 
