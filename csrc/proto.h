@@ -1,7 +1,7 @@
 /*
  * proto.h - what every protocol's reader returns, and the spin helper the
  * looping readers share.  The writers and readers themselves are generated
- * from the protocol files (kmallocwd/protocols/*.toml) by
+ * from the protocol files (kmallocwd/protocols/NAME.toml) by
  * kmallocwd/protocols/cgen.py.
  */
 #ifndef KMW_PROTO_H

@@ -367,15 +367,30 @@ alloc_ns = 100
 
 # ---------------------------------------------------------------- a kill while compiling
 
-def _compilers(cache: Path) -> list:
-    """The processes (other than Python) working in the compile cache: the compiler."""
+def _compilers(pid: int) -> list:
+    """The processes under ``pid`` that are not Python: the compiler (the
+    slow-cc script, its sleep, then cc) that the compile child runs."""
+    import psutil
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    out = []
+    for pr in kids:
+        try:
+            if not (pr.name() or "").startswith("python"):
+                out.append(pr)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _alive(procs: list) -> list:
     import psutil
     out = []
-    for pr in psutil.process_iter(["cmdline", "name"]):
+    for pr in procs:
         try:
-            args = pr.info["cmdline"] or []
-            if any(str(cache) in a for a in args) and not (pr.info["name"] or "").startswith(
-                    "python"):
+            if pr.is_running() and pr.status() != psutil.STATUS_ZOMBIE:
                 out.append(pr)
         except psutil.Error:
             continue
@@ -410,8 +425,9 @@ def test_a_signal_while_a_protocol_file_compiles_leaves_no_build_and_no_compiler
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_default_signals)
     try:
-        _wait_for(lambda: _compilers(cache) or p.poll() is not None, "the compiler running")
+        _wait_for(lambda: _compilers(p.pid) or p.poll() is not None, "the compiler running")
         assert p.poll() is None, "the compile ended before it was seen"
+        seen = _compilers(p.pid)
         p.send_signal(sig)
         stdout, stderr = _finish(p)
     finally:
@@ -419,5 +435,5 @@ def test_a_signal_while_a_protocol_file_compiles_leaves_no_build_and_no_compiler
             p.kill()
     assert p.returncode == rc, stderr
     assert "Traceback" not in stderr
-    assert _compilers(cache) == []  # the compiler was stopped with us
+    _wait_for(lambda: not _alive(seen), "the compiler stopped", limit=30)  # stopped with us
     assert list(cache.glob("*/build-*")) == []

@@ -1,7 +1,7 @@
 """The C generator: a protocol file's operations as kernel-style C.
 
 For each protocol P it writes P_start_memalloc_timer(),
-P_stop_memalloc_timer() and P_read() (the seed's is_stalling_task() read),
+P_stop_memalloc_timer() and P_read() (the patch's is_stalling_task() read),
 each barrier with the comment its file gives it, then P's loops (their
 bodies are csrc/loops.h's macros) and its row of the protocol table.
 
@@ -254,7 +254,7 @@ def _reader(spec: Spec) -> str:
             if op.with_sequence:
                 out.append(f"if (emu){c}")
                 out.append("\t*snap = *m;")
-                out.append("else	/* the seed's fields alone */")
+                out.append("else	/* the patch's fields alone */")
                 out.append("\tKMW_COPY_SEQ(snap, m);")
             else:
                 if spec.snapshot_sequence:

@@ -23,7 +23,7 @@ MAX_NOTE = 1000
 MAX_COND_TERMS = 32
 MAX_COND_DEPTH = 16
 
-# The slot's fields, as the seed's struct memalloc_info has them.
+# The slot's fields, as the patch's struct memalloc_info has them.
 FIELDS = ("sequence", "valid", "dumped", "start", "order", "gfp")
 DATA_FIELDS = ("start", "gfp", "order", "dumped")  # what a write section stores
 # The values a write section stores: the allocation's time, mask and order.

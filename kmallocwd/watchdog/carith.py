@@ -1,6 +1,6 @@
 """The kernel's integer arithmetic on jiffies, for Python ints.
 
-jiffies is an ``unsigned long`` (64 bits here) that wraps; the seed mixes it
+jiffies is an ``unsigned long`` (64 bits here) that wraps; the patch mixes it
 with ``long`` (``t``, ``min_t(long, ...)``).  These helpers make the Python
 code compute exactly what the C code computes, wrap included.
 """
@@ -34,7 +34,7 @@ def time_after(a: int, b: int) -> bool:
 
 
 def first_loop_t(timeout: int, jiffies: int, starts) -> int:
-    """The seed's first while(1) loop, one pass, over the ``start`` of the
+    """The patch's first while(1) loop, one pass, over the ``start`` of the
     valid slots: ``t = min_t(long, t, start + delta)`` with
     ``delta = t - jiffies``; stops at the first ``t <= 0`` (goto stalling)."""
     t = to_long(timeout)

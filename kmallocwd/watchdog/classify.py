@@ -1,5 +1,5 @@
 """A run's (or a console log's) classification, worked out from what the
-reports print, as a person reading dmesg would, following the seed's
+reports print, as a person reading dmesg would, following the patch's
 Documentation (its "How memory allocation stalls are reported?"):
 
 - ``quiet``: no MemAlloc-Info line at all;

@@ -8,7 +8,7 @@
   hung_task_warnings (10) times; a task that never switched is skipped.
   A task looping in the allocator (R) or sleeping in short congestion
   waits (D, but switched every 20 to 100 ms) is never
-  reported: the seed's Documentation's motivation.
+  reported: the patch's Documentation's motivation.
 - **warn_alloc** (mm/page_alloc.c as of 4.9): the allocating task itself,
   after a failed direct reclaim and past 4.9's ``__GFP_NORETRY`` and
   costly-order (without ``__GFP_REPEAT``) exits, prints "%s: page allocation stalls for

@@ -1,5 +1,5 @@
 """gfp flag names a scenario file may use, with Linux 4.4's values (the
-seed's era, include/linux/gfp.h).
+patch's era, include/linux/gfp.h).
 
 Every name comes from kmallocwd.gfp.  ``__GFP_RECLAIM`` is
 ``___GFP_DIRECT_RECLAIM | ___GFP_KSWAPD_RECLAIM`` = 0x400000 | 0x2000000:

@@ -1,6 +1,6 @@
-"""kmallocwd(), the seed's watchdog kernel thread, step for step.
+"""kmallocwd(), the patch's watchdog kernel thread, step for step.
 
-The structure is the seed's (mm/page_alloc.c of the v3 patch):
+The structure is the patch's (mm/page_alloc.c of the v3 patch):
 
     restart:
         while (1) { t = earliest start + timeout over valid slots;
@@ -17,9 +17,9 @@ The structure is the seed's (mm/page_alloc.c of the v3 patch):
         show_mem(0); schedule_timeout_interruptible(kmallocwd_timeout); goto restart
 
 is_stalling_task() is the C core's, with the chosen protocol's reader; its
-snapshot goes to one buffer, the seed's static ``memalloc``.  Every snapshot
+snapshot goes to one buffer, the patch's static ``memalloc``.  Every snapshot
 the reader accepts is also checked with the core's exact witness, and torn
-ones are counted (the seed does not know; the emulator tells).
+ones are counted (the patch does not know; the emulator tells).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Watchdog:
         self.thread = threading.Thread(target=system.clocked(self.kmallocwd), name="kmallocwd",
                                        daemon=True)
 
-    # ---- the seed's helpers ----
+    # ---- the patch's helpers ----
 
     def is_stalling_task(self, p: Task, expire: int) -> bool:
         stalling = bool(lib.kmw_is_stalling_task(self.sys.proto_id, p.m, expire,
@@ -128,8 +128,8 @@ class Watchdog:
             self.sys.halt()
 
     def sleep_until_stalled(self) -> None:
-        """The seed's first while(1) loop: sleep until the earliest moment a
-        stall could be due, computed exactly as the seed computes it."""
+        """The patch's first while(1) loop: sleep until the earliest moment a
+        stall could be due, computed exactly as the patch computes it."""
         while True:
             self.scans += 1
             # plain reads of valid slots: "we might see outdated values"

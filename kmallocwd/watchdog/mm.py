@@ -1,6 +1,6 @@
 """A small model of Linux 4.4's page allocator (mm/page_alloc.c, mm/vmscan.c).
 
-Enough for the seed's situations, in pages of 4 kB:
+Enough for the patch's situations, in pages of 4 kB:
 
 - zones with free blocks per order and min/low/high watermarks (low = min +
   min/4, high = min + min/2, as __setup_per_zone_wmarks() sets them), clean
@@ -19,7 +19,7 @@ Enough for the seed's situations, in pages of 4 kB:
   costly orders, lowmem or !__GFP_FS requests ("keep looping as per
   tradition": did_some_progress = 1), else out_of_memory() (``oom``).
 
-The seed's start_memalloc_timer()/stop_memalloc_timer() bracket the slow
+The patch's start_memalloc_timer()/stop_memalloc_timer() bracket the slow
 path only, with memalloc_noio_flags()'s mask: a request served by the fast
 path never touches the task's memalloc_info.
 """
@@ -681,7 +681,7 @@ def stop_memalloc_timer(p: "Task", gfp_mask: int) -> None:
 
 
 def __alloc_pages_nodemask(p: "Task", gfp_mask: int, order: int) -> Page | None:
-    """mm/page_alloc.c as the seed patches it: the fast path first; the
+    """mm/page_alloc.c as the patch changes it: the fast path first; the
     timer brackets the slow path only, with memalloc_noio_flags()'s mask.
     On a halt the slot is left as it is (no stop_memalloc_timer)."""
     page = get_page_from_freelist(p, gfp_mask | G.___GFP_HARDWALL, order, ALLOC_WMARK_LOW)

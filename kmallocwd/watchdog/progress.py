@@ -1,4 +1,4 @@
-"""Per-task progress: the seed's documentation says to compare each reported
+"""Per-task progress: the patch's documentation says to compare each reported
 task's seq between reports to tell a livelock from a slow system.  Every
 task reported as stalling is classed as
 

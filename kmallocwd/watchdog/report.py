@@ -1,5 +1,5 @@
 """What one watchdog report contained, as records: for the JSON Lines
-output and for the end-of-run summary (the printed lines stay the seed's)."""
+output and for the end-of-run summary (the printed lines stay the patch's)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class Report:
     traces: list[Trace] = field(default_factory=list)
     show_mem: dict = field(default_factory=dict)
     # Tasks whose is_stalling_task() verdict changed between the counting
-    # pass and the printing pass (the seed reads twice; so does the kernel).
+    # pass and the printing pass (the patch reads twice; so does the kernel).
     raced: int = 0
     # the later revisions' MemAlloc-Info fields (None in v3's line)
     exiting: int | None = None

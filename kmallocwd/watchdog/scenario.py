@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from kmallocwd.errors import UsageError
 from kmallocwd.watchdog import gfpnames
 
 TASK_COMM_LEN = 16  # include/linux/sched.h: comm is 15 bytes and a NUL
@@ -23,8 +24,9 @@ PID_MAX = 4194304  # PID_MAX_LIMIT on 64-bit
 BUILTIN_DIR = "scenarios"
 
 
-class ScenarioError(ValueError):
-    """A bad scenario file: one line naming the file, the key and the problem."""
+class ScenarioError(UsageError):
+    """A bad scenario file: one line naming the file, the key and the problem
+    (a usage error: exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``p->state`` is a bit mask (include/linux/sched.h): TASK_KILLABLE is
 TASK_WAKEKILL | TASK_UNINTERRUPTIBLE, so ``state & TASK_UNINTERRUPTIBLE``
-(the seed's test) is true for it, while khungtaskd's ``state ==
+(the patch's test) is true for it, while khungtaskd's ``state ==
 TASK_UNINTERRUPTIBLE`` is not.  Every sleep counts a context switch
 (``nvcsw``), which is what khungtaskd compares.
 
@@ -60,7 +60,7 @@ def schedule(p: "Task", state: int) -> None:
 
 def cond_resched(p: "Task", seconds: float) -> None:
     """CPU time spent in a loop, as a short runnable sleep (the task stays R:
-    the "100% CPU" kind of stall of the seed's documentation)."""
+    the "100% CPU" kind of stall of the patch's documentation)."""
     p.system.check_halted()
     p.state = TASK_RUNNING
     p.nivcsw += 1

@@ -3,7 +3,7 @@
 
 The per-task verdicts (which stalling task made progress) are
 kmallocwd.watchdog.progress's; the classification, kmallocwd.watchdog.classify's.
-The seed's own lines are never changed; this is printed after them.
+The patch's own lines are never changed; this is printed after them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the allocator model (``mm``), the OOM killer (``oom``) and the locks
 (``sched``).
 
-A task's fields that the watchdog reads are the task_struct bits the seed
+A task's fields that the watchdog reads are the task_struct bits the patch
 reads: ``state`` (p->state, a bit mask: ``state & TASK_UNINTERRUPTIBLE``),
 ``flags`` (PF_EXITING), ``sigkill`` (fatal_signal_pending()), ``memdie``
 (TIF_MEMDIE); the per-task ``dumped`` counter is in the slot, as in the
@@ -285,7 +285,7 @@ def exit_mm(p: Task) -> None:
 
 
 def do_exit(p: Task) -> None:
-    # get_signal() dequeued SIGKILL before do_exit() (the seed prints
+    # get_signal() dequeued SIGKILL before do_exit() (the patch prints
     # "exiting" rather than "dying" for such a task); exit_signals() sets
     # PF_EXITING.
     p.sigkill = False

@@ -9,7 +9,6 @@ import sys
 from kmallocwd import protocols
 from kmallocwd.cli.argtypes import choice, float_range, int_range
 from kmallocwd.watchdog.carith import ULONG_MAX
-from kmallocwd.watchdog.scenario import ScenarioError
 from kmallocwd.watchdog.workload import builtin_names, resolve
 
 DEFAULT_SCENARIO = "oom-livelock"
@@ -97,12 +96,9 @@ def _scenario_path(spec: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import interrupt, outpath
-    from kmallocwd.errors import EXIT_WRITE_FAILED, UsageError
+    from kmallocwd.errors import EXIT_WRITE_FAILED
 
-    try:
-        scen = resolve(args.scenario)
-    except ScenarioError as exc:
-        raise UsageError(str(exc)) from None
+    scen = resolve(args.scenario)  # a ScenarioError is a usage error: exit 2
     target = None
     if args.log is not None:
         target = outpath.check_output(args.log, "--log", [_scenario_path(args.scenario)])
