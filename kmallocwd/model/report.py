@@ -3,6 +3,8 @@ numbered step traces) and as JSON."""
 
 from __future__ import annotations
 
+import textwrap
+
 from dataclasses import dataclass
 
 from kmallocwd.model.events import (MODEL_TITLES, READER, SC, THREAD_NAMES, WEAK, WRITER, X86,
@@ -127,6 +129,9 @@ def condition_text(res: Exploration) -> str:
         "is forbidden)"
 
 
+_WIDTH = 100  # the table's widest line, as the other commands' tables
+
+
 def render_text(results: list[Exploration], traces: bool = True, binary=None) -> str:
     """The check table (and the counterexamples); ``binary``: the verdict
     on the compiled binary (binverdict.BinaryVerdict), shown as its own
@@ -150,12 +155,17 @@ def render_text(results: list[Exploration], traces: bool = True, binary=None) ->
         col = ""
         if binary is not None:
             col = f"  {binary.word if r.model == 'x86' else '-':<7}"
-        out.append(f"  {r.model:<6} {verdict(r):<10} {exp:<10} "
-                   f"{f'{r.positive}/{r.executions}':>16} {r.states:>8} "
-                   f"{r.seconds * 1000:>6.0f}ms{col}{mark}".rstrip())
+        row = (f"  {r.model:<6} {verdict(r):<10} {exp:<10} "
+               f"{f'{r.positive}/{r.executions}':>16} {r.states:>8} "
+               f"{r.seconds * 1000:>6.0f}ms{col}")
+        if len(row) + len(mark) <= _WIDTH:
+            out.append((row + mark).rstrip())
+        else:  # the mark on a line of its own, under the row
+            out += [row.rstrip(), "         " + mark.strip()]
     if binary is not None:
-        out.append(f"  binary: {binary.line} (x86-TSO on the order of the slot accesses in "
-                   "the object code stress runs, no compiler freedom left)")
+        out += textwrap.wrap(f"binary: {binary.line} (x86-TSO on the order of the slot "
+                             "accesses in the object code stress runs, no compiler freedom "
+                             "left)", _WIDTH, initial_indent="  ", subsequent_indent="    ")
     out.append("")
     for r in results:
         out.append(f"Model {r.model}: {MODEL_TITLES[r.model]}")
