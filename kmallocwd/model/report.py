@@ -171,8 +171,6 @@ def render_text(results: list[Exploration], traces: bool = True, binary=None) ->
         out.append(f"Model {r.model}: {MODEL_TITLES[r.model]}")
         out.append(f"  {observation(r)}")
         if r.outcomes:
-            import textwrap
-
             counts = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
             out += textwrap.wrap(f"  outcomes: {counts}", 100, subsequent_indent="    ",
                                  break_on_hyphens=False)
@@ -195,7 +193,6 @@ def render_rows(rows: list[Row]) -> list[str]:
     """The trace as a table at most 96 columns wide (100 as check indents it):
     a long operation or value folds under its column, and the effect goes on
     the lines under the step."""
-    import textwrap
 
     opw, width = 36, 96
     pad = " " * 18
