@@ -456,3 +456,30 @@ def test_a_kill_during_compilation_leaves_no_compiler_and_no_build_dir(tmp_path,
     assert not _alive(compiler)
     assert not [n for n in os.listdir(cache) if buildcache.TEMP_RE.fullmatch(n)]
     assert entries(cache) == []
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the checkout (but the venv, git's and the caches'
+    folders) with its size and modification time."""
+    skip = {".venv", ".git", "__pycache__", ".pytest_cache", ".hypothesis", ".benchmarks"}
+    out = {}
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x not in skip]
+        for f in files:
+            st = os.lstat(os.path.join(d, f))
+            out[os.path.join(d, f)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_compiling_a_users_file_writes_nothing_into_the_checkout(tmp_path):
+    """The compile takes its declarations from a module with no side effect:
+    nothing under the checkout (build/gen/ included) is written or touched."""
+    proto = tmp_path / "mine.toml"
+    proto.write_text(MINE.replace("my-cached", "my-untouched"))
+    before = _tree(ROOT)
+    r = stress(tmp_path / "cache", proto)
+    assert r.returncode in (0, 3), r.stderr
+    assert entries(tmp_path / "cache")  # it did compile, into the cache
+    after = _tree(ROOT)
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert changed == []
