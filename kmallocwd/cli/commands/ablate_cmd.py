@@ -10,7 +10,8 @@ import sys
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
 from kmallocwd.cli.commands.check_cmd import models_from
-from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, specs_from
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+                                          specs_from)
 from kmallocwd.errors import UsageError
 
 
@@ -63,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= duration <= 3600:
         raise UsageError(f"-d {args.duration!r} (accepted: seconds from 0 to 3600)")
     inputs = [args.protocol_file] if args.protocol_file else []
-    json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
-    junit_t = (outpath.check_output(args.junit, "--junit", inputs)
-               if args.junit is not None else None)
-    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs)
-            if args.codequality is not None else None)
+    json_t, junit_t, cq_t = report_outputs(args, inputs)
     total = 1 + len(spec.ordering_ops())
     with Progress(total, "variants", quiet=args.quiet or duration == 0,
                   desc=f"ablate {spec.name}") as bar:

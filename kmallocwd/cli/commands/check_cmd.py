@@ -16,7 +16,8 @@ import sys
 
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
-from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, specs_from
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+                                          specs_from)
 from kmallocwd.errors import UsageError
 
 MAX_SECTIONS = limits.SECTIONS.hi
@@ -95,11 +96,7 @@ def run(args: argparse.Namespace) -> int:
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     retries = int_arg("--retries", args.retries, 0, MAX_RETRIES)
     inputs = [args.protocol_file] if args.protocol_file else []
-    json_t = outpath.check_output(args.json, "--json", inputs) if args.json is not None else None
-    junit_t = (outpath.check_output(args.junit, "--junit", inputs)
-               if args.junit is not None else None)
-    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs)
-            if args.codequality is not None else None)
+    json_t, junit_t, cq_t = report_outputs(args, inputs)
     shown = []  # the protocols whose text is printed
 
     def show(check) -> None:

@@ -45,3 +45,13 @@ def specs_from(args: argparse.Namespace, all_if_none: bool = False) -> list[prot
     if args.protocol is None and args.protocol_file is None and all_if_none:
         return list(protocols.PROTOCOLS)
     return [spec_from(args)]
+
+
+def report_outputs(args: argparse.Namespace, inputs) -> tuple:
+    """The command's ``--json``, ``--junit`` and ``--codequality`` targets,
+    each checked by outpath (None where the option is not given)."""
+    from kmallocwd import outpath
+
+    return tuple(None if getattr(args, name) is None else
+                 outpath.check_output(getattr(args, name), f"--{name}", inputs)
+                 for name in ("json", "junit", "codequality"))

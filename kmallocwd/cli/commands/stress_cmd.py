@@ -8,7 +8,8 @@ import sys
 
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
-from kmallocwd.cli.commands.common import add_build_option, add_protocol_options, spec_from
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+                                          spec_from)
 from kmallocwd.errors import UsageError
 
 MAX_THREADS = limits.MAX_THREADS
@@ -106,7 +107,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from kmallocwd import annotate, api, interrupt
     from kmallocwd.errors import EXIT_WRITE_FAILED
-    from kmallocwd.outpath import check_output, write_outputs
+    from kmallocwd.outpath import write_outputs
     from kmallocwd.cli.progress import Clock, Progress
 
     check_args(args)
@@ -116,10 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if duration is None and args.iterations is None:
         duration = 5.0
     inputs = [args.protocol_file] if args.protocol_file else []
-    target = check_output(args.json, "--json", inputs) if args.json is not None else None
-    junit = check_output(args.junit, "--junit", inputs) if args.junit is not None else None
-    cq = (check_output(args.codequality, "--codequality", inputs)
-          if args.codequality is not None else None)
+    target, junit, cq = report_outputs(args, inputs)
     single = args.repeat == 1 and (duration or 0) >= CLOCK_S
     torn = [0]
 
