@@ -25,3 +25,18 @@ def cli():
 
 
 pytest_plugins = ["pytester"]
+
+
+def watchdog_machine(scenario_toml: str):
+    """A System built from a scenario's TOML text, its tasks made, printk
+    captured: (system, {pid: task}, the printed texts)."""
+    from kmallocwd.watchdog import workload as W
+    from kmallocwd.watchdog.system import System
+    from kmallocwd.watchdog.tasks import make_tasks
+
+    scen = W.loads(scenario_toml, "m.toml", "m")
+    system = System("v3", 1000, scen.tasks, scen.memory)
+    system.tasks = make_tasks(system, scen, 1)
+    printed: list[str] = []
+    system.set_printk(lambda text: printed.append(text) or 0)
+    return system, {t.pid: t for t in system.tasks}, printed

@@ -11,14 +11,14 @@ import pytest
 
 from kmallocwd.watchdog import mm as M
 from kmallocwd.watchdog import oom
-from kmallocwd.watchdog import workload as W
 from kmallocwd.watchdog.detectors import Detectors, pgg
 from kmallocwd.watchdog.loop import Watchdog
 from kmallocwd.watchdog.printk import Log
 from kmallocwd.watchdog.sched import (TASK_INTERRUPTIBLE, TASK_KILLABLE, TASK_UNINTERRUPTIBLE,
                                       state_char)
-from kmallocwd.watchdog.system import Halt, System
-from kmallocwd.watchdog.tasks import make_tasks
+from kmallocwd.watchdog.system import Halt
+
+from conftest import watchdog_machine
 
 MACHINE = """
 [memory]
@@ -61,12 +61,7 @@ memalloc_noio = true
 
 
 def machine(free: int = 3000, file_kb: int = 0):
-    scen = W.loads(MACHINE.format(free=free, file_kb=file_kb), "m.toml", "m")
-    system = System("v3", 1000, scen.tasks, scen.memory)
-    system.tasks = make_tasks(system, scen, 1)
-    printed: list[str] = []
-    system.set_printk(lambda text: printed.append(text) or 0)
-    return system, {t.pid: t for t in system.tasks}, printed
+    return watchdog_machine(MACHINE.format(free=free, file_kb=file_kb))
 
 
 def test_task_list_is_for_each_process_thread_order_with_thread_groups():

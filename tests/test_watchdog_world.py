@@ -15,6 +15,8 @@ from kmallocwd.watchdog import workload as W
 from kmallocwd.watchdog.system import Halt, System
 from kmallocwd.watchdog.tasks import make_tasks
 
+from conftest import watchdog_machine
+
 MACHINE = """
 [memory]
 reclaim_kbps = 400000
@@ -46,12 +48,7 @@ idle = true
 
 
 def machine(free: int = 900, adj: int = 0):
-    scen = W.loads(MACHINE.format(free=free, adj=adj), "m.toml", "m")
-    system = System("v3", 1000, scen.tasks, scen.memory)
-    system.tasks = make_tasks(system, scen, 1)
-    printed: list[str] = []
-    system.set_printk(lambda text: printed.append(text) or 0)
-    return system, {t.pid: t for t in system.tasks}, printed
+    return watchdog_machine(MACHINE.format(free=free, adj=adj))
 
 
 def test_mark_oom_victim_is_test_and_set():

@@ -241,6 +241,9 @@ def rwsem_down_read_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
 
 
 def rwsem_down_write_failed(p: "Task", sem: RWSem, w: _Waiter) -> None:
+    # rwsem_down_read_failed()'s body, written again on purpose: the task's
+    # Python stack is its printed stack trace, which must name this function
+    # directly above schedule(), as 4.4's does (a shared helper adds a frame)
     p.blocked_on = sem
     try:
         while True:
