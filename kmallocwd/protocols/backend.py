@@ -53,7 +53,7 @@ def backend(spec: Spec, build: str = DEFAULT) -> Backend:
     emulator does not run."""
     from kmallocwd.protocols import require_c
     require_c(spec)
-    if is_builtin(spec) and build == KERNEL:
+    if is_builtin(spec) and build == KERNEL and spec.format == 1:
         from kmallocwd._core import ffi, lib
         return Backend(spec, ffi, lib, cid(spec.name), _built(ffi, lib))
     from kmallocwd.protocols.usermod import load_module

@@ -427,11 +427,8 @@ def _fold(text: str, indent: int) -> list[str]:
 
 
 def first_torn_line(res: StressResult) -> str:
-    s = res.first_torn
     return (f"first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
-            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
-            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
-            f"would give 0x{s.expected_witness():016x})")
+            f"{res.first_torn_slot}: {res.first_torn.describe()}")
 
 
 
