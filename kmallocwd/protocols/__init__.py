@@ -31,11 +31,6 @@ C_PROTOCOLS: tuple[Spec, ...] = tuple(p for p in PROTOCOLS if p.format == 1)
 C_NAMES: tuple[str, ...] = tuple(p.name for p in C_PROTOCOLS)
 
 
-def require_c(spec: Spec) -> Spec:
-    """``spec`` if the C emulator can run it (either format)."""
-    return spec
-
-
 def require_memalloc_info(spec: Spec, what: str) -> Spec:
     """``spec`` if it runs over struct memalloc_info (format 1), as ``what``
     needs; SpecError (exit 2) if not."""

@@ -148,7 +148,9 @@ def binary_line(res: StressResult, binary: Any = None) -> str:
 
 def _binary(spec: protocols.Spec, build: str, broken: list[str] | None = None):
     """The verdict on the compiled binary (binverdict), None if it cannot be
-    worked out."""
+    worked out (a format-2 protocol's object code is not read yet)."""
+    if spec.format != 1:
+        return None
     try:
         from kmallocwd.stress.binverdict import binary_verdict
         return binary_verdict(spec, build, broken=broken)
