@@ -309,8 +309,8 @@ def test_replay_refuses_a_format_2_file_in_one_line(capsys):
 
 
 def test_stress_and_protocols_c_take_a_format_2_file(capsys):
-    # FAIL or UNOBSERVED: whether v8's tear shows in 0.1 s is up to the machine
-    assert main(["stress", "-q", "-p", "v8-in-flight", "-d", "0.1", "--json", "-"]) in (1, 4)
+    # FAIL, INCONCLUSIVE or UNOBSERVED: what 0.1 s shows is up to the machine
+    assert main(["stress", "-q", "-p", "v8-in-flight", "-d", "0.1", "--json", "-"]) in (1, 3, 4)
     doc = json.loads(capsys.readouterr().out)
     assert doc["protocol"] == "v8-in-flight" and doc["attempts"] > 0
     assert main(["protocols", "--c", "v4"]) == 0
