@@ -26,6 +26,15 @@ static const struct kmw_protocol *protocol(int proto)
 	return &kmw_protocol_table[proto];
 }
 
+size_t kmw_slot_size(int proto)
+{
+	const struct kmw_protocol *p = protocol(proto);
+
+	if (!p)
+		return 0;
+	return p->slot_size ? p->slot_size : sizeof(struct memalloc_info);
+}
+
 uint64_t kmw_writer_run(int proto, int mode, struct memalloc_info *slots,
 			const uint32_t *idx, uint32_t nidx,
 			const struct kmw_request *reqs, uint32_t nreqs,
@@ -84,7 +93,7 @@ void kmw_start_memalloc_timer(int proto, struct memalloc_info *m,
 {
 	const struct kmw_protocol *p = protocol(proto);
 
-	if (p)
+	if (p && p->start)
 		p->start(m, gfp_mask, order, jiffies);
 }
 
@@ -93,7 +102,7 @@ void kmw_stop_memalloc_timer(int proto, struct memalloc_info *m,
 {
 	const struct kmw_protocol *p = protocol(proto);
 
-	if (p)
+	if (p && p->stop)
 		p->stop(m, gfp_mask);
 }
 
@@ -106,7 +115,7 @@ int kmw_read_slot(int proto, struct memalloc_info *m,
 	int r = KMW_ABORTED;
 
 	memset(snap, 0, sizeof(*snap));
-	if (p)
+	if (p && p->read)
 		r = p->read(m, snap, &c);
 	if (retries)
 		*retries += c.retries;

@@ -13,6 +13,9 @@
 #include "memalloc.h"
 #include "proto.h"	/* enum kmw_read: what a reader returns */
 
+/* The most fields a format-2 protocol file declares (format2.py's MAX_FIELDS). */
+#define KMW_MAX_FIELDS		16
+
 enum kmw_mode {
 	KMW_EMULATOR = 0,	/* witness, stamps, classification, overlaps */
 	KMW_PROTOCOL = 1,	/* the protocol's own operations only */
@@ -32,6 +35,10 @@ struct kmw_tally {
 	uint64_t first_torn_slot;
 	int first_torn_outcome;
 	struct memalloc_info first_torn;
+	/* format 2: the first torn snapshot's fields, in the struct's order,
+	 * and the sections its read could see (loops2.h) */
+	uint64_t first_torn_values[KMW_MAX_FIELDS];
+	uint64_t first_torn_window[2];
 };
 
 const char *kmw_build_name(void);
@@ -40,6 +47,11 @@ const char *kmw_protocol_name(int proto);
 
 /* Slots: n cache-line-aligned slots, zeroed but for the initial witness. */
 struct memalloc_info *kmw_slots_alloc(size_t n);
+/*
+ * The bytes of one slot of a protocol: sizeof(struct memalloc_info), or a
+ * format-2 protocol's own struct (whole cache lines); 0 for no protocol.
+ */
+size_t kmw_slot_size(int proto);
 void kmw_slots_free(struct memalloc_info *slots);
 
 /* The stop flag every loop polls. */

@@ -85,6 +85,9 @@ struct kmw_protocol {
 	void (*stop)(struct memalloc_info *m, gfp_t gfp_mask);
 	int (*read)(struct memalloc_info *m, struct memalloc_info *snap,
 		    struct kmw_rctx *c);
+	/* format 2: the bytes of one slot (its own struct); 0: memalloc_info.
+	 * A format-2 row has no one-shot start, stop and read (NULL). */
+	size_t slot_size;
 };
 
 extern const struct kmw_protocol kmw_protocol_table[];

@@ -46,6 +46,8 @@ struct kmw_tally {
     uint64_t first_torn_slot;
     int first_torn_outcome;
     struct memalloc_info first_torn;
+    uint64_t first_torn_values[16];
+    uint64_t first_torn_window[2];
 };
 
 #define KMW_CACHELINE ...
@@ -57,6 +59,7 @@ int kmw_nr_protocols(void);
 const char *kmw_protocol_name(int proto);
 struct memalloc_info *kmw_slots_alloc(size_t n);
 void kmw_slots_free(struct memalloc_info *slots);
+size_t kmw_slot_size(int proto);
 void kmw_request_stop(int *stop);
 int64_t kmw_now_ns(void);
 unsigned long kmw_jiffies(const struct kmw_clock *c);

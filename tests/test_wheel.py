@@ -141,6 +141,20 @@ def test_the_installed_wheel_runs_stress_on_a_users_file(venv):
     assert any(i["protocol"] == "my-wheel" and i["ok"] for i in info["items"])
 
 
+def test_the_installed_wheel_runs_stress_on_a_format2_builtin_and_file(venv):
+    """The built-in v8-in-flight and the latch example (its own struct):
+    generated and compiled from the install, in the user's cache."""
+    (venv["work"] / "latch.toml").write_text((ROOT / "examples" / "latch.toml").read_text())
+    for args in (["-p", "v8-in-flight"], ["--protocol-file", "latch.toml"]):
+        r = _run([venv["kmallocwd"], "stress", *args, "-n", "20000", "--json", "-"],
+                 cwd=venv["work"], env=venv["env"])
+        assert r.returncode in (0, 1, 3, 4), r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["attempts"] > 0 and doc["writer_ops"] >= 20000
+        if args[0] == "--protocol-file":
+            assert doc["torn"] == 0  # the latch is sound
+
+
 def test_the_installed_wheel_runs_ablate(venv):
     r = _run([venv["kmallocwd"], "ablate", "-p", "seqcount", "-d", "0.5", "-q"],
              cwd=venv["work"], env=venv["env"])

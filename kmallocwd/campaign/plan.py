@@ -205,16 +205,11 @@ def _fmt(v) -> str:
 
 def _protocol(where: str, value, base: str, files: dict[str, tuple[str, str]]) -> str:
     """A protocol name, or a protocol file (read now, shipped to the worker)."""
-    accepted = f"{', '.join(protocols.C_NAMES)}, or a path to a protocol file (.toml)"
+    accepted = f"{', '.join(protocols.NAMES)}, or a path to a protocol file (.toml)"
     if not isinstance(value, str) or not value:
         raise _fail(where, f"{value!r} is not a protocol", accepted)
-    if value in protocols.C_NAMES:
+    if value in protocols.NAMES:
         return value
-    if value in protocols.NAMES:  # a format-2 built-in: the model checker's only
-        try:
-            protocols.require_c(protocols.BY_NAME[value])
-        except protocols.SpecError as exc:
-            raise UsageError(f"{where}: {exc}") from None
     if not (value.endswith(".toml") or os.sep in value):
         raise _fail(where, f"unknown protocol {value!r}", accepted)
     path = value if os.path.isabs(value) else os.path.join(base, value)
@@ -222,7 +217,7 @@ def _protocol(where: str, value, base: str, files: dict[str, tuple[str, str]]) -
         raise _fail(where, f"no protocol file {value!r}", accepted)
     text = read_text(path, where, PROTOCOL_FILE_LIMIT)
     try:   # a bad protocol file is refused now, not by every cell that names it
-        protocols.require_c(protocols.spec.load_text(text, path))
+        protocols.spec.load_text(text, path)
     except protocols.SpecError as exc:
         raise UsageError(f"{where}: {exc}") from None
     except RecursionError:
@@ -240,7 +235,7 @@ def _stress_cells(where: str, t: dict, base: str, default_timeout: float | None,
     _check_keys(where, t, STRESS_KEYS)
     if "protocols" not in t:
         raise _fail(f"{where}.protocols", "missing",
-                    f"{', '.join(protocols.C_NAMES)}, or protocol files")
+                    f"{', '.join(protocols.NAMES)}, or protocol files")
     files: dict[str, tuple[str, str]] = {}
     protos = [_protocol(f"{where}.protocols", p, base, files)
               for p in _as_list(f"{where}.protocols", t["protocols"],

@@ -23,18 +23,21 @@ TORN = "torn"  # all three torn kinds together
 PROTOCOLS: tuple[Spec, ...] = builtin_specs()
 BY_NAME: dict[str, Spec] = {p.name: p for p in PROTOCOLS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
-# The ones the C emulator runs (stress, run, the benchmarks): format 1.  A
-# format-2 file is the model checker's (check, ablate, litmus) for now.
+# The ones in the main C extension (struct memalloc_info; run, the
+# benchmarks' tables, the object-code checks): format 1.  A format-2 file
+# (its own struct) is compiled on first use, as a user's file is, and runs
+# in stress, campaigns and the benchmarks' loops too.
 C_PROTOCOLS: tuple[Spec, ...] = tuple(p for p in PROTOCOLS if p.format == 1)
 C_NAMES: tuple[str, ...] = tuple(p.name for p in C_PROTOCOLS)
 
 
-def require_c(spec: Spec) -> Spec:
-    """``spec`` if the C emulator can run it; SpecError (exit 2) if not."""
+def require_memalloc_info(spec: Spec, what: str) -> Spec:
+    """``spec`` if it runs over struct memalloc_info (format 1), as ``what``
+    needs; SpecError (exit 2) if not."""
     if spec.format != 1:
-        raise SpecError(f"{spec.name}: a format-{spec.format} protocol runs in the model "
-                        "checker only (check, ablate, litmus); stress, run, replay, the "
-                        "benchmarks and protocols --c take format-1 files")
+        raise SpecError(f"{spec.name}: a format-{spec.format} protocol (its own struct) "
+                        f"does not run in {what}, which emulates struct memalloc_info: "
+                        "stress, campaigns, check, ablate, litmus and protocols --c take it")
     return spec
 
 def get(name: str) -> Spec:

@@ -49,11 +49,8 @@ def is_builtin(spec: Spec) -> bool:
 
 def backend(spec: Spec, build: str = DEFAULT) -> Backend:
     """The compiled C for ``spec`` in ``build`` (compiling a user's file, or
-    a built-in's c11 build, on first use); SpecError for a protocol the C
-    emulator does not run."""
-    from kmallocwd.protocols import require_c
-    require_c(spec)
-    if is_builtin(spec) and build == KERNEL:
+    a built-in's c11 build or a format-2 file, on first use)."""
+    if is_builtin(spec) and build == KERNEL and spec.format == 1:
         from kmallocwd._core import ffi, lib
         return Backend(spec, ffi, lib, cid(spec.name), _built(ffi, lib))
     from kmallocwd.protocols.usermod import load_module

@@ -25,7 +25,7 @@ from kmallocwd.protocols.builds import DEFAULT, prelude
 from kmallocwd.protocols.spec import (FENCES, FIELDS, LOCK_OPS, LOCKS, REJECTED_INVALID, VALUES,
                                       VAR_RE, Expr, Kind, Op, Spec)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 _VAR_TYPES = {"sequence": "unsigned int", "valid": "unsigned char", "dumped": "unsigned char",
               "start": "unsigned long", "order": "unsigned int", "gfp": "unsigned int"}
@@ -150,7 +150,8 @@ def knob_point(spec: Spec) -> int:
     lacks; -1 if the section has none there (the knobs then do nothing)."""
     sec = spec.section
     data = [i for i, op in enumerate(sec)
-            if op.kind == Kind.STORE and op.field in ("start", "gfp", "order", "dumped")]
+            if op.kind == Kind.STORE and (spec.format != 1 or op.field in (
+                "start", "gfp", "order", "dumped"))]
     end = data[0] if data else len(sec)
     points = [i for i in range(end)
               if sec[i].kind == "fence" or (sec[i].kind == "lock"
@@ -379,6 +380,9 @@ static void {P}_stop(struct memalloc_info *m, gfp_t gfp_mask)
 
 def protocol_c(spec: Spec) -> str:
     """One protocol's C: its writer, its reader and its loops."""
+    if spec.format != 1:
+        from kmallocwd.protocols.cgen2 import protocol_c2
+        return protocol_c2(spec)
     _vet(spec)
     rule = "-" * max(4, 68 - len(spec.name))
     return (f"/* ---- {spec.name} {rule} */\n"
@@ -422,13 +426,10 @@ def generate(specs: Sequence[Spec], origin: str | None = None, build: str = DEFA
  * bodies are csrc/loops.h's), then the table api.c dispatches through.
  */
 #include "loops.h"
-"""]
+""" + ('#include "loops2.h"\n' if any(s.format != 1 for s in specs) else "")]
     for s in specs:
         parts.append(protocol_c(s))
-    rows = "\n".join(
-        f"\t{{ \"{s.name}\", {s.ident}_writer_run, {s.ident}_reader_scan, "
-        f"{s.ident}_bench_reads,\n\t  {s.ident}_start, {s.ident}_stop, {s.ident}_read_one }},"
-        for s in specs)
+    rows = "\n".join(_row(s) for s in specs)
     parts.append(f"""const struct kmw_protocol kmw_protocol_table[] = {{
 {rows}
 }};
@@ -442,6 +443,14 @@ const char *kmw_build_name(void)
 }}
 """)
     return "\n".join(parts)
+
+
+def _row(s: Spec) -> str:
+    if s.format != 1:
+        from kmallocwd.protocols.cgen2 import table_row
+        return table_row(s)
+    return (f"\t{{ \"{s.name}\", {s.ident}_writer_run, {s.ident}_reader_scan, "
+            f"{s.ident}_bench_reads,\n\t  {s.ident}_start, {s.ident}_stop, {s.ident}_read_one }},")
 
 
 def one_protocol_c(spec: Spec, build: str = DEFAULT) -> str:

@@ -157,11 +157,15 @@ def _field(name: str, fields: dict[str, Field], copies: int | None = None) -> Fi
 def _writer_op(body: str, line: int, comment: str, fields: dict[str, Field]) -> list[Op]:
     if m := _W_LATCH.fullmatch(body):
         f = _field(m.group(1), fields, 1)
-        return [Op(Kind.FENCE, body, line, fence="smp_wmb", comment=comment or
-                   "raw_write_seqcount_latch(): the other copy's stores before the switch"),
-                Op(Kind.INC, body, line, field=f.name, access="plain"),
-                Op(Kind.FENCE, body, line, fence="smp_wmb",
-                   comment="raw_write_seqcount_latch(): the switch before this copy's stores")]
+        # one operation per step, each named for what it is in the latch;
+        # the file's comment goes to the switch itself
+        return [Op(Kind.FENCE, f"{body}: smp_wmb() before", line, fence="smp_wmb",
+                   comment="raw_write_seqcount_latch(): the stores before it, then the "
+                   "switch; pairs with the reader's smp_rmb()"),
+                Op(Kind.INC, f"{body}: {f.name}++", line, field=f.name, access="plain",
+                   comment=comment),
+                Op(Kind.FENCE, f"{body}: smp_wmb() after", line, fence="smp_wmb",
+                   comment="raw_write_seqcount_latch(): the switch, then the copy's stores")]
     if m := _W_INC.fullmatch(body):
         f = _field(m.group(1), fields, 1)
         return [Op(Kind.INC, body, line, field=f.name, access="plain", comment=comment)]

@@ -148,7 +148,9 @@ def binary_line(res: StressResult, binary: Any = None) -> str:
 
 def _binary(spec: protocols.Spec, build: str, broken: list[str] | None = None):
     """The verdict on the compiled binary (binverdict), None if it cannot be
-    worked out."""
+    worked out (a format-2 protocol's object code is not read yet)."""
+    if spec.format != 1:
+        return None
     try:
         from kmallocwd.stress.binverdict import binary_verdict
         return binary_verdict(spec, build, broken=broken)
@@ -427,11 +429,8 @@ def _fold(text: str, indent: int) -> list[str]:
 
 
 def first_torn_line(res: StressResult) -> str:
-    s = res.first_torn
     return (f"first torn ({res.first_torn_kind}) after {res.first_torn_after_s:.6f} s, slot "
-            f"{res.first_torn_slot}: seq={s.sequence} valid={s.valid} start=0x{s.start:x} "
-            f"order={s.order} gfp=0x{s.gfp:x} witness=0x{s.witness:016x} (these fields "
-            f"would give 0x{s.expected_witness():016x})")
+            f"{res.first_torn_slot}: {res.first_torn.describe()}")
 
 
 

@@ -18,7 +18,7 @@ from kmallocwd.stress.placement import pin_to, round_robin, split_slots
 from kmallocwd.protocols.backend import Backend, backend
 from kmallocwd.protocols.cgen import knob_point
 from kmallocwd.protocols.spec import Spec
-from kmallocwd.stress.slots import SlotArray, Snapshot
+from kmallocwd.stress.slots import FieldSnapshot, SlotArray, Snapshot
 
 # How many slot reads one call into the C scan loop makes, at least.
 READS_PER_CALL = 1 << 16
@@ -71,7 +71,7 @@ class StressResult:
     first_torn_after_s: float | None = None
     first_torn_slot: int | None = None
     first_torn_kind: str | None = None
-    first_torn: Snapshot | None = None
+    first_torn: Snapshot | FieldSnapshot | None = None
 
     @property
     def snapshots(self) -> int:
@@ -110,7 +110,10 @@ class StressRun:
         self.be = be or backend(cfg.spec(), cfg.build)
         ffi, lib = self.be.ffi, self.be.lib
         self.ffi, self.lib = ffi, lib
-        self.slots = SlotArray(cfg.slots, ffi, lib)
+        # a format-2 protocol's slots are its own struct's (zeroed)
+        own = self.be.spec.format != 1
+        self.slots = SlotArray(cfg.slots, ffi, lib,
+                               int(lib.kmw_slot_size(self.be.id)) if own else None)
         self.stop_flag = ffi.new("int *")
         self.clock = make_clock(cfg.hz, ffi=ffi)
         self.reqs = _requests(ffi, STRESS_SEQ)
@@ -245,7 +248,8 @@ class StressRun:
             res.first_torn_after_s = max(0, t.first_torn_ns - t0) / 1e9
             res.first_torn_slot = int(t.first_torn_slot)
             res.first_torn_kind = C_OUTCOMES[t.first_torn_outcome]
-            res.first_torn = Snapshot.from_cdata(t.first_torn)
+            res.first_torn = (Snapshot.from_cdata(t.first_torn) if self.be.spec.format == 1
+                              else FieldSnapshot.from_tally(self.be.spec, t))
         return res
 
 

@@ -48,17 +48,26 @@ def max_slots() -> int:
 class SlotArray:
     """``n`` zeroed slots, one per emulated task, each on its own cache line."""
 
-    def __init__(self, n: int, ffi=ffi, lib=lib) -> None:
+    def __init__(self, n: int, ffi=ffi, lib=lib, slot_size: int | None = None) -> None:
         """``ffi``/``lib``: the protocol module that will run on the slots
-        (a user's protocol file has its own; protocols/backend.py)."""
+        (a user's protocol file has its own; protocols/backend.py).
+        ``slot_size``: a format-2 protocol's own slot (kmw_slot_size()), a
+        whole number of struct memalloc_info's cache lines; its slots start
+        all zero (its section 0)."""
         if n < 1:
             raise ValueError(f"slots must be at least 1, got {n}")
-        ptr = lib.kmw_slots_alloc(n)
+        size = SLOT_SIZE if slot_size is None else slot_size
+        if size < SLOT_SIZE or size % SLOT_SIZE:
+            raise ValueError(f"slot size {size}: a multiple of {SLOT_SIZE}")
+        ptr = lib.kmw_slots_alloc(n * (size // SLOT_SIZE))
         if ptr == ffi.NULL:
-            raise MemoryError(f"cannot allocate {n} slots of {SLOT_SIZE} bytes")
+            raise MemoryError(f"cannot allocate {n} slots of {size} bytes")
         self.n = n
         self.ffi = ffi
-        self.ptr = ffi.gc(ptr, lib.kmw_slots_free, size=n * SLOT_SIZE)
+        self.slot_size = size
+        self.ptr = ffi.gc(ptr, lib.kmw_slots_free, size=n * size)
+        if slot_size is not None:  # not memalloc_info's initial witness: zero
+            np.frombuffer(ffi.buffer(ptr, n * size), dtype=np.uint8)[:] = 0
 
     def __len__(self) -> int:
         return self.n
@@ -106,6 +115,12 @@ class Snapshot:
         """True if these fields were not all written by one write section."""
         return self.outcome() != classify.CONSISTENT
 
+    def describe(self) -> str:
+        """One line of its fields, for the text report."""
+        return (f"seq={self.sequence} valid={self.valid} start=0x{self.start:x} "
+                f"order={self.order} gfp=0x{self.gfp:x} witness=0x{self.witness:016x} (these "
+                f"fields would give 0x{self.expected_witness():016x})")
+
     def to_dict(self) -> dict:
         return {
             "sequence": self.sequence,
@@ -117,3 +132,33 @@ class Snapshot:
             "witness": f"0x{self.witness:016x}",
             "expected_witness": f"0x{self.expected_witness():016x}",
         }
+
+
+@dataclass(frozen=True)
+class FieldSnapshot:
+    """A format-2 snapshot: each declared field's value as the reader copied
+    it (0 where it copied none), and the sections of its slot the read
+    could see (csrc/loops2.h: the emulator's section number before and
+    after the read)."""
+
+    values: tuple[tuple[str, int], ...]
+    sections: tuple[int, int]
+
+    @classmethod
+    def from_tally(cls, spec, tally) -> "FieldSnapshot":
+        """The first torn snapshot of ``spec`` (format 2) in ``tally``: the
+        fields its reader copies, in the struct's order."""
+        from kmallocwd.protocols.format2 import snap_fields
+        copied = {v for op in spec.prologue + spec.snapshot for v in snap_fields(spec, op)}
+        return cls(tuple((f.name, int(tally.first_torn_values[i]))
+                         for i, f in enumerate(spec.fields) if f"snap.{f.name}" in copied),
+                   (int(tally.first_torn_window[0]), int(tally.first_torn_window[1])))
+
+    def describe(self) -> str:
+        """One line of its fields, for the text report."""
+        vals = " ".join(f"{n}=0x{v:x}" if v > 0xFFFF else f"{n}={v}" for n, v in self.values)
+        lo, hi = self.sections
+        return f"{vals} (the read could see sections {lo}..{hi} of its slot)"
+
+    def to_dict(self) -> dict:
+        return {**dict(self.values), "sections_seen": list(self.sections)}

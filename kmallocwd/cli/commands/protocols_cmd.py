@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from kmallocwd.api import resolve_spec
 
         try:
-            spec = protocols.require_c(resolve_spec(args.c))
+            spec = resolve_spec(args.c)
         except protocols.SpecError as exc:
             raise UsageError(f"--c: {exc}") from None
         sys.stdout.write(definitions_comment(args.build) + one_protocol_c(spec, args.build))

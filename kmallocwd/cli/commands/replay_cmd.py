@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd.model.report import render_rows, trace_rows
     from kmallocwd import protocols
     spec = specs_from(args)[0]
-    protocols.require_c(spec)
+    protocols.require_memalloc_info(spec, "replay")
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     runs = int_arg("--runs", args.runs, 1, 100000)
