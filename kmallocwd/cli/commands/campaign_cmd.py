@@ -10,6 +10,7 @@ import os
 import sys
 
 from kmallocwd.cli.argtypes import int_range
+from kmallocwd.cli.commands.common import report_outputs
 
 RESULTS_LIMIT = 1 << 30   # bytes of a results file read back to resume
 
@@ -101,13 +102,7 @@ def _run(args: argparse.Namespace, held: list) -> int:
     plan = load_plan(args.plan, check_args=lambda kind, a: plan_args.check(
         args.commands, kind, a))
     # the output paths are checked before anything runs
-    json_t = (outpath.check_output(args.json, "--json", inputs=(args.plan,))
-              if args.json is not None else None)
-    junit_t = None
-    if args.junit is not None:  # (outpath refuses the --json file or stdout twice)
-        junit_t = outpath.check_output(args.junit, "--junit", inputs=(args.plan,))
-    cq_t = (outpath.check_output(args.codequality, "--codequality", inputs=(args.plan,))
-            if args.codequality is not None else None)
+    json_t, junit_t, cq_t = report_outputs(args, (args.plan,))
     if json_t is not None and not json_t.stdout and not args.dry_run:
         # one campaign at a time on a results file (taken before it is read)
         from kmallocwd.campaign.lock import acquire
