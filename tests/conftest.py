@@ -12,6 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    # Under pytest-xdist (make test runs the suite on every core), a child
+    # process a test starts is not a worker: it must not inherit the
+    # worker's variables (pytest-benchmark, for one, reads them as "xdist on").
+    for k in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
+        del os.environ[k]
+
+
 def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """Run ``python -m kmallocwd ARGS`` in a child process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
