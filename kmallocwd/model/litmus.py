@@ -26,6 +26,12 @@ How the protocol maps (docs/model.md, "The litmus export"):
   of the attempt is the body of an ``if``; accepting sets ``r_ok = 1`` and
   computes which section each value comes from, so the ``exists`` clause is
   the torn condition.
+* A two-copy field F (the latch's) is an array ``int F[2]`` in the initial
+  state; the writer stores ``*(F + i)``, and the reader's ``copy[VAR & 1]``
+  computes ``r_idx_VAR = VAR & 1`` and loads ``*(F + r_idx_VAR)``: the address
+  depends on the value VAR's load returned, so herd7 sees the address
+  dependency (``addr``) the latch relies on, as in the kernel's
+  ``&latch->data[seq & 1]``.
 """
 
 from __future__ import annotations
@@ -75,11 +81,25 @@ def _bool(e: Expr, seqreg: str) -> str:
 
 def _locs(spec: Spec) -> list[str]:
     """The shared locations: format 1's struct, or the declared fields (a
-    two-copy field F as F0 and F1)."""
+    two-copy field F as the array F[2])."""
     if spec.format == 1:
         return list(LOCS)
-    return [f"{f.name}{i}" if f.copies == 2 else f.name
-            for f in spec.fields for i in range(f.copies)]
+    return [f.name for f in spec.fields]
+
+
+def _arrays(spec: Spec) -> list[str]:
+    """The two-copy fields: each an ``int F[2]`` of the initial state."""
+    return [] if spec.format == 1 else [f.name for f in spec.fields if f.copies == 2]
+
+
+def _cell(fld: str, index: str) -> str:
+    """The address of copy ``index`` (a number or a register) of ``fld``."""
+    return f"({fld} + {index})"
+
+
+def _idx(var: str) -> str:
+    """The register holding ``var & 1``, the latch's copy index."""
+    return f"r_idx_{_reg(var)}"
 
 
 def _comment(op: Op) -> str:
@@ -108,11 +128,23 @@ def _lock(op: Op) -> tuple[str, str]:
 
 
 def not_exportable(spec: Spec) -> str | None:
-    """Why ``spec`` cannot be written as a litmus test (None: it can)."""
-    if any(op.index for op in spec.prologue + spec.snapshot):
-        return (f"{spec.name}: the litmus export does not write copy[VAR & 1] loads (an "
-                "address dependency on a computed index) yet")
+    """Why ``spec`` cannot be written as a litmus test (None: it can; every
+    protocol file can now, the latch's indexed copy included)."""
     return None
+
+
+def ablation_variants(spec: Spec) -> list[tuple[str, Spec]]:
+    """Each ordering annotation's ablated variant, in ``kmallocwd ablate``'s
+    row order (Spec.ordering_ops(), Spec.without()), with a label naming the
+    annotation by its line: (label, variant)."""
+    out = []
+    for where, index, op in spec.ordering_ops():
+        change = ("without" if op.kind in (Kind.FENCE, Kind.LOCK) else "plain")
+        text = op.text.split("#")[0].strip()
+        what = op.fence + "()" if op.kind == Kind.FENCE else text
+        out.append((f"line {op.line} {what} ({where} {index}): {change}",
+                    spec.without(where, index)))
+    return out
 
 
 def render(spec: Spec, sections: int = 2) -> str:
@@ -134,7 +166,7 @@ def render(spec: Spec, sections: int = 2) -> str:
            " * Plain accesses are written READ_ONCE()/WRITE_ONCE() (marked /* plain */):",
            " * the LKMM gives racy plain accesses no meaning, so this checks the hardware",
            " * ordering (kmallocwd check --model weak), not a compiler's freedom. *)",
-           "", "{}", ""]
+           "", _init(spec), ""]
     # the writer
     w = [f"P0({params})", "{"]
     count: dict[str, int] = {}
@@ -147,7 +179,7 @@ def render(spec: Spec, sections: int = 2) -> str:
                 w.append("\t" + _store(op.field, str(count[op.field]), op.access, note))
             elif op.kind == Kind.STORE:
                 val = op.value if op.value.isdigit() else str(k)
-                loc = op.field if op.copy is None else f"{op.field}{op.copy}"
+                loc = op.field if op.copy is None else _cell(op.field, str(op.copy))
                 w.append("\t" + _store(loc, val, op.access, note))
             elif op.kind == Kind.FENCE:
                 w.append(f"\t{op.fence}();{note}" if op.fence != "barrier" else
@@ -171,18 +203,34 @@ def render(spec: Spec, sections: int = 2) -> str:
         body.append("\t" * depth[0] + line)
 
     closes = 0
+    indexed: set[str] = set()
+
+    def index_of(op: Op) -> str:
+        """The copy index register for ``op`` (computed once, after the load
+        of its variable: the address dependency)."""
+        r = _idx(op.index)
+        if op.index not in indexed:
+            indexed.add(op.index)
+            regs.append(r)
+            emit(f"{r} = {_reg(op.index)} & 1;  /* the copy index: an address dependency "
+                 f"on {op.index} */")
+        return r
+
     for op in spec.prologue + spec.snapshot:
         note = _comment(op)
         if op.kind == Kind.LOAD:
-            regs.append(_reg(op.var))
-            emit(_load(_reg(op.var), op.field, op.access) + note)
+            src = op.field if op.index is None else _cell(op.field, index_of(op))
+            regs.append(_reg(op.var))  # after the index register: declared in order
+            emit(_load(_reg(op.var), src, op.access) + note)
         elif op.kind == Kind.COPY:
+            want = 2 if op.index else 1
             fields = (STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]) \
-                if spec.format == 1 else [f.name for f in spec.fields if f.copies == 1]
+                if spec.format == 1 else [f.name for f in spec.fields if f.copies == want]
             emit(f"/* line {op.line}: {op.text} */")
             for f in fields:
+                src = f if op.index is None else _cell(f, index_of(op))
                 regs.append(f"snap_{f}")
-                emit(_load(f"snap_{f}", f, op.access))
+                emit(_load(f"snap_{f}", src, op.access))
         elif op.kind == Kind.FENCE:
             emit(f"{op.fence}();{note}" if op.fence != "barrier" else
                  f"/* barrier(): compiler only, no hardware ordering */{note}")
@@ -211,6 +259,15 @@ def render(spec: Spec, sections: int = 2) -> str:
     r = [f"P1({params})", "{"] + decl + [""] + body + ["}"]
     out += w + [""] + r + ["", _exists(spec)]
     return "\n".join(out) + "\n"
+
+
+def _init(spec: Spec) -> str:
+    """The initial state: every location 0 (``{}``), each two-copy field an
+    array of two."""
+    arrays = _arrays(spec)
+    if not arrays:
+        return "{}"
+    return "{\n" + "".join(f"int {a}[2];\n" for a in arrays) + "}"
 
 
 def _accept(emit, spec: Spec, seqreg: str) -> None:
