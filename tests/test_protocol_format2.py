@@ -302,7 +302,7 @@ def test_outcomes_are_optional_in_format_2_and_default_sensibly():
 
 def test_the_c_emulator_refuses_a_format_2_file_in_one_line(tmp_path, capsys):
     for argv in (["stress", "-q", "-p", "v8-in-flight", "-d", "0.1"],
-                 ["protocols", "--c", "v4"], ["replay", "-p", "v4"]):
+                 ["protocols", "--c", "v4"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "format-2" in err, err
