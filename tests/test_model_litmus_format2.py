@@ -15,7 +15,7 @@ from kmallocwd.cli.main import main
 from kmallocwd.model.explore import explore, torn_condition
 from kmallocwd.model.litmus import ablation_variants, render
 from kmallocwd.protocols import BY_NAME, load_path
-from kmallocwd.protocols.spec import TORN_KINDS, Kind
+from kmallocwd.protocols.spec import TORN_KINDS, Kind, load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 LATCH = ROOT / "examples" / "latch.toml"
@@ -31,38 +31,51 @@ def test_the_latch_reader_loads_its_copy_through_an_address_dependency():
     spec = load_path(LATCH)
     text = render(spec, 2)
     two = [f.name for f in spec.fields if f.copies == 2]
-    init = text.split("\n{\n", 1)[1].split("\n}\n", 1)[0].splitlines()
-    assert sorted(init) == sorted(f"int {f}[2];" for f in two)
+    assert "\n{}\n" in text  # every location 0: F0 and F1 are plain locations
     _, p1 = _threads(text)
-    body = [x.strip() for x in p1.splitlines()]
-    # the index variable is loaded from the sequence, then masked to a copy index
-    idx_var = next(op.index for op in spec.snapshot if op.index)
-    seq_load = next(i for i, x in enumerate(body)
-                    if re.match(rf"{idx_var} = READ_ONCE\(\*sequence\);", x))
-    mask = next(i for i, x in enumerate(body)
-                if re.match(rf"(r_idx_{idx_var}) = {idx_var} & 1;", x))
-    assert seq_load < mask
-    reg = f"r_idx_{idx_var}"
-    for f in two:  # every copied field's address is computed from the index register
-        load = next(i for i, x in enumerate(body)
-                    if re.match(rf"snap_{f} = READ_ONCE\(\*\({f} \+ {reg}\)\);", x))
-        assert load > mask
-    # and nothing else is loaded through the index, or a two-copy field directly
-    assert sum(reg in x for x in body) == len(two) + 2  # declaration, mask, loads
+    body = [x.strip() for x in p1.split("{", 1)[1].splitlines()]
+    # the index variable is loaded from the sequence, then masked to a copy
+    # index, then turned into a 0 that still depends on it
+    var = next(op.index for op in spec.snapshot if op.index)
+    seq_load = body.index(f"{var} = READ_ONCE(*sequence);  /* line 33: {var} = "
+                          "READ_ONCE(sequence) */")
+    mask = next(i for i, x in enumerate(body) if x.startswith(f"r_idx_{var} = {var} & 1;"))
+    dep = next(i for i, x in enumerate(body)
+               if x.startswith(f"r_dep_{var} = r_idx_{var} ^ r_idx_{var};"))
+    assert seq_load < mask < dep
+    for c in (0, 1):  # each copy is read under its index, at an address computed from var
+        branch = body.index(f"if (r_idx_{var} == {c}) {{")
+        loads = body[branch + 1:body.index("}", branch)]
+        assert branch > dep
+        assert loads == [f"snap_{f} = READ_ONCE(*({f}{c} + r_dep_{var})); /* plain */"
+                         for f in two]
+    # no copied field is read any other way
     for f in two:
-        assert not re.search(rf"\(\*{f}\)", "\n".join(body))
+        assert sum(f"({f}" in x for x in body) == 2
 
 
-def test_the_latch_writer_stores_each_copy_in_its_cell():
+def test_the_latch_writer_stores_each_copy_in_its_location():
     spec = load_path(LATCH)
     p0, _ = _threads(render(spec, 2))
     for f in (f.name for f in spec.fields if f.copies == 2):
         for c in (0, 1):
-            stores = re.findall(rf"WRITE_ONCE\(\*\({f} \+ {c}\), (\d+)\);", p0)
+            stores = re.findall(rf"WRITE_ONCE\(\*{f}{c}, (\d+)\);", p0)
             assert stores == ["1", "2"], (f, c, stores)  # one per section, its stamp
     # raw_write_seqcount_latch(): smp_wmb(); sequence++; smp_wmb(), twice a section
     assert p0.count("smp_wmb();") == 2 * 2 * 2
     assert re.findall(r"WRITE_ONCE\(\*sequence, (\d+)\)", p0) == ["1", "2", "3", "4"]
+
+
+def test_an_indexed_load_of_one_field_carries_the_dependency_too():
+    text = LATCH.read_text().replace('"copy[s0 & 1]",', '"snap.start = copy[s0 & 1].start",'
+                                     '"snap.order = READ_ONCE(copy[s0 & 1].order)",'
+                                     '"snap.gfp = copy[s0 & 1].gfp",')
+    spec = load_text(text, "per-field.toml")
+    _, p1 = _threads(render(spec, 1))
+    assert p1.count("r_idx_s0 = s0 & 1;") == 1 and p1.count("r_dep_s0 = r_idx_s0 ^ r_idx_s0;") == 1
+    for f in ("start", "order", "gfp"):
+        for c in (0, 1):
+            assert re.search(rf"snap_{f} = READ_ONCE\(\*\({f}{c} \+ r_dep_s0\)\);", p1)
 
 
 def _exists_kinds(text: str) -> set[str]:
@@ -142,3 +155,18 @@ def test_herd7_agrees_on_the_ablations_at_k1(proto):  # pragma: no cover - needs
         got, obs = herd_verdict(HERD, LKMM, os.environ.get("KMW_HERD_LIBDIR"), render(v, 1),
                                 timeout=600)
         assert got == ("sometimes" if explore(v, "weak", 1).sometimes else "never"), obs
+
+
+@pytest.mark.skipif(HERD is None or LKMM is None,
+                    reason="herd7 and KMW_LKMM_DIR (tools/memory-model) are needed")
+def test_herd7_needs_the_latchs_address_dependency():  # pragma: no cover - needs herd7
+    """Both sides, in herd7: the latch as exported is Never at K=2; with the
+    copy's address no longer computed from the sequence (a control
+    dependency only), herd7 finds the torn snapshot."""
+    from kmallocwd.model.herd import herd_verdict
+    text = render(load_path(LATCH), 2)
+    lib = os.environ.get("KMW_HERD_LIBDIR")
+    assert herd_verdict(HERD, LKMM, lib, text, timeout=600)[0] == "never"
+    ctrl = text.replace(" + r_dep_s0)", " + 0)")
+    assert ctrl != text
+    assert herd_verdict(HERD, LKMM, lib, ctrl, timeout=600)[0] == "sometimes"

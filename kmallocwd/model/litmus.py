@@ -26,12 +26,15 @@ How the protocol maps (docs/model.md, "The litmus export"):
   of the attempt is the body of an ``if``; accepting sets ``r_ok = 1`` and
   computes which section each value comes from, so the ``exists`` clause is
   the torn condition.
-* A two-copy field F (the latch's) is an array ``int F[2]`` in the initial
-  state; the writer stores ``*(F + i)``, and the reader's ``copy[VAR & 1]``
-  computes ``r_idx_VAR = VAR & 1`` and loads ``*(F + r_idx_VAR)``: the address
-  depends on the value VAR's load returned, so herd7 sees the address
-  dependency (``addr``) the latch relies on, as in the kernel's
-  ``&latch->data[seq & 1]``.
+* A two-copy field F (the latch's) is two locations, F0 and F1.  The
+  reader's ``copy[VAR & 1]`` computes ``r_idx_VAR = VAR & 1`` and
+  ``r_dep_VAR = r_idx_VAR ^ r_idx_VAR`` (0, computed from VAR's value), and
+  loads ``*(F0 + r_dep_VAR)`` or ``*(F1 + r_dep_VAR)`` as ``r_idx_VAR`` says:
+  every copied load's address depends on the value VAR's load returned, so
+  herd7 sees the address dependency (``addr``) the latch relies on, as in
+  the kernel's ``&latch->data[seq & 1]``.  (An ``int F[2]`` array would be
+  closer to the C, but herd7 gives ``F + 1`` no initial write, so a load of
+  it could never read the initial 0.)
 """
 
 from __future__ import annotations
@@ -81,25 +84,21 @@ def _bool(e: Expr, seqreg: str) -> str:
 
 def _locs(spec: Spec) -> list[str]:
     """The shared locations: format 1's struct, or the declared fields (a
-    two-copy field F as the array F[2])."""
+    two-copy field F as F0 and F1)."""
     if spec.format == 1:
         return list(LOCS)
-    return [f.name for f in spec.fields]
-
-
-def _arrays(spec: Spec) -> list[str]:
-    """The two-copy fields: each an ``int F[2]`` of the initial state."""
-    return [] if spec.format == 1 else [f.name for f in spec.fields if f.copies == 2]
-
-
-def _cell(fld: str, index: str) -> str:
-    """The address of copy ``index`` (a number or a register) of ``fld``."""
-    return f"({fld} + {index})"
+    return [f"{f.name}{i}" if f.copies == 2 else f.name
+            for f in spec.fields for i in range(f.copies)]
 
 
 def _idx(var: str) -> str:
     """The register holding ``var & 1``, the latch's copy index."""
     return f"r_idx_{_reg(var)}"
+
+
+def _dep(var: str) -> str:
+    """The register holding 0 computed from ``var``: the address dependency."""
+    return f"r_dep_{_reg(var)}"
 
 
 def _comment(op: Op) -> str:
@@ -166,7 +165,7 @@ def render(spec: Spec, sections: int = 2) -> str:
            " * Plain accesses are written READ_ONCE()/WRITE_ONCE() (marked /* plain */):",
            " * the LKMM gives racy plain accesses no meaning, so this checks the hardware",
            " * ordering (kmallocwd check --model weak), not a compiler's freedom. *)",
-           "", _init(spec), ""]
+           "", "{}", ""]
     # the writer
     w = [f"P0({params})", "{"]
     count: dict[str, int] = {}
@@ -179,7 +178,7 @@ def render(spec: Spec, sections: int = 2) -> str:
                 w.append("\t" + _store(op.field, str(count[op.field]), op.access, note))
             elif op.kind == Kind.STORE:
                 val = op.value if op.value.isdigit() else str(k)
-                loc = op.field if op.copy is None else _cell(op.field, str(op.copy))
+                loc = op.field if op.copy is None else f"{op.field}{op.copy}"
                 w.append("\t" + _store(loc, val, op.access, note))
             elif op.kind == Kind.FENCE:
                 w.append(f"\t{op.fence}();{note}" if op.fence != "barrier" else
@@ -205,32 +204,42 @@ def render(spec: Spec, sections: int = 2) -> str:
     closes = 0
     indexed: set[str] = set()
 
-    def index_of(op: Op) -> str:
-        """The copy index register for ``op`` (computed once, after the load
-        of its variable: the address dependency)."""
-        r = _idx(op.index)
+    def through_index(op: Op, loads: list[tuple[str, str]]) -> None:
+        """Loads (register, field) of copy[VAR & 1]: the index and the
+        dependency registers (computed once, after VAR's load), then the
+        loads of copy 0 or copy 1 at an address computed from VAR."""
+        i, d = _idx(op.index), _dep(op.index)
         if op.index not in indexed:
             indexed.add(op.index)
-            regs.append(r)
-            emit(f"{r} = {_reg(op.index)} & 1;  /* the copy index: an address dependency "
-                 f"on {op.index} */")
-        return r
+            regs.extend([i, d])
+            emit(f"{i} = {_reg(op.index)} & 1;  /* the copy index */")
+            emit(f"{d} = {i} ^ {i};  /* 0, computed from {op.index}: the address dependency */")
+        for c in (0, 1):
+            emit(f"if ({i} == {c}) {{")
+            for reg, f in loads:
+                emit(f"\t{_load(reg, f'({f}{c} + {d})', op.access)}")
+            emit("}")
 
     for op in spec.prologue + spec.snapshot:
         note = _comment(op)
         if op.kind == Kind.LOAD:
-            src = op.field if op.index is None else _cell(op.field, index_of(op))
-            regs.append(_reg(op.var))  # after the index register: declared in order
-            emit(_load(_reg(op.var), src, op.access) + note)
+            regs.append(_reg(op.var))
+            if op.index is None:
+                emit(_load(_reg(op.var), op.field, op.access) + note)
+            else:
+                emit(f"/* line {op.line}: {op.text} */")
+                through_index(op, [(_reg(op.var), op.field)])
         elif op.kind == Kind.COPY:
             want = 2 if op.index else 1
             fields = (STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]) \
                 if spec.format == 1 else [f.name for f in spec.fields if f.copies == want]
             emit(f"/* line {op.line}: {op.text} */")
-            for f in fields:
-                src = f if op.index is None else _cell(f, index_of(op))
-                regs.append(f"snap_{f}")
-                emit(_load(f"snap_{f}", src, op.access))
+            regs.extend(f"snap_{f}" for f in fields)
+            if op.index is None:
+                for f in fields:
+                    emit(_load(f"snap_{f}", f, op.access))
+            else:
+                through_index(op, [(f"snap_{f}", f) for f in fields])
         elif op.kind == Kind.FENCE:
             emit(f"{op.fence}();{note}" if op.fence != "barrier" else
                  f"/* barrier(): compiler only, no hardware ordering */{note}")
@@ -259,15 +268,6 @@ def render(spec: Spec, sections: int = 2) -> str:
     r = [f"P1({params})", "{"] + decl + [""] + body + ["}"]
     out += w + [""] + r + ["", _exists(spec)]
     return "\n".join(out) + "\n"
-
-
-def _init(spec: Spec) -> str:
-    """The initial state: every location 0 (``{}``), each two-copy field an
-    array of two."""
-    arrays = _arrays(spec)
-    if not arrays:
-        return "{}"
-    return "{\n" + "".join(f"int {a}[2];\n" for a in arrays) + "}"
 
 
 def _accept(emit, spec: Spec, seqreg: str) -> None:
