@@ -17,6 +17,7 @@ from kmallocwd.model.litmus import ablation_variants  # noqa: E402
 from kmallocwd.model.replay import FENCE, LOAD, STORE, replay  # noqa: E402
 from kmallocwd.model.replay2 import (GARBAGE, Plan2, judge2, layout, plan2,  # noqa: E402
                                      run_plan2, stamp_value)
+from kmallocwd.model.report import trace_rows  # noqa: E402
 from kmallocwd.protocols import PROTOCOLS, load_path  # noqa: E402
 from kmallocwd.protocols.spec import TORN_KINDS, load_text  # noqa: E402
 
@@ -117,6 +118,13 @@ def test_a_latch_counterexample_loads_through_the_index():
         assert p.steps[s[5]][1] == LOAD and p.loads[s[5]] == ("s0", "sequence")
     r = replay(variant, "weak", 2, RUNS, res)
     assert r.expected in TORN_KINDS and r.reproduced == RUNS, r.outcomes
+    # the trace names the copy each indexed load really read
+    rows = trace_rows(res)
+    s0 = next(x.value for x in rows if x.kind == "load" and x.event.var == "s0")
+    for x in rows:
+        if x.kind == "load" and x.event.alt is not None:
+            assert x.loc == f"{x.event.loc.split('[')[0]}[{s0 & 1}]"
+            assert f"reads {x.loc} ==" in x.value_text
 
 
 def test_a_value_no_section_stored_is_not_taken_for_a_tear():
