@@ -33,7 +33,7 @@ def require_c(spec: Spec) -> Spec:
     """``spec`` if the C emulator can run it; SpecError (exit 2) if not."""
     if spec.format != 1:
         raise SpecError(f"{spec.name}: a format-{spec.format} protocol runs in the model "
-                        "checker only (check, ablate, litmus); stress, run, replay, the "
+                        "checker only (check, ablate, litmus, replay); stress, run, the "
                         "benchmarks and protocols --c take format-1 files")
     return spec
 
