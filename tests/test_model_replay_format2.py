@@ -19,7 +19,7 @@ from kmallocwd.model.replay2 import (GARBAGE, Plan2, judge2, layout, plan2,  # n
                                      run_plan2, stamp_value)
 from kmallocwd.model.report import trace_rows  # noqa: E402
 from kmallocwd.protocols import PROTOCOLS, load_path  # noqa: E402
-from kmallocwd.protocols.spec import TORN_KINDS, load_text  # noqa: E402
+from kmallocwd.protocols.spec import TORN_KINDS, Kind, load_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 10
@@ -103,7 +103,7 @@ def test_the_index_picks_the_copy_on_real_threads():
                  (1, LOAD, seq.offset, 4, 0, -1, 0),
                  (1, LOAD, s0.offset, 8, 0, 4, s1.offset - s0.offset)]
         vals = run_plan2(Plan2(steps, {4: ("s0", "sequence"), 5: ("snap.start", "start")},
-                               {}, size))
+                               [], size))
         assert vals == {"s0": sequence, "snap.start": want}
 
 
@@ -149,3 +149,17 @@ def test_replay_command_takes_a_format_2_file(capsys):
     assert "real buffer: snap.sequence=" in out and f"3/3 runs classified {kind}" in out
     assert main(["replay", "--protocol-file", str(SOUND[0]), "-n", "2"]) == 0
     assert capsys.readouterr().out.count("nothing to replay") == 3
+
+
+def test_the_reader_decides_on_the_real_values_and_the_traces_expired():
+    spec = next(s for s in F2 if s.name == "v8-in-flight")
+    res = explore(spec, "sc", 2)
+    p = plan2(spec, res)
+    vals = run_plan2(p)
+    first_expired = next(op for op in spec.prologue if op.kind == Kind.COND
+                         and "expired" in op.text)
+    p.conds = [0] * len(p.conds)  # a variant whose expired() is false: the reader skips
+    assert judge2(spec, p, 2, vals)[0] == f"skip@{first_expired.line}"
+    # a flag read as 0 skips too, whatever the rest
+    p.conds = [1] * len(p.conds)
+    assert judge2(spec, p, 2, dict(vals, f=0))[0].startswith("skip@")

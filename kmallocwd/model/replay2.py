@@ -76,7 +76,7 @@ def _stamped(spec: Spec) -> set[str]:
 class Plan2:
     steps: list[tuple[int, int, int, int, int, int, int]]  # thread kind off width value idx stride
     loads: dict[int, tuple[str, str]]  # step -> (reader variable, field)
-    conds: dict[int, int]  # reader cond line -> what its expired() gives in the trace's variant
+    conds: list[int]  # each reader condition in order: what expired() gives in the trace's variant
     size: int
 
 
@@ -109,7 +109,7 @@ def plan2(spec: Spec, res: Exploration) -> Plan2:
             steps.append((READER, LOAD, s.offset, s.width, 0, idx, stride))
         elif e.kind in ("lock", "unlock"):
             steps.append((r.tid, NOP, 0, 0, 0, -1, 0))  # the trace's order is the exclusion
-    conds = {e.line: prog.oracle_of(i) for i, e in enumerate(prog.reader) if e.kind == "cond"}
+    conds = [prog.oracle_of(i) for i, e in enumerate(prog.reader) if e.kind == "cond"]
     return Plan2(steps, loads, conds, size)
 
 
@@ -163,12 +163,11 @@ def judge2(spec: Spec, p: Plan2, sections: int, vals: dict[str, int]) -> tuple[s
     seqvar = spec.snapshot_sequence or "snap.sequence"
     if seqvar in env:
         env["snap.sequence"] = env[seqvar]
-    for op in spec.prologue + spec.snapshot:
-        if op.kind != Kind.COND:
-            continue
+    cond_ops = [op for op in spec.prologue + spec.snapshot if op.kind == Kind.COND]
+    for n, op in enumerate(cond_ops):  # the reader's conditions, in the events' order
         if not op.cond.vars() <= env.keys():
             return "not-run", {}
-        env[ORACLE] = p.conds.get(op.line, 1)
+        env[ORACLE] = p.conds[n] if n < len(p.conds) else 1
         if op.cond.eval(env):
             if op.action == "accept":
                 break
