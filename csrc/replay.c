@@ -89,3 +89,79 @@ int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uin
 	}
 	return done;
 }
+
+/* Format 2: one access of `width` bytes at buf + off (naturally aligned). */
+static uint64_t load_bytes(unsigned char *buf, uint32_t off, uint32_t width)
+{
+	switch (width) {
+	case 1: return READ_ONCE(*(uint8_t *)(buf + off));
+	case 2: return READ_ONCE(*(uint16_t *)(buf + off));
+	case 4: return READ_ONCE(*(uint32_t *)(buf + off));
+	default: return READ_ONCE(*(uint64_t *)(buf + off));
+	}
+}
+
+static void store_bytes(unsigned char *buf, uint32_t off, uint32_t width, uint64_t v)
+{
+	switch (width) {
+	case 1: WRITE_ONCE(*(uint8_t *)(buf + off), (uint8_t)v); break;
+	case 2: WRITE_ONCE(*(uint16_t *)(buf + off), (uint16_t)v); break;
+	case 4: WRITE_ONCE(*(uint32_t *)(buf + off), (uint32_t)v); break;
+	default: WRITE_ONCE(*(uint64_t *)(buf + off), v); break;
+	}
+}
+
+/*
+ * kmw_replay_thread() over a format-2 protocol's byte buffer: the same
+ * hand-over, each step naming an offset and a width.  A load through the
+ * latch's index takes its copy from the value an earlier step of this
+ * thread loaded, as raw_read_seqcount_latch()'s caller does.
+ */
+int kmw_replay2_thread(unsigned char *buf, const struct kmw_step2 *steps, uint32_t n,
+		       int me, uint32_t *counter, uint64_t *loaded, const int *stop)
+{
+	int done = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct kmw_step2 *s = &steps[i];
+		unsigned spins = 0;
+		uint32_t off;
+
+		if (s->thread != me)
+			continue;
+		while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) != i) {
+			if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+				return -1;
+			if (++spins > 1000)
+				sched_yield();
+			else
+				cpu_relax();
+		}
+		switch (s->kind) {
+		case KMW_STEP_LOAD:
+			off = s->offset;
+			if (s->index_step >= 0)
+				off += (uint32_t)(loaded[s->index_step] & 1) * s->stride;
+			loaded[i] = load_bytes(buf, off, s->width);
+			break;
+		case KMW_STEP_STORE:
+			store_bytes(buf, s->offset, s->width, s->value);
+			break;
+		case KMW_STEP_FENCE:
+			if (s->value == KMW_FENCE_MB)
+				smp_mb();
+			else if (s->value == KMW_FENCE_WMB)
+				smp_wmb();
+			else if (s->value == KMW_FENCE_RMB)
+				smp_rmb();
+			else
+				barrier();
+			break;
+		default:
+			break;
+		}
+		done++;
+		__atomic_store_n(counter, i + 1, __ATOMIC_RELEASE);
+	}
+	return done;
+}

@@ -113,4 +113,8 @@ uint64_t kmw_copy_bandwidth(size_t bytes, uint64_t passes,
 struct kmw_step { int thread; int kind; int field; uint64_t value; };
 int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uint32_t n,
                       int me, uint32_t *counter, uint64_t *loaded, const int *stop);
+struct kmw_step2 { int thread; int kind; uint32_t offset; uint32_t width; uint64_t value;
+                   int32_t index_step; uint32_t stride; };
+int kmw_replay2_thread(unsigned char *buf, const struct kmw_step2 *steps, uint32_t n,
+                       int me, uint32_t *counter, uint64_t *loaded, const int *stop);
 """

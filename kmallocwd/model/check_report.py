@@ -107,7 +107,7 @@ def run_checks(specs: list, models: list[str], sections: int, retries: int = 0,
             checks.append(c)
             for m in models:
                 c.results.append(explore(spec, m, sections, retries))
-            # the compiled binary: the C emulator runs format-1 files only
+            # the compiled binary: its object code is read for format 1 only
             c.binary = binary_verdict(spec, build) if spec.format == 1 else None
             if on_check is not None:
                 on_check(c)

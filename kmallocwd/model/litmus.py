@@ -26,6 +26,15 @@ How the protocol maps (docs/model.md, "The litmus export"):
   of the attempt is the body of an ``if``; accepting sets ``r_ok = 1`` and
   computes which section each value comes from, so the ``exists`` clause is
   the torn condition.
+* A two-copy field F (the latch's) is two locations, F0 and F1.  The
+  reader's ``copy[VAR & 1]`` computes ``r_idx_VAR = VAR & 1`` and
+  ``r_dep_VAR = r_idx_VAR ^ r_idx_VAR`` (0, computed from VAR's value), and
+  loads ``*(F0 + r_dep_VAR)`` or ``*(F1 + r_dep_VAR)`` as ``r_idx_VAR`` says:
+  every copied load's address depends on the value VAR's load returned, so
+  herd7 sees the address dependency (``addr``) the latch relies on, as in
+  the kernel's ``&latch->data[seq & 1]``.  (An ``int F[2]`` array would be
+  closer to the C, but herd7 gives ``F + 1`` no initial write, so a load of
+  it could never read the initial 0.)
 """
 
 from __future__ import annotations
@@ -82,6 +91,16 @@ def _locs(spec: Spec) -> list[str]:
             for f in spec.fields for i in range(f.copies)]
 
 
+def _idx(var: str) -> str:
+    """The register holding ``var & 1``, the latch's copy index."""
+    return f"r_idx_{_reg(var)}"
+
+
+def _dep(var: str) -> str:
+    """The register holding 0 computed from ``var``: the address dependency."""
+    return f"r_dep_{_reg(var)}"
+
+
 def _comment(op: Op) -> str:
     return f"  /* line {op.line}: {op.text} */" if op.line else ""
 
@@ -108,11 +127,23 @@ def _lock(op: Op) -> tuple[str, str]:
 
 
 def not_exportable(spec: Spec) -> str | None:
-    """Why ``spec`` cannot be written as a litmus test (None: it can)."""
-    if any(op.index for op in spec.prologue + spec.snapshot):
-        return (f"{spec.name}: the litmus export does not write copy[VAR & 1] loads (an "
-                "address dependency on a computed index) yet")
+    """Why ``spec`` cannot be written as a litmus test (None: it can; every
+    protocol file can now, the latch's indexed copy included)."""
     return None
+
+
+def ablation_variants(spec: Spec) -> list[tuple[str, Spec]]:
+    """Each ordering annotation's ablated variant, in ``kmallocwd ablate``'s
+    row order (Spec.ordering_ops(), Spec.without()), with a label naming the
+    annotation by its line: (label, variant)."""
+    out = []
+    for where, index, op in spec.ordering_ops():
+        change = ("without" if op.kind in (Kind.FENCE, Kind.LOCK) else "plain")
+        text = op.text.split("#")[0].strip()
+        what = op.fence + "()" if op.kind == Kind.FENCE else text
+        out.append((f"line {op.line} {what} ({where} {index}): {change}",
+                    spec.without(where, index)))
+    return out
 
 
 def render(spec: Spec, sections: int = 2) -> str:
@@ -171,18 +202,44 @@ def render(spec: Spec, sections: int = 2) -> str:
         body.append("\t" * depth[0] + line)
 
     closes = 0
+    indexed: set[str] = set()
+
+    def through_index(op: Op, loads: list[tuple[str, str]]) -> None:
+        """Loads (register, field) of copy[VAR & 1]: the index and the
+        dependency registers (computed once, after VAR's load), then the
+        loads of copy 0 or copy 1 at an address computed from VAR."""
+        i, d = _idx(op.index), _dep(op.index)
+        if op.index not in indexed:
+            indexed.add(op.index)
+            regs.extend([i, d])
+            emit(f"{i} = {_reg(op.index)} & 1;  /* the copy index */")
+            emit(f"{d} = {i} ^ {i};  /* 0, computed from {op.index}: the address dependency */")
+        for c in (0, 1):
+            emit(f"if ({i} == {c}) {{")
+            for reg, f in loads:
+                emit(f"\t{_load(reg, f'({f}{c} + {d})', op.access)}")
+            emit("}")
+
     for op in spec.prologue + spec.snapshot:
         note = _comment(op)
         if op.kind == Kind.LOAD:
             regs.append(_reg(op.var))
-            emit(_load(_reg(op.var), op.field, op.access) + note)
+            if op.index is None:
+                emit(_load(_reg(op.var), op.field, op.access) + note)
+            else:
+                emit(f"/* line {op.line}: {op.text} */")
+                through_index(op, [(_reg(op.var), op.field)])
         elif op.kind == Kind.COPY:
+            want = 2 if op.index else 1
             fields = (STRUCT_ORDER if op.with_sequence else STRUCT_ORDER[1:]) \
-                if spec.format == 1 else [f.name for f in spec.fields if f.copies == 1]
+                if spec.format == 1 else [f.name for f in spec.fields if f.copies == want]
             emit(f"/* line {op.line}: {op.text} */")
-            for f in fields:
-                regs.append(f"snap_{f}")
-                emit(_load(f"snap_{f}", f, op.access))
+            regs.extend(f"snap_{f}" for f in fields)
+            if op.index is None:
+                for f in fields:
+                    emit(_load(f"snap_{f}", f, op.access))
+            else:
+                through_index(op, [(f"snap_{f}", f) for f in fields])
         elif op.kind == Kind.FENCE:
             emit(f"{op.fence}();{note}" if op.fence != "barrier" else
                  f"/* barrier(): compiler only, no hardware ordering */{note}")

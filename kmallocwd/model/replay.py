@@ -202,6 +202,9 @@ def replay(spec: Spec, model: str, sections: int = 2, runs: int = 1,
     """Replay the shortest counterexample of ``spec`` under ``model``
     ``runs`` times; ReplayResult.ok when every run reproduced its tear."""
     res = res or explore(spec, model, sections)
+    if spec.format != 1:  # the declared struct, over a byte buffer
+        from kmallocwd.model.replay2 import replay2
+        return replay2(spec, model, sections, runs, res)
     if res.witness is None:
         return ReplayResult(spec.name, model, "none")
     expected = res.witness[2].outcome

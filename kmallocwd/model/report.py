@@ -52,6 +52,7 @@ def trace_rows(res: Exploration) -> list[Row]:
     rows: list[Row] = []
     # which writer event wrote each location's value, for "read from"
     step_of_store: dict[int, int] = {}
+    read: dict[str, int] = {}  # the reader's values so far (a copy[VAR & 1] load's copy)
     for tid, i, kind, value, src in steps:
         e = evs[tid][i]
         if kind == "retry":
@@ -72,6 +73,7 @@ def trace_rows(res: Exploration) -> list[Row]:
             drained |= 1 << i
         effect = _effect(res.model, prog, e, kind, evs[tid][ahead] if ahead >= 0 else None)
         n = len(rows) + 1
+        loc = e.loc
         if e.kind == "store":
             vt = f"{e.loc} := {e.value_text()}"
             if kind != "buffer":
@@ -79,13 +81,15 @@ def trace_rows(res: Exploration) -> list[Row]:
         elif e.kind == "load":
             origin = "the initial value" if src < 0 else (
                 f"step {step_of_store[src]}" if src in step_of_store else "the writer")
-            vt = f"reads {e.loc} == {value_name(e.loc, value)} (from {origin})"
+            loc = e.loc_for(read)
+            read[e.var] = value
+            vt = f"reads {loc} == {value_name(loc, value)} (from {origin})"
         elif e.kind == "cond":
             vt = f"{'taken: ' + e.op.action if value else 'not taken'}"
         else:
             vt = ""
         rows.append(Row(n, THREAD_NAMES[tid], tid, "drain" if kind == "drain" else
-                        ("buffer" if kind == "buffer" else e.kind), e.line, e.text, e.loc,
+                        ("buffer" if kind == "buffer" else e.kind), e.line, e.text, loc,
                         value, vt, effect, e, e.section,
                         copy=e.kind == "load" and e.var.startswith("snap."),
                         ahead=evs[tid][ahead] if ahead >= 0 and e.kind != "cond" else None))

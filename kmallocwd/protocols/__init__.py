@@ -31,15 +31,6 @@ C_PROTOCOLS: tuple[Spec, ...] = tuple(p for p in PROTOCOLS if p.format == 1)
 C_NAMES: tuple[str, ...] = tuple(p.name for p in C_PROTOCOLS)
 
 
-def require_memalloc_info(spec: Spec, what: str) -> Spec:
-    """``spec`` if it runs over struct memalloc_info (format 1), as ``what``
-    needs; SpecError (exit 2) if not."""
-    if spec.format != 1:
-        raise SpecError(f"{spec.name}: a format-{spec.format} protocol (its own struct) "
-                        f"does not run in {what}, which emulates struct memalloc_info: "
-                        "stress, campaigns, check, ablate, litmus and protocols --c take it")
-    return spec
-
 def get(name: str) -> Spec:
     """The built-in protocol called ``name``; KeyError if there is none."""
     return BY_NAME[name]

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compiled and stressed here (1 writer, 1 slot, --alloc-ns 100 --hold-ns 50, until its "
         "first tear): torn count, time to the first tear, overlaps, and this machine's "
         "detection power (the share of the variants the model calls broken that stress saw "
-        "tear).  Exit 0; 1 if the protocol as written can tear under a model its [expect] "
+        "tear). 'kmallocwd litmus --ablation N' writes the N-th variant (row) as a litmus "
+        "test.  Exit 0; 1 if the protocol as written can tear under a model its [expect] "
         "says never (then annotated: the line that counterexample blames); 2 on bad usage; "
         "130/143 (129 SIGHUP) interrupted, after the rows done.")
     add_protocol_options(p, required=True)

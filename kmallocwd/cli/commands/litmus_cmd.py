@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sections", "-k", default="2", metavar="K",
                    help=f"write sections, 1..{MAX_SECTIONS} (default 2; herd7 takes minutes "
                    "at 2)")
+    p.add_argument("--ablation", "-a", default=None, metavar="N",
+                   help="write the N-th ablated variant instead, 1.. in 'kmallocwd ablate''s "
+                   "row order (the protocol without its N-th ordering annotation, or with it "
+                   "made plain); 0 is the protocol as written")
     p.add_argument("-o", "--output", metavar="FILE", default=None,
                    help="write to FILE (default: stdout)")
     p.set_defaults(func=run)
@@ -32,9 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd import outpath
     from kmallocwd.errors import EXIT_WRITE_FAILED
     from kmallocwd.errors import UsageError
-    from kmallocwd.model.litmus import not_exportable, render
+    from kmallocwd.model.litmus import ablation_variants, not_exportable, render
 
     spec = specs_from(args)[0]
+    if args.ablation is not None:
+        variants = ablation_variants(spec)
+        n = int_arg("--ablation", args.ablation, 0, len(variants))
+        if n:
+            spec = variants[n - 1][1]
     why = not_exportable(spec)
     if why:
         raise UsageError(why)

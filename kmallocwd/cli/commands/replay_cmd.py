@@ -17,9 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="replay a counterexample of 'kmallocwd check' on real threads",
         description="Find the shortest counterexample under each model (kmallocwd check), run "
-        "its steps in the trace's order on two real threads and a real slot (C, GIL released; "
+        "its steps in the trace's order on two real threads and a real slot (a format-2 "
+        "protocol: a byte buffer with its declared fields at natural alignment) (C, GIL "
+        "released; "
         "each step handed over through a step counter with acquire/release; reorderings run as "
-        "reordered program text) and classify the reader's snapshot with stress's witness. "
+        "reordered program text) and classify the reader's snapshot with stress's witness "
+        "(format 2: with stamps unique to each section and field). "
         "Exit 0 when every run reproduced its tear (or there is none to replay), 1 otherwise, "
         "74 when the JSON could not be written.")
     add_protocol_options(p, required=True)
@@ -37,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from kmallocwd.model import explore
     from kmallocwd.model.replay import replay
     from kmallocwd.model.report import render_rows, trace_rows
-    from kmallocwd import protocols
     spec = specs_from(args)[0]
-    protocols.require_memalloc_info(spec, "replay")
     models = models_from(args.model)
     k = int_arg("--sections", args.sections, 1, MAX_SECTIONS)
     runs = int_arg("--runs", args.runs, 1, 100000)
@@ -66,8 +67,13 @@ def run(args: argparse.Namespace) -> int:
                          f"{r.expected}:\n")
         sys.stdout.write("\n".join("  " + x for x in render_rows(trace_rows(res))) + "\n")
         s = r.last_snapshot
-        sys.stdout.write(f"  real slot: seq={s['sequence']} start={s['start']} "
-                         f"order={s['order']} gfp={s['gfp']:#x} witness={s['witness']:#018x}\n")
+        if spec.format == 1:
+            sys.stdout.write(f"  real slot: seq={s['sequence']} start={s['start']} "
+                             f"order={s['order']} gfp={s['gfp']:#x} "
+                             f"witness={s['witness']:#018x}\n")
+        else:  # the declared struct, over a byte buffer
+            sys.stdout.write("  real buffer: " + " ".join(
+                f"{k}={v:#x}" for k, v in s.items()) + "\n")
         verdict = "reproduced" if r.ok else "NOT reproduced"
         sys.stdout.write(f"  {r.reproduced}/{r.runs} runs classified {r.expected} "
                          f"({', '.join(f'{k} {v}' for k, v in r.outcomes.items())}): "
