@@ -384,3 +384,69 @@ def test_kswapd_scanning_counts_towards_nr_pages_scanned_until_the_zone_is_unrec
     assert not z.zone_reclaimable() and system.memory.below_high() == []
     z.free_block(1)  # a free resets the count: kswapd's again
     assert system.memory.below_high() == [z]
+
+
+def test_too_many_isolated_makes_a_direct_reclaimer_wait_in_congestion_wait():
+    """shrink_inactive_list() (4.4): while more pages are isolated than are
+    left on the inactive list, a direct reclaimer sleeps in
+    congestion_wait(BLK_RW_ASYNC, HZ/10), in D, before it isolates any; the
+    waits are counted in show_mem()'s data.  A __GFP_IO|__GFP_FS request
+    compares with an eighth of the inactive list, a GFP_NOFS one with all of
+    it; kswapd is never throttled; a task with SIGKILL pending leaves after
+    one wait with SWAP_CLUSTER_MAX "reclaimed", isolating nothing."""
+    system, t, _ = machine(free=900, file_kb=0)
+    hog, nofs, other = t[100], t[201], t[300]
+    mem = system.memory
+    (z,) = mem.zones
+    z.file, z.dirty = 0, 100
+    z.isolated = 20  # other reclaimers' pages: 80 left on the list
+    assert M.too_many_isolated(hog, z, hog.spec.gfp)  # 20 > 80 >> 3
+    assert not M.too_many_isolated(nofs, z, nofs.spec.gfp)  # 20 <= 80
+    z.isolated = 60  # 40 left: now GFP_NOFS callers wait too
+    assert M.too_many_isolated(nofs, z, nofs.spec.gfp)
+    system.kswapd_task = other  # current_is_kswapd(): never throttled
+    assert not M.too_many_isolated(other, z, 0x24200CA)
+    system.kswapd_task = None
+
+    waits: list[tuple[float, int, int]] = []
+    real = M.sched.schedule_timeout
+
+    def schedule_timeout(p, seconds, state):
+        waits.append((seconds, state, p.pid))
+        z.isolated -= 30  # meanwhile the other reclaimers put pages back
+        return False
+
+    M.sched.schedule_timeout = schedule_timeout
+    try:
+        assert mem.show_mem()[1]["too_many_isolated_waits"] == 0
+        assert M.try_to_free_pages(nofs, nofs.spec.gfp, 0) == 1  # then its pass: "reclaimable"
+        # 60 > 40, then 30 > 70 is false: one wait of HZ/10, in D, before the pass
+        assert waits[0] == (0.1, TASK_UNINTERRUPTIBLE, 201)
+        assert mem.congestion_waits == 1
+        assert mem.show_mem()[1]["too_many_isolated_waits"] == 1
+        # a dying task leaves the loop after one wait, with SWAP_CLUSTER_MAX
+        z.isolated, waits[:] = 90, []
+        nofs.sigkill = True
+        assert M.try_to_free_pages(nofs, nofs.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+        assert [w[:2] for w in waits] == [(0.1, TASK_UNINTERRUPTIBLE)]
+        assert z.isolated == 60 and mem.congestion_waits == 2  # it isolated nothing
+    finally:
+        M.sched.schedule_timeout = real
+
+
+def test_the_flusher_writes_one_bio_per_allocation_not_the_backlog():
+    """The device writes at its rate while the flusher can allocate; after
+    a stall, one allocation carries one bio (BIO_MAX_PAGES), not everything
+    the device could have written meanwhile."""
+    system, t, _ = machine(free=900, file_kb=0)
+    mem = system.memory
+    (z,) = mem.zones
+    z.dirty = 5000
+    mem.writeback_rate = 25_000  # 100 MB/s: 250 pages in 10 ms
+    mem.flusher = True
+    mem._wb_t = mem.now() - 0.01
+    mem.writeback(flushing=True)
+    assert z.dirty == 5000 - 250
+    mem._wb_t = mem.now() - 0.5  # stalled half a second: 12500 pages' worth
+    mem.writeback(flushing=True)
+    assert z.dirty == 5000 - 250 - M.BIO_MAX_PAGES

@@ -8,7 +8,8 @@ Enough for the patch's situations, in pages of 4 kB:
 - the fast path: get_page_from_freelist() above the low watermark;
 - __alloc_pages_slowpath(): wake kswapd, retry at the min watermark
   (ALLOC_HIGH/ALLOC_HARDER lower it, TIF_MEMDIE ignores it), direct reclaim
-  of clean page cache at the scenario's rate, wait_iff_congested() while
+  of clean page cache at the scenario's rate (throttled by
+  too_many_isolated()'s congestion_wait()), wait_iff_congested() while
   dirty pages wait for writeback, retry while reclaim "made progress", then
   __alloc_pages_may_oom();
 - did_some_progress as 4.4 computes it: pages reclaimed, or else "some zone
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from kmallocwd.watchdog.tasks import MMStruct, Task
 
 SWAP_CLUSTER_MAX = 32
+BIO_MAX_PAGES = 256  # the pages one bio carries (1 MiB)
 PAGE_ALLOC_COSTLY_ORDER = 3
 ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH = 0, 1, 2
 ALLOC_WMARK_MASK = 3
@@ -262,6 +264,7 @@ class Memory:
         self.oom_lock = threading.Lock()
         self.oom_kills = 0
         self.slowpath_entries = 0
+        self.congestion_waits = 0  # too_many_isolated()'s congestion_wait(HZ/10) calls
 
     # ---- bookkeeping ----
 
@@ -289,6 +292,8 @@ class Memory:
         now = self.now()
         self._wb_carry += (now - self._wb_t) * self.writeback_rate
         self._wb_t = now
+        if flushing:  # one I/O (a bio) per allocation: the device is not ahead of it
+            self._wb_carry = min(self._wb_carry, BIO_MAX_PAGES)
         n = int(self._wb_carry)
         if n <= 0:
             return
@@ -426,6 +431,7 @@ class Memory:
         data = {
             "free_pages": free, "anon_pages": anon, "file_pages": file_, "dirty_pages": dirty,
             "slab_pages": slab, "ram_pages": ram,
+            "too_many_isolated_waits": self.congestion_waits,
             "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
                        "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
                        "pages_scanned": z[11], "all_unreclaimable": z[12],
@@ -487,16 +493,22 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     1 if some zone is still "reclaimable" (scanned less than 6 times its
     file pages), or 0.
 
-    shrink_inactive_list() once per zone with pages on its LRU: up to
-    SWAP_CLUSTER_MAX of them are isolated (NR_ISOLATED_FILE) while the pass
-    scans; after it, wait_iff_congested(HZ/10) sleeps in D if the zone is
-    congested (reclaim met mostly dirty pages).  Its other throttle, the
-    congestion_wait(HZ/10) loop while too_many_isolated(), is left out: a
-    killed task leaves that loop with "progress", and in oom-livelock the
-    writer holding mmap_sem then gets a page and the livelock ends.
+    shrink_inactive_list() once per zone with pages on its LRU: first, while
+    too_many_isolated() (other reclaimers have more pages off this zone's
+    LRU than it has left on it), congestion_wait(BLK_RW_ASYNC, HZ/10) in D;
+    a task with a fatal signal pending leaves that loop at once, with
+    SWAP_CLUSTER_MAX "reclaimed" ("We are about to die and free our
+    memory"), which do_try_to_free_pages() returns as its progress.  Then
+    up to SWAP_CLUSTER_MAX pages are isolated (NR_ISOLATED_FILE) while the
+    pass scans; after it, wait_iff_congested(HZ/10) sleeps in D if the zone
+    is congested (reclaim met mostly dirty pages).
 
-    Scanning takes time: the pages scanned at the reclaim rate, at least
-    one cond_resched, at most 0.1 s.  A pass that frees nothing scans every
+    Scanning takes time: the pages scanned at the reclaim rate, at most
+    0.1 s, during which the pass's pages are isolated; then the rest of one
+    cond_resched (COND_RESCHED_S), if the scan took less, with them back on
+    the LRU (the kernel isolates a batch only while shrink_page_list() works
+    on it: a reclaimer that scans a page or two does not throttle the others
+    for a whole cond_resched).  A pass that frees nothing scans every
     priority from DEF_PRIORITY to 0, about twice the file LRU of each zone;
     NR_PAGES_SCANNED grows slice by slice while it scans, and a reset
     meanwhile (free_pcppages_bulk(), free_one_page()) clears it, so
@@ -507,6 +519,16 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     hz = p.system.hz
     with mem.lock:
         zones = [z for z in mem.zonelist(gfp_mask) if z.reclaimable()]
+    for z in zones:  # shrink_inactive_list()'s throttle, as each zone's pass begins
+        while True:
+            with mem.lock:
+                mem.tick()
+                throttled = too_many_isolated(p, z, gfp_mask)
+            if not throttled:
+                break
+            congestion_wait(p, (hz // 10) / hz)  # BLK_RW_ASYNC, HZ/10
+            if p.sigkill:  # fatal_signal_pending(): "about to die and free our memory"
+                return SWAP_CLUSTER_MAX
     with mem.lock:
         mem.tick()
         taken = [max(0, min(SWAP_CLUSTER_MAX, z.reclaimable() - z.isolated)) for z in zones]
@@ -522,23 +544,26 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
+    # the pages are off the LRU while they are scanned (busy); the rest of
+    # the pass's least cost (COND_RESCHED_S) runs with them back on it
+    busy = min((reclaimed or sum(scans)) / mem.reclaim_rate, 0.1)
     try:
         if reclaimed:
-            cost = reclaimed / mem.reclaim_rate
-            sched.cond_resched(p, max(COND_RESCHED_S, min(cost, 0.1)))
-        else:
-            cost = max(COND_RESCHED_S, min(sum(scans) / mem.reclaim_rate, 0.1))
-            slices = max(1, round(cost / 0.01))
+            sched.cond_resched(p, busy)
+        elif busy > 0:
+            slices = max(1, round(busy / 0.01))
             for _ in range(slices):
                 with mem.lock:
                     mem.tick()
                     for z, n in zip(zones, scans):
                         z.pages_scanned += n // slices
-                sched.cond_resched(p, cost / slices)
+                sched.cond_resched(p, busy / slices)
     finally:
         with mem.lock:
             for z, n in zip(zones, taken):
                 z.isolated -= n
+    if busy < COND_RESCHED_S:
+        sched.cond_resched(p, COND_RESCHED_S - busy)
     for z in zones:
         with mem.lock:
             congested = mem.congested([z])
@@ -549,6 +574,31 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
     with mem.lock:
         mem.tick()  # pages freed while it scanned reset NR_PAGES_SCANNED first
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
+
+
+def too_many_isolated(p: "Task", z: ZoneState, gfp_mask: int) -> bool:
+    """mm/vmscan.c (4.4), for the file LRU of global reclaim (sane_reclaim()):
+    never for kswapd; else more pages isolated (NR_ISOLATED_FILE) than left
+    on the inactive list (NR_INACTIVE_FILE: the isolated ones are off it).
+    A request with both __GFP_IO and __GFP_FS compares with an eighth of the
+    inactive list: "GFP_NOIO/GFP_NOFS callers are allowed to isolate more
+    pages, so they won't get blocked by normal direct-reclaimers, forming a
+    circular deadlock"."""
+    if p.system.kswapd_task is p or p.comm.startswith("kswapd"):  # current_is_kswapd()
+        return False
+    isolated = z.isolated
+    inactive = max(0, z.reclaimable() - isolated)
+    if gfp_mask & (G.___GFP_IO | G.___GFP_FS) == G.___GFP_IO | G.___GFP_FS:
+        inactive >>= 3
+    return isolated > inactive
+
+
+def congestion_wait(p: "Task", seconds: float) -> None:
+    """mm/backing-dev.c congestion_wait(): io_schedule_timeout() in D, for
+    the whole timeout (no device here signals that it became uncongested).
+    Counted in the memory's ``congestion_waits`` (show_mem()'s data)."""
+    p.system.memory.congestion_waits += 1
+    sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
 
 
 def __perform_reclaim(p: "Task", gfp_mask: int, order: int) -> int:
