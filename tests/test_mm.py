@@ -450,3 +450,66 @@ def test_the_flusher_writes_one_bio_per_allocation_not_the_backlog():
     mem._wb_t = mem.now() - 0.5  # stalled half a second: 12500 pages' worth
     mem.writeback(flushing=True)
     assert z.dirty == 5000 - 250 - M.BIO_MAX_PAGES
+
+
+def test_only_kswapd_writes_dirty_pages_from_reclaim_in_a_zone_flagged_dirty():
+    """shrink_page_list() (4.4): a direct reclaimer keeps a dirty file page
+    (it only flags the zone ZONE_DIRTY when it met nothing else); kswapd, in
+    a zone so flagged, writes it (pageout()): the page goes under writeback
+    and becomes clean page cache when the device completes the I/O."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = machine(free=900, file_kb=0)
+    hog, k = t[100], t[300]
+    mem = system.memory
+    (z,) = mem.zones
+    z.dirty = 1000  # only dirty pages on the LRU; the device is stuck for now
+    assert not z.zone_dirty
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1  # nothing freed, "reclaimable"
+    assert (z.dirty, z.writeback, z.zone_dirty) == (1000, 0, True)
+    M.try_to_free_pages(hog, hog.spec.gfp, 0)  # flagged or not: a direct reclaimer never writes
+    assert (z.dirty, z.writeback, mem.kswapd_pageouts) == (1000, 0, 0)
+    assert not M.may_pageout(hog, z)
+
+    system.kswapd_task = k  # the same pass, run by kswapd
+    z.zone_dirty = False
+    balance_pgdat(k)  # its first pass meets only dirty pages: it flags the zone
+    assert (z.dirty, z.writeback, z.zone_dirty) == (1000, 0, True)
+    z.pages_scanned = 0
+    balance_pgdat(k)  # flagged: it writes them
+    assert (z.dirty, z.writeback) == (1000 - M.SWAP_CLUSTER_MAX, M.SWAP_CLUSTER_MAX)
+    assert mem.kswapd_pageouts == M.SWAP_CLUSTER_MAX and z.reclaimable() == 1000
+    lines, data = mem.show_mem()
+    assert f"writeback:{M.SWAP_CLUSTER_MAX * 4}kB" in next(x for x in lines
+                                                          if x.startswith("Node 0 Normal free:"))
+    assert data["writeback_pages"] == data["kswapd_pageouts"] == M.SWAP_CLUSTER_MAX
+    # the device answers again: the I/O completes, the pages are clean, and
+    # a direct reclaimer frees them
+    mem.writeback_rate = 25_000  # pages/s: 250 in 10 ms
+    mem.flusher = True  # (a flusher that does not run: the dirty pages stay dirty)
+    with mem.lock:
+        mem.tick()
+    system.vclock.ns += 10_000_000
+    with mem.lock:
+        mem.tick()
+    assert (z.writeback, z.file) == (0, M.SWAP_CLUSTER_MAX)
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+    # a balanced zone loses the flag
+    z.free[0] = z.high
+    balance_pgdat(k)
+    assert not z.zone_dirty
+
+
+def test_a_filesystem_that_will_not_write_from_reclaim_keeps_kswapds_pages_dirty():
+    """writepage_from_reclaim = false (ext4's delayed allocation): kswapd's
+    pageout() hands the page to ->writepage(), which redirties it."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = watchdog_machine(MACHINE.format(free=900, file_kb=0).replace(
+        "writeback_kbps = 0", "writeback_kbps = 0\nwritepage_from_reclaim = false"))
+    k = t[300]
+    system.kswapd_task = k
+    (z,) = system.memory.zones
+    z.dirty, z.zone_dirty = 1000, True
+    balance_pgdat(k)
+    assert (z.dirty, z.writeback, system.memory.kswapd_pageouts) == (1000, 0, 0)

@@ -87,6 +87,8 @@ class ZoneState:
         self.free = list(z.free)
         self.file = spec.file_kb // PAGE_KB  # clean page cache
         self.dirty = spec.dirty_kb // PAGE_KB
+        self.writeback = 0  # NR_WRITEBACK: written by kswapd's pageout(), the I/O not done yet
+        self.zone_dirty = False  # ZONE_DIRTY: reclaim met only dirty pages not queued for I/O
         self.kernel = spec.kernel_kb // PAGE_KB
         self.anon = 0
         self.pages_scanned = 0  # NR_PAGES_SCANNED
@@ -102,8 +104,9 @@ class ZoneState:
         return sum(n << o for o, n in enumerate(self.free))
 
     def reclaimable(self) -> int:
-        """zone_reclaimable_pages(): the file LRU (no swap: anon is not)."""
-        return self.file + self.dirty
+        """zone_reclaimable_pages(): the file LRU (no swap: anon is not),
+        with the pages under writeback, which stay on it."""
+        return self.file + self.dirty + self.writeback
 
     def zone_reclaimable(self) -> bool:
         return self.pages_scanned < self.reclaimable() * 6
@@ -255,9 +258,13 @@ class Memory:
         self.lock = threading.Lock()
         self.reclaim_rate = spec.reclaim_kbps / PAGE_KB  # pages per second
         self.writeback_rate = spec.writeback_kbps / PAGE_KB
+        self.writepage_from_reclaim = spec.writepage_from_reclaim
         self.now = now  # the machine's clock, in seconds
         self._wb_t = now()
         self._wb_carry = 0.0
+        self._io_t = now()  # kswapd's pageout() I/O completes at the device's rate
+        self._io_carry = 0.0
+        self.kswapd_pageouts = 0  # pages kswapd wrote from reclaim (pageout())
         self.flusher = False  # True: a flusher task does the writeback (flush())
         self.timed: list[tuple[float, int, Page]] = []  # "buffer" pages, by the time they go
         self._seq = itertools.count()
@@ -312,9 +319,28 @@ class Memory:
         with self.lock:
             heapq.heappush(self.timed, (until, next(self._seq), page))
 
+    def end_page_writeback(self) -> None:
+        """The I/O kswapd's pageout() started completes at the device's rate
+        (whether or not a flusher can allocate: it was submitted): the pages
+        become clean page cache.  Under the lock."""
+        now = self.now()
+        busy = any(z.writeback for z in self.zones)
+        self._io_carry = self._io_carry + (now - self._io_t) * self.writeback_rate if busy else 0.0
+        self._io_t = now
+        n = int(self._io_carry)
+        if n <= 0:
+            return
+        self._io_carry -= n
+        for z in reversed(self.zones):
+            k = min(n, z.writeback)
+            z.writeback -= k
+            z.file += k
+            n -= k
+
     def tick(self) -> None:
         """Time-driven changes, under the lock: writeback, and the buffers due."""
         self.writeback()
+        self.end_page_writeback()
         now = self.now()
         while self.timed and self.timed[0][0] <= now:
             _, _, page = heapq.heappop(self.timed)
@@ -322,7 +348,8 @@ class Memory:
 
     def congested(self, zones: list[ZoneState]) -> bool:
         """ZONE_CONGESTED, roughly: reclaim meets mostly pages under writeback."""
-        return any(z.dirty and z.dirty * 2 >= z.reclaimable() for z in zones)
+        return any(z.dirty + z.writeback and (z.dirty + z.writeback) * 2 >= z.reclaimable()
+                   for z in zones)
 
     def free_page(self, page: Page, use: str, mm: "MMStruct | None" = None) -> None:
         with self.lock:
@@ -388,31 +415,33 @@ class Memory:
             self.tick()
             zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
                    z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable(),
-                   list(z.lowmem_reserve), z.pcp_count, z.isolated) for z in self.zones]
+                   list(z.lowmem_reserve), z.pcp_count, z.isolated, z.writeback)
+                  for z in self.zones]
         anon = sum(z[5] for z in zs)
         file_ = sum(z[6] for z in zs)
         dirty = sum(z[7] for z in zs)
+        wb = sum(z[16] for z in zs)
         slab = sum(z[8] for z in zs)
         free = sum(z[1] for z in zs)
         lines = [
             "Mem-Info:",
             f"active_anon:{anon} inactive_anon:0 isolated_anon:0",
-            f" active_file:0 inactive_file:{file_ + dirty} "
+            f" active_file:0 inactive_file:{file_ + dirty + wb} "
             f"isolated_file:{sum(z[15] for z in zs)}",
-            f" unevictable:0 dirty:{dirty} writeback:0 unstable:0",
+            f" unevictable:0 dirty:{dirty} writeback:{wb} unstable:0",
             f" slab_reclaimable:0 slab_unreclaimable:{slab}",
             f" mapped:0 shmem:0 pagetables:0 bounce:0",
             f" free:{free} free_pcp:{sum(z[14] for z in zs)} free_cma:0",
         ]
         k = PAGE_KB
         for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve, pcp,
-             iso) in zs:
+             iso, wbz) in zs:
             lines.append(
                 f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
                 f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
-                f"inactive_file:{(fi + di) * k}kB unevictable:0kB isolated(anon):0kB "
+                f"inactive_file:{(fi + di + wbz) * k}kB unevictable:0kB isolated(anon):0kB "
                 f"isolated(file):{iso * k}kB present:{pr * k}kB managed:{pr * k}kB mlocked:0kB "
-                f"dirty:{di * k}kB writeback:0kB mapped:0kB shmem:0kB slab_reclaimable:0kB "
+                f"dirty:{di * k}kB writeback:{wbz * k}kB mapped:0kB shmem:0kB slab_reclaimable:0kB "
                 f"slab_unreclaimable:{ke * k}kB kernel_stack:0kB pagetables:0kB unstable:0kB "
                 f"bounce:0kB free_pcp:{pcp * k}kB local_pcp:{pcp * k}kB free_cma:0kB "
                 f"writeback_tmp:0kB "
@@ -422,7 +451,7 @@ class Memory:
         for z in zs:
             parts = " ".join(f"{n}*{k << o}kB" for o, n in enumerate(z[10]))
             lines.append(f"Node 0 {z[0]}: {parts} = {z[1] * k}kB")
-        lines.append(f"{file_ + dirty} total pagecache pages")
+        lines.append(f"{file_ + dirty + wb} total pagecache pages")
         # show_swap_cache_info(): the model has no swap
         lines += ["0 pages in swap cache", "Swap cache stats: add 0, delete 0, find 0/0",
                   "Free swap  = 0kB", "Total swap = 0kB"]
@@ -432,6 +461,7 @@ class Memory:
             "free_pages": free, "anon_pages": anon, "file_pages": file_, "dirty_pages": dirty,
             "slab_pages": slab, "ram_pages": ram,
             "too_many_isolated_waits": self.congestion_waits,
+            "writeback_pages": wb, "kswapd_pageouts": self.kswapd_pageouts,
             "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
                        "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
                        "pages_scanned": z[11], "all_unreclaimable": z[12],
@@ -535,12 +565,18 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
         for z, n in zip(zones, taken):
             z.isolated += n
         reclaimed = 0
-        for z in zones:
+        for z, t in zip(zones, taken):
             n = min(z.file, SWAP_CLUSTER_MAX - reclaimed)
             if n:
                 z.file -= n
                 z.give(n)
                 reclaimed += n
+            elif t and z.dirty:
+                # shrink_page_list(): a dirty file page is kept unless
+                # may_pageout() (kswapd only); nr_unqueued_dirty == nr_taken
+                if may_pageout(p, z):
+                    pageout(mem, z, min(z.dirty, SWAP_CLUSTER_MAX))
+                z.zone_dirty = True
             if reclaimed >= SWAP_CLUSTER_MAX:
                 break
         scans = [] if reclaimed else [2 * z.reclaimable() for z in zones]
@@ -576,6 +612,35 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
         return 1 if any(z.zone_reclaimable() for z in zones) else 0
 
 
+def current_is_kswapd(p: "Task") -> bool:
+    return p.system.kswapd_task is p or p.comm.startswith("kswapd")
+
+
+def may_pageout(p: "Task", z: ZoneState) -> bool:
+    """shrink_page_list() (4.4) on a dirty file page: "Only kswapd can
+    writeback filesystem pages to avoid risk of stack overflow but only
+    writeback if many dirty pages have been encountered": kswapd, in a zone
+    flagged ZONE_DIRTY (reclaim met only dirty pages not queued for I/O).
+    A direct reclaimer keeps the page (SetPageReclaim) and goes on."""
+    return current_is_kswapd(p) and z.zone_dirty
+
+
+def pageout(mem: "Memory", z: ZoneState, n: int) -> int:
+    """pageout() of ``n`` dirty pages: ->writepage() submits the I/O and the
+    pages stay on the LRU under writeback (NR_WRITEBACK) until the device
+    completes it (Memory.end_page_writeback()); or, if the filesystem will
+    not write from reclaim (ext4's delayed allocation), it redirties them
+    and they stay dirty.  Under the lock."""
+    n = max(0, min(n, z.dirty)) if mem.writepage_from_reclaim else 0
+    if n:
+        if not any(x.writeback for x in mem.zones):
+            mem._io_t = mem.now()  # the device starts on it now
+        z.dirty -= n
+        z.writeback += n
+        mem.kswapd_pageouts += n
+    return n
+
+
 def too_many_isolated(p: "Task", z: ZoneState, gfp_mask: int) -> bool:
     """mm/vmscan.c (4.4), for the file LRU of global reclaim (sane_reclaim()):
     never for kswapd; else more pages isolated (NR_ISOLATED_FILE) than left
@@ -584,7 +649,7 @@ def too_many_isolated(p: "Task", z: ZoneState, gfp_mask: int) -> bool:
     inactive list: "GFP_NOIO/GFP_NOFS callers are allowed to isolate more
     pages, so they won't get blocked by normal direct-reclaimers, forming a
     circular deadlock"."""
-    if p.system.kswapd_task is p or p.comm.startswith("kswapd"):  # current_is_kswapd()
+    if current_is_kswapd(p):
         return False
     isolated = z.isolated
     inactive = max(0, z.reclaimable() - isolated)

@@ -303,11 +303,17 @@ def balance_pgdat(p: Task) -> None:
     (its file LRU twice over, as a direct reclaimer's failed pass), which
     counts towards its NR_PAGES_SCANNED.  A zone no longer
     zone_reclaimable() counts as balanced (pgdat_balanced()), so kswapd
-    leaves it alone.  kswapd does not write dirty pages here (4.4's
-    pageout() from kswapd, only for a ZONE_DIRTY zone, is left out)."""
+    leaves it alone.  Dirty pages: a pass that meets only dirty ones flags
+    the zone ZONE_DIRTY, and in a ZONE_DIRTY zone kswapd, alone of the
+    reclaimers, writes them (pageout(): at most SWAP_CLUSTER_MAX per zone
+    per pass); a balanced zone loses the flag."""
     mem = p.system.memory
     while True:
         zones = mem.below_high()
+        with mem.lock:
+            for z in mem.zones:
+                if z.free_pages() >= z.high:
+                    z.zone_dirty = False  # zone_balanced(): clear_bit(ZONE_DIRTY)
         if not zones:
             return
         reclaimed = 0
@@ -321,6 +327,10 @@ def balance_pgdat(p: Task) -> None:
                     z.give(n)
                     reclaimed += n
                 else:
+                    if z.dirty:  # shrink_page_list() on dirty pages
+                        if M.may_pageout(p, z):
+                            M.pageout(mem, z, M.SWAP_CLUSTER_MAX)
+                        z.zone_dirty = True  # nr_unqueued_dirty == nr_taken
                     scans.append((z, 2 * z.reclaimable()))
         if scans and mem.reclaim_rate:
             cost = max(M.COND_RESCHED_S, min(sum(n for _, n in scans) / mem.reclaim_rate, 0.1))

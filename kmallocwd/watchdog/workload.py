@@ -67,6 +67,9 @@ class MemorySpec:
     zones: tuple[ZoneSpec, ...]
     reclaim_kbps: float  # how fast reclaim (direct or kswapd) frees clean page cache
     writeback_kbps: float  # how fast dirty page cache is written back (0: stuck)
+    # the filesystem's ->writepage() writes a page kswapd's pageout() hands it
+    # (false: it redirties it, as ext4 does with a delayed-allocation page)
+    writepage_from_reclaim: bool = True
 
     def scaled(self, k: float) -> "MemorySpec":
         return replace(self, reclaim_kbps=self.reclaim_kbps / k,
@@ -153,7 +156,7 @@ DEFAULT_MEMORY = MemorySpec(
 
 _SCENARIO_KEYS = ("name", "description", "timeout")
 _TOP_KEYS = ("scenario", "memory", "process")
-_MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps")
+_MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps", "writepage_from_reclaim")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
 _PROCESS_KEYS = ("name", "pid", "ppid", "rss_kb", "oom_score_adj", "kthread", "thread")
 _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "use", "hold_s",
@@ -223,7 +226,9 @@ def _memory(c: sc._Check, m: Any) -> MemorySpec:
         reclaim_kbps=c.number("memory.reclaim_kbps", m.get("reclaim_kbps", 400000), 0, MAX_KBPS,
                               lo_open=True),
         writeback_kbps=c.number("memory.writeback_kbps", m.get("writeback_kbps", 100000), 0,
-                                MAX_KBPS))
+                                MAX_KBPS),
+        writepage_from_reclaim=_bool(c, "memory.writepage_from_reclaim",
+                                     m.get("writepage_from_reclaim", True)))
 
 
 def _zone(c: sc._Check, key: str, z: Any) -> ZoneSpec:
