@@ -213,7 +213,7 @@ def test_show_mem_is_in_4_4s_units():
     zone = next(x for x in lines if x.startswith("Node 0 Normal free:"))
     assert zone.startswith("Node 0 Normal free:12000kB min:4000kB low:5000kB high:6000kB "
                            "active_anon:124000kB")
-    assert "Node 0 Normal: 3000*4kB 0*8kB 0*16kB" in "\n".join(lines)
+    assert "Node 0 Normal: 3000*4kB (M) 0*8kB 0*16kB" in "\n".join(lines)
     assert lines[-3:] == ["100000 pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
     assert data["free_pages"] == 3000 and data["file_pages"] == 100
 
@@ -513,3 +513,46 @@ def test_a_filesystem_that_will_not_write_from_reclaim_keeps_kswapds_pages_dirty
     z.dirty, z.zone_dirty = 1000, True
     balance_pgdat(k)
     assert (z.dirty, z.writeback, system.memory.kswapd_pageouts) == (1000, 0, 0)
+
+
+def test_free_areas_carry_their_migratetypes_as_4_4s_show_free_areas_prints_them():
+    """Boot memory is Movable; a request takes from its own type's lists
+    (gfpflags_to_migratetype()), else steals the largest block of a
+    fallback type and puts the halves on its own lists; a freed block goes
+    back to its type's.  show_free_areas() prints, after each non-empty
+    order, the letters of the types that hold it: "4*4kB (UME) 2*8kB (M)"."""
+    system, t, _ = machine(free=0)
+    mem = system.memory
+    (z,) = mem.zones
+    z.free = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]  # two 4 MB blocks at boot
+    assert M.gfpflags_to_migratetype(0x24200CA) == M.MIGRATE_MOVABLE  # GFP_HIGHUSER_MOVABLE
+    assert M.gfpflags_to_migratetype(0x24000C0) == M.MIGRATE_UNMOVABLE  # GFP_KERNEL
+    assert M.gfpflags_to_migratetype(0x24000D0) == M.MIGRATE_RECLAIMABLE  # | __GFP_RECLAIMABLE
+    assert z.free_area_types()[10] == "M"
+    # an unmovable order-0 page: no Unmovable block, so the largest Movable
+    # one is split and its halves go on the Unmovable lists
+    assert z.take(0, M.MIGRATE_UNMOVABLE)
+    assert z.free == [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert z.free_area_types() == ["U"] * 10 + ["M"]
+    # a movable order-1 block comes from the Movable lists (the other 4 MB block)
+    assert z.take(1, M.MIGRATE_MOVABLE)
+    assert z.free_area_types()[:3] == ["U", "UM", "UM"] and z.free[10] == 0
+    # a reclaimable page (slab): no Reclaimable block; Unmovable is its first fallback
+    assert z.take(0, M.MIGRATE_RECLAIMABLE)
+    # an order-2 block freed by the Reclaimable user goes back to its lists
+    z.free_one_page(4, M.MIGRATE_RECLAIMABLE)
+    types = z.free_area_types()
+    assert types[2] == "UME"
+    lines, data = mem.show_mem()
+    line = next(x for x in lines if x.startswith("Node 0 Normal: "))
+    assert line.startswith(f"Node 0 Normal: {z.free[0]}*4kB ({types[0]}) {z.free[1]}*8kB "
+                           f"({types[1]}) {z.free[2]}*16kB (UME) ")
+    assert line.endswith(f" 0*4096kB = {z.free_pages() * 4}kB")
+    assert data["zones"][0]["free_types"] == types
+    # an allocation through the allocator records its type; freeing it puts it back there
+    z.free = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]
+    z.pcp_batch, z.pcp_high = 1, 0  # no per-cpu list: every order-0 free goes straight on
+    page = M.get_page_from_freelist(t[300], 0x24000C0, 0, M.ALLOC_NO_WATERMARKS)
+    assert page is not None and page.mt == M.MIGRATE_UNMOVABLE
+    mem.free_page(page, "buffer")
+    assert "U" in z.free_area_types()[0]

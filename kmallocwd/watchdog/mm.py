@@ -58,6 +58,24 @@ ALLOC_HIGH = 0x20
 # gfp bits, as plain names: inside a class Python would mangle "___GFP_...".
 GFP_DMA_BIT, GFP_DMA32_BIT = G.___GFP_DMA, G.___GFP_DMA32
 
+# enum migratetype (4.4), the three the model keeps, and show_migration_types()'s letters
+MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE = 0, 1, 2
+MIGRATE_TYPES = 3
+MIGRATE_LETTERS = "UME"
+# fallbacks[] (mm/page_alloc.c, 4.4): where __rmqueue_fallback() looks, in order
+FALLBACKS = {MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+             MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+             MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)}
+
+
+def gfpflags_to_migratetype(gfp_mask: int) -> int:
+    """__GFP_MOVABLE -> Movable, __GFP_RECLAIMABLE -> Reclaimable, else Unmovable."""
+    if gfp_mask & G.___GFP_MOVABLE:
+        return MIGRATE_MOVABLE
+    if gfp_mask & G.___GFP_RECLAIMABLE:
+        return MIGRATE_RECLAIMABLE
+    return MIGRATE_UNMOVABLE
+
 # The least time one pass of a retry loop costs (the CPU time of a reclaim
 # pass that finds nothing); keeps looping tasks from spinning the host.
 COND_RESCHED_S = 0.004
@@ -65,10 +83,12 @@ COND_RESCHED_S = 0.004
 
 @dataclass(frozen=True)
 class Page:
-    """A block handed out: zone index and order."""
+    """A block handed out: zone index, order, and the migratetype it was
+    allocated as (the free list it goes back to)."""
 
     zone: int
     order: int
+    mt: int = MIGRATE_MOVABLE
 
     @property
     def pages(self) -> int:
@@ -85,6 +105,9 @@ class ZoneState:
         self.low = self.min + self.min // 4
         self.high = self.min + self.min // 2
         self.free = list(z.free)
+        # the same free blocks by migratetype, free_area[order].free_list[type]
+        # (boot memory is Movable: memmap_init_zone(); _sync_types())
+        self.free_mt = [[0] * MIGRATE_TYPES for _ in self.free]
         self.file = spec.file_kb // PAGE_KB  # clean page cache
         self.dirty = spec.dirty_kb // PAGE_KB
         self.writeback = 0  # NR_WRITEBACK: written by kswapd's pageout(), the I/O not done yet
@@ -97,6 +120,7 @@ class ZoneState:
         # here, outside NR_FREE_PAGES (free_pages())
         self.pcp_batch, self.pcp_high = pageset_batch_high(self.present)
         self.pcp_count = 0
+        self.pcp_mt = [0] * MIGRATE_TYPES  # the per-cpu pages by migratetype
         self.scan_resets = 0  # free_pcppages_bulk()/free_one_page() calls (NR_PAGES_SCANNED := 0)
         self.lowmem_reserve: list[int] = []  # per classzone index: setup_per_zone_lowmem_reserve()
 
@@ -131,90 +155,155 @@ class ZoneState:
             return True
         return any(self.free[o] for o in range(order, MAX_ORDER))
 
-    def take(self, order: int) -> bool:
-        """A 2^order block: the smallest free block that fits, split; else
-        smaller blocks put together (what compaction would give)."""
+    def _sync_types(self) -> None:
+        """Keep free_mt's counts equal to free's: blocks that appeared outside
+        the allocator (the scenario's boot state) are Movable, as
+        memmap_init_zone() marks every pageblock; blocks gone go from
+        Movable first, then Reclaimable, then Unmovable."""
+        for o, n in enumerate(self.free):
+            types = self.free_mt[o]
+            d = n - sum(types)
+            if d > 0:
+                types[MIGRATE_MOVABLE] += d
+            for t in (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE):
+                if d >= 0:
+                    break
+                k = min(-d, types[t])
+                types[t] -= k
+                d += k
+
+    def _del(self, o: int, mt: int) -> None:
+        self.free[o] -= 1
+        self.free_mt[o][mt] -= 1
+
+    def _expand(self, low: int, high: int, mt: int) -> None:
+        """expand(): the halves of a split block onto ``mt``'s free lists."""
+        while high > low:
+            high -= 1
+            self.free[high] += 1
+            self.free_mt[high][mt] += 1
+
+    def take(self, order: int, mt: int = MIGRATE_MOVABLE) -> bool:
+        """__rmqueue() (4.4): the smallest block of the request's migratetype
+        that fits, split (__rmqueue_smallest()); else, as
+        __rmqueue_fallback(), the largest block of a fallback type, its
+        halves put on the request's lists (the model does not keep
+        pageblocks); else smaller blocks put together (what compaction
+        would give)."""
+        self._sync_types()
         for o in range(order, MAX_ORDER):
-            if self.free[o]:
-                self.free[o] -= 1
-                while o > order:
-                    o -= 1
-                    self.free[o] += 1
+            if self.free_mt[o][mt]:
+                self._del(o, mt)
+                self._expand(order, o, mt)
                 return True
+        for o in range(MAX_ORDER - 1, order - 1, -1):
+            for f in FALLBACKS[mt]:
+                if self.free_mt[o][f]:
+                    self._del(o, f)
+                    self._expand(order, o, mt)
+                    return True
         need = 1 << order
         if self.free_pages() < need:
             return False
         for o in range(order - 1, -1, -1):
-            while self.free[o] and need > 0:
-                self.free[o] -= 1
-                need -= 1 << o
+            for t in (mt, *FALLBACKS[mt]):
+                while self.free_mt[o][t] and need > 0:
+                    self._del(o, t)
+                    need -= 1 << o
         if need < 0:  # the last block was larger than what was left to take
-            self._to_buddy(-need)
+            self._to_buddy(-need, mt)
         return True
 
-    def give(self, pages: int) -> None:
+    def give(self, pages: int, mt: int = MIGRATE_MOVABLE) -> None:
         """Free ``pages`` order-0 pages (free_hot_cold_page_list(): reclaim,
-        exit_mmap()): onto the per-cpu list."""
+        exit_mmap(); page cache and anonymous memory are Movable): onto the
+        per-cpu list."""
         if pages > 0:
-            self.free_hot_cold_page(pages)
+            self.free_hot_cold_page(pages, mt)
 
-    def free_block(self, order: int) -> None:
+    def free_block(self, order: int, mt: int = MIGRATE_MOVABLE) -> None:
         """__free_pages() of one block: order 0 goes to the per-cpu list,
         a larger one straight to the buddy lists (free_one_page())."""
         if order == 0:
-            self.free_hot_cold_page(1)
+            self.free_hot_cold_page(1, mt)
         else:
-            self.free_one_page(1 << order)
+            self.free_one_page(1 << order, mt)
 
-    def free_hot_cold_page(self, n: int) -> None:
+    def free_hot_cold_page(self, n: int, mt: int = MIGRATE_MOVABLE) -> None:
         """mm/page_alloc.c (4.4), n times: the page goes on the per-cpu
         list; once the list holds pcp->high pages, free_pcppages_bulk()
         gives pcp->batch of them back to the buddy lists."""
         self.pcp_count += n
+        self.pcp_mt[mt] += n
         while self.pcp_count >= self.pcp_high and self.pcp_count > 0:
             k = min(self.pcp_batch, self.pcp_count)
-            self.pcp_count -= k
             self.free_pcppages_bulk(k)
 
     def free_pcppages_bulk(self, pages: int) -> None:
-        self._to_buddy(pages)
+        """``pages`` off the per-cpu list, taken from its migratetypes in
+        turn as 4.4's round robin does, each back to its type's lists."""
+        pages = min(pages, self.pcp_count)
+        self.pcp_count -= pages
+        back = [0] * MIGRATE_TYPES
+        t = 0
+        while pages:
+            if self.pcp_mt[t]:
+                self.pcp_mt[t] -= 1
+                back[t] += 1
+                pages -= 1
+            t = (t + 1) % MIGRATE_TYPES
+        for t, n in enumerate(back):
+            self._to_buddy(n, t)
         self.pages_scanned = 0  # __mod_zone_page_state(zone, NR_PAGES_SCANNED, -nr_scanned)
         self.scan_resets += 1
 
-    def free_one_page(self, pages: int) -> None:
-        self._to_buddy(pages)
+    def free_one_page(self, pages: int, mt: int = MIGRATE_MOVABLE) -> None:
+        self._to_buddy(pages, mt)
         self.pages_scanned = 0
         self.scan_resets += 1
 
     def drain_pages(self) -> None:
         """drain_pages_zone(): the whole per-cpu list back, if it holds any."""
         if self.pcp_count:
-            k, self.pcp_count = self.pcp_count, 0
-            self.free_pcppages_bulk(k)
+            self.free_pcppages_bulk(self.pcp_count)
 
-    def rmqueue_pcp(self) -> bool:
+    def rmqueue_pcp(self, mt: int = MIGRATE_MOVABLE) -> bool:
         """buffered_rmqueue() for order 0: from the per-cpu list, refilled
-        with pcp->batch pages (rmqueue_bulk()) when it is empty."""
+        with pcp->batch pages of the request's type (rmqueue_bulk()) when it
+        is empty.  (One list: 4.4 keeps one per type.)"""
         if not self.pcp_count:
             for _ in range(self.pcp_batch):
-                if not self.take(0):
+                if not self.take(0, mt):
                     break
                 self.pcp_count += 1
+                self.pcp_mt[mt] += 1
             if not self.pcp_count:
                 return False
+        t = mt if self.pcp_mt[mt] else next(t for t in range(MIGRATE_TYPES) if self.pcp_mt[t])
         self.pcp_count -= 1
+        self.pcp_mt[t] -= 1
         return True
 
-    def _to_buddy(self, pages: int) -> None:
-        """``pages`` pages onto the buddy lists, merged as far as they go."""
+    def _to_buddy(self, pages: int, mt: int = MIGRATE_MOVABLE) -> None:
+        """``pages`` pages onto ``mt``'s buddy lists, merged as far as they go."""
         if pages <= 0:
             return
+        self._sync_types()
         top = MAX_ORDER - 1
         self.free[top] += pages >> top
+        self.free_mt[top][mt] += pages >> top
         rest = pages & ((1 << top) - 1)
         for o in range(top):
             if rest >> o & 1:
                 self.free[o] += 1
+                self.free_mt[o][mt] += 1
+
+    def free_area_types(self) -> list[str]:
+        """show_migration_types() per order: the letters of the types whose
+        free list of that order is not empty, in enum order ("UME")."""
+        self._sync_types()
+        return ["".join(MIGRATE_LETTERS[t] for t in range(MIGRATE_TYPES) if types[t])
+                for types in self.free_mt]
 
 
 def pageset_batch_high(managed: int) -> tuple[int, int]:
@@ -344,7 +433,7 @@ class Memory:
         now = self.now()
         while self.timed and self.timed[0][0] <= now:
             _, _, page = heapq.heappop(self.timed)
-            self.zones[page.zone].free_block(page.order)
+            self.zones[page.zone].free_block(page.order, page.mt)
 
     def congested(self, zones: list[ZoneState]) -> bool:
         """ZONE_CONGESTED, roughly: reclaim meets mostly pages under writeback."""
@@ -357,7 +446,7 @@ class Memory:
             if use == "anon" and mm is not None:
                 mm.zone_pages[page.zone] -= page.pages
                 z.anon -= page.pages
-            z.free_block(page.order)
+            z.free_block(page.order, page.mt)
 
     def account(self, page: Page, use: str, mm: "MMStruct | None") -> None:
         """What the pages of a finished request become."""
@@ -415,8 +504,8 @@ class Memory:
             self.tick()
             zs = [(z.name, z.free_pages(), z.min, z.low, z.high, z.anon, z.file, z.dirty,
                    z.kernel, z.present, list(z.free), z.pages_scanned, not z.zone_reclaimable(),
-                   list(z.lowmem_reserve), z.pcp_count, z.isolated, z.writeback)
-                  for z in self.zones]
+                   list(z.lowmem_reserve), z.pcp_count, z.isolated, z.writeback,
+                   z.free_area_types()) for z in self.zones]
         anon = sum(z[5] for z in zs)
         file_ = sum(z[6] for z in zs)
         dirty = sum(z[7] for z in zs)
@@ -435,7 +524,7 @@ class Memory:
         ]
         k = PAGE_KB
         for (name, fp, mn, lo, hi, an, fi, di, ke, pr, _, scanned, unrecl, reserve, pcp,
-             iso, wbz) in zs:
+             iso, wbz, _) in zs:
             lines.append(
                 f"Node 0 {name} free:{fp * k}kB min:{mn * k}kB low:{lo * k}kB high:{hi * k}kB "
                 f"active_anon:{an * k}kB inactive_anon:0kB active_file:0kB "
@@ -449,7 +538,10 @@ class Memory:
             # one entry per zone type, ZONE_MOVABLE's (empty here) last
             lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in reserve + reserve[-1:]))
         for z in zs:
-            parts = " ".join(f"{n}*{k << o}kB" for o, n in enumerate(z[10]))
+            # show_free_areas(): "%lu*%lukB " per order, then "(%s) " with the
+            # migratetype letters of the lists that hold blocks of that order
+            parts = " ".join(f"{n}*{k << o}kB" + (f" ({z[17][o]})" if n else "")
+                             for o, n in enumerate(z[10]))
             lines.append(f"Node 0 {z[0]}: {parts} = {z[1] * k}kB")
         lines.append(f"{file_ + dirty + wb} total pagecache pages")
         # show_swap_cache_info(): the model has no swap
@@ -465,7 +557,8 @@ class Memory:
             "zones": [{"name": z[0], "free_kb": z[1] * k, "min_kb": z[2] * k, "low_kb": z[3] * k,
                        "high_kb": z[4] * k, "present_kb": z[9] * k, "free_blocks": z[10],
                        "pages_scanned": z[11], "all_unreclaimable": z[12],
-                       "lowmem_reserve": z[13], "free_pcp_kb": z[14] * k} for z in zs],
+                       "lowmem_reserve": z[13], "free_pcp_kb": z[14] * k,
+                       "free_types": z[17]} for z in zs],
         }
         return lines, data
 
@@ -490,8 +583,9 @@ def get_page_from_freelist(p: "Task", gfp_mask: int, order: int, alloc_flags: in
                 mark = (z.min, z.low, z.high)[alloc_flags & ALLOC_WMARK_MASK]
                 if not z.watermark_ok(order, mark, alloc_flags, classzone_idx):
                     continue
-            if z.rmqueue_pcp() if order == 0 else z.take(order):
-                return Page(z.idx, order)
+            mt = gfpflags_to_migratetype(gfp_mask)
+            if z.rmqueue_pcp(mt) if order == 0 else z.take(order, mt):
+                return Page(z.idx, order, mt)
     return None
 
 
