@@ -556,3 +556,46 @@ def test_free_areas_carry_their_migratetypes_as_4_4s_show_free_areas_prints_them
     assert page is not None and page.mt == M.MIGRATE_UNMOVABLE
     mem.free_page(page, "buffer")
     assert "U" in z.free_area_types()[0]
+
+
+def test_psi_full_is_per_cpu_memstall_with_nothing_running_as_4_20():
+    """4.20's test_state(): on each CPU, some = NR_MEMSTALL, full =
+    NR_MEMSTALL && !NR_RUNNING; the machine's share weighs the CPUs that are
+    not idle.  A task reclaiming on its CPU is running: some, not full; the
+    same task asleep in reclaim's congestion wait, alone on its CPU: full,
+    even while another CPU runs something else (which halves the share)."""
+    system, t, _ = watchdog_machine("[scenario]\ncpus = 2\n" + MACHINE.format(free=900,
+                                                                             file_kb=0))
+    assert system.cpus == 2
+    assert [x.cpu for x in system.tasks] == [0, 1, 0, 1, 0]  # in task-list order
+    det = Detectors(system, ("psi",), 120, 10)
+    for p in t.values():
+        p.state = TASK_INTERRUPTIBLE
+    hog = t[100]
+    hog.memstall, hog.state = True, M.sched.TASK_RUNNING  # reclaiming on CPU 0
+    assert det.psi_cpu_states() == [(True, False, True), (False, False, False)]
+    det.psi_sample(1.0, 1.0)
+    assert (det.psi.some_total, det.psi.full_total) == (1.0, 0.0)
+    hog.state = TASK_UNINTERRUPTIBLE  # asleep in congestion_wait(), still in reclaim
+    assert det.psi_cpu_states()[0] == (True, True, True)
+    det.psi_sample(1.0, 2.0)
+    assert (det.psi.some_total, det.psi.full_total) == (2.0, 1.0)
+    t[202].state = M.sched.TASK_RUNNING  # CPU 1 busy with something else
+    det.psi_sample(1.0, 3.0)
+    assert (det.psi.some_total, det.psi.full_total) == (2.5, 1.5)
+    t[201].state = M.sched.TASK_RUNNING  # and a runnable task on CPU 0: not full there
+    assert det.psi_cpu_states() == [(True, False, True), (False, False, True)]
+    # (a single-CPU machine counts the same tasks as all on CPU 0)
+    one, t1, _ = machine(free=900)
+    assert one.cpus == 1 and {x.cpu for x in one.tasks} == {0}
+    # the trigger is labelled as what it is: post-4.20
+    det.psi_sample(1.0, 4.0)
+    assert det.events and "5.2+ trigger" in det.events[0].text
+
+
+def test_a_per_cpu_kworker_runs_on_its_cpu():
+    from kmallocwd.watchdog.tasks import task_cpu
+
+    assert task_cpu("kworker/1:2", 0, 4) == 1
+    assert task_cpu("kworker/u8:1", 5, 4) == 1  # unbound: spread like any task
+    assert task_cpu("kworker/7:0", 2, 4) == 2  # no such CPU here

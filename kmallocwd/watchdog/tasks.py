@@ -96,6 +96,7 @@ class Task:
         self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
         self.nivcsw = 0
         self.memstall = False  # in direct reclaim (4.20 PSI's memstall)
+        self.cpu = 0  # the CPU it runs on (task_cpu(); make_tasks() spreads them)
         self.slowpath_since: int | None = None  # jiffies at the slow path's entry
         self.blocked_on: Mutex | RWSem | None = None
         self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
@@ -126,6 +127,7 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
     fork order, each with its threads), one slot each."""
     tasks = []
     system.processes = []
+    system.cpus = scen.cpus
     for spec in scen.processes:
         proc = Process(system, spec)
         system.processes.append(proc)
@@ -135,6 +137,7 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
             for pid in th.pids:
                 rng = random.Random(seed * 1_000_003 + pid)
                 t = Task(system, proc, th, pid, len(tasks), rng)
+                t.cpu = task_cpu(t.comm, len(tasks), scen.cpus)
                 proc.threads.append(t)
                 if th.writeback:
                     system.memory.flusher = True
@@ -142,6 +145,16 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
                     proc.mm.users += 1
                 tasks.append(t)
     return tasks
+
+
+def task_cpu(comm: str, index: int, cpus: int) -> int:
+    """The CPU a task runs on: a per-cpu kworker ("kworker/N:M") on CPU N,
+    every other task on CPU index % cpus (no migration)."""
+    if comm.startswith("kworker/") and ":" in comm:
+        n = comm[len("kworker/"):].split(":")[0]
+        if n.isdigit() and int(n) < cpus:
+            return int(n)
+    return index % cpus
 
 
 # ---- sleeping between requests ----

@@ -129,6 +129,7 @@ class Workload:
     memory: MemorySpec
     processes: tuple[ProcessSpec, ...]
     source: str = ""
+    cpus: int = 1  # the machine's CPUs (4.20 PSI's per-CPU states); tasks are spread over them
 
     @property
     def tasks(self) -> int:
@@ -154,7 +155,8 @@ DEFAULT_MEMORY = MemorySpec(
                     200000, 0, 0)),
     reclaim_kbps=400000, writeback_kbps=100000)
 
-_SCENARIO_KEYS = ("name", "description", "timeout")
+_SCENARIO_KEYS = ("name", "description", "timeout", "cpus")
+MAX_CPUS = 256
 _TOP_KEYS = ("scenario", "memory", "process")
 _MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps", "writepage_from_reclaim")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
@@ -187,6 +189,7 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
         raise c.fail("scenario.name", "a name without control characters", name)
     description = c.string("scenario.description", head.get("description", ""), lo=0)
     timeout = c.number("scenario.timeout", head.get("timeout", 10), 0, 86400, lo_open=True)
+    cpus = c.integer("scenario.cpus", head.get("cpus", 1), 1, MAX_CPUS)
     memory = _memory(c, data["memory"]) if "memory" in data else DEFAULT_MEMORY
     raw = data.get("process")
     if not isinstance(raw, list) or not raw:
@@ -209,7 +212,7 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
         raise c.fail("process", f"at most {sc.MAX_TASKS} tasks in all", f"{total} tasks")
     # for_each_process() walks the task list in fork order: by tgid here.
     procs.sort(key=lambda p: p.tgid)
-    return Workload(name, description, timeout, memory, tuple(procs), file)
+    return Workload(name, description, timeout, memory, tuple(procs), file, cpus)
 
 
 def _memory(c: sc._Check, m: Any) -> MemorySpec:
