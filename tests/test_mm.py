@@ -213,7 +213,7 @@ def test_show_mem_is_in_4_4s_units():
     zone = next(x for x in lines if x.startswith("Node 0 Normal free:"))
     assert zone.startswith("Node 0 Normal free:12000kB min:4000kB low:5000kB high:6000kB "
                            "active_anon:124000kB")
-    assert "Node 0 Normal: 3000*4kB 0*8kB 0*16kB" in "\n".join(lines)
+    assert "Node 0 Normal: 3000*4kB (M) 0*8kB 0*16kB" in "\n".join(lines)
     assert lines[-3:] == ["100000 pages RAM", "0 pages HighMem/MovableOnly", "0 pages reserved"]
     assert data["free_pages"] == 3000 and data["file_pages"] == 100
 
@@ -384,3 +384,218 @@ def test_kswapd_scanning_counts_towards_nr_pages_scanned_until_the_zone_is_unrec
     assert not z.zone_reclaimable() and system.memory.below_high() == []
     z.free_block(1)  # a free resets the count: kswapd's again
     assert system.memory.below_high() == [z]
+
+
+def test_too_many_isolated_makes_a_direct_reclaimer_wait_in_congestion_wait():
+    """shrink_inactive_list() (4.4): while more pages are isolated than are
+    left on the inactive list, a direct reclaimer sleeps in
+    congestion_wait(BLK_RW_ASYNC, HZ/10), in D, before it isolates any; the
+    waits are counted in show_mem()'s data.  A __GFP_IO|__GFP_FS request
+    compares with an eighth of the inactive list, a GFP_NOFS one with all of
+    it; kswapd is never throttled; a task with SIGKILL pending leaves after
+    one wait with SWAP_CLUSTER_MAX "reclaimed", isolating nothing."""
+    system, t, _ = machine(free=900, file_kb=0)
+    hog, nofs, other = t[100], t[201], t[300]
+    mem = system.memory
+    (z,) = mem.zones
+    z.file, z.dirty = 0, 100
+    z.isolated = 20  # other reclaimers' pages: 80 left on the list
+    assert M.too_many_isolated(hog, z, hog.spec.gfp)  # 20 > 80 >> 3
+    assert not M.too_many_isolated(nofs, z, nofs.spec.gfp)  # 20 <= 80
+    z.isolated = 60  # 40 left: now GFP_NOFS callers wait too
+    assert M.too_many_isolated(nofs, z, nofs.spec.gfp)
+    system.kswapd_task = other  # current_is_kswapd(): never throttled
+    assert not M.too_many_isolated(other, z, 0x24200CA)
+    system.kswapd_task = None
+
+    waits: list[tuple[float, int, int]] = []
+    real = M.sched.schedule_timeout
+
+    def schedule_timeout(p, seconds, state):
+        waits.append((seconds, state, p.pid))
+        z.isolated -= 30  # meanwhile the other reclaimers put pages back
+        return False
+
+    M.sched.schedule_timeout = schedule_timeout
+    try:
+        assert mem.show_mem()[1]["too_many_isolated_waits"] == 0
+        assert M.try_to_free_pages(nofs, nofs.spec.gfp, 0) == 1  # then its pass: "reclaimable"
+        # 60 > 40, then 30 > 70 is false: one wait of HZ/10, in D, before the pass
+        assert waits[0] == (0.1, TASK_UNINTERRUPTIBLE, 201)
+        assert mem.congestion_waits == 1
+        assert mem.show_mem()[1]["too_many_isolated_waits"] == 1
+        # a dying task leaves the loop after one wait, with SWAP_CLUSTER_MAX
+        z.isolated, waits[:] = 90, []
+        nofs.sigkill = True
+        assert M.try_to_free_pages(nofs, nofs.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+        assert [w[:2] for w in waits] == [(0.1, TASK_UNINTERRUPTIBLE)]
+        assert z.isolated == 60 and mem.congestion_waits == 2  # it isolated nothing
+    finally:
+        M.sched.schedule_timeout = real
+
+
+def test_the_flusher_writes_one_bio_per_allocation_not_the_backlog():
+    """The device writes at its rate while the flusher can allocate; after
+    a stall, one allocation carries one bio (BIO_MAX_PAGES), not everything
+    the device could have written meanwhile."""
+    system, t, _ = machine(free=900, file_kb=0)
+    mem = system.memory
+    (z,) = mem.zones
+    z.dirty = 5000
+    mem.writeback_rate = 25_000  # 100 MB/s: 250 pages in 10 ms
+    mem.flusher = True
+    mem._wb_t = mem.now() - 0.01
+    mem.writeback(flushing=True)
+    assert z.dirty == 5000 - 250
+    mem._wb_t = mem.now() - 0.5  # stalled half a second: 12500 pages' worth
+    mem.writeback(flushing=True)
+    assert z.dirty == 5000 - 250 - M.BIO_MAX_PAGES
+
+
+def test_only_kswapd_writes_dirty_pages_from_reclaim_in_a_zone_flagged_dirty():
+    """shrink_page_list() (4.4): a direct reclaimer keeps a dirty file page
+    (it only flags the zone ZONE_DIRTY when it met nothing else); kswapd, in
+    a zone so flagged, writes it (pageout()): the page goes under writeback
+    and becomes clean page cache when the device completes the I/O."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = machine(free=900, file_kb=0)
+    hog, k = t[100], t[300]
+    mem = system.memory
+    (z,) = mem.zones
+    z.dirty = 1000  # only dirty pages on the LRU; the device is stuck for now
+    assert not z.zone_dirty
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == 1  # nothing freed, "reclaimable"
+    assert (z.dirty, z.writeback, z.zone_dirty) == (1000, 0, True)
+    M.try_to_free_pages(hog, hog.spec.gfp, 0)  # flagged or not: a direct reclaimer never writes
+    assert (z.dirty, z.writeback, mem.kswapd_pageouts) == (1000, 0, 0)
+    assert not M.may_pageout(hog, z)
+
+    system.kswapd_task = k  # the same pass, run by kswapd
+    z.zone_dirty = False
+    balance_pgdat(k)  # its first pass meets only dirty pages: it flags the zone
+    assert (z.dirty, z.writeback, z.zone_dirty) == (1000, 0, True)
+    z.pages_scanned = 0
+    balance_pgdat(k)  # flagged: it writes them
+    assert (z.dirty, z.writeback) == (1000 - M.SWAP_CLUSTER_MAX, M.SWAP_CLUSTER_MAX)
+    assert mem.kswapd_pageouts == M.SWAP_CLUSTER_MAX and z.reclaimable() == 1000
+    lines, data = mem.show_mem()
+    assert f"writeback:{M.SWAP_CLUSTER_MAX * 4}kB" in next(x for x in lines
+                                                          if x.startswith("Node 0 Normal free:"))
+    assert data["writeback_pages"] == data["kswapd_pageouts"] == M.SWAP_CLUSTER_MAX
+    # the device answers again: the I/O completes, the pages are clean, and
+    # a direct reclaimer frees them
+    mem.writeback_rate = 25_000  # pages/s: 250 in 10 ms
+    mem.flusher = True  # (a flusher that does not run: the dirty pages stay dirty)
+    with mem.lock:
+        mem.tick()
+    system.vclock.ns += 10_000_000
+    with mem.lock:
+        mem.tick()
+    assert (z.writeback, z.file) == (0, M.SWAP_CLUSTER_MAX)
+    assert M.try_to_free_pages(hog, hog.spec.gfp, 0) == M.SWAP_CLUSTER_MAX
+    # a balanced zone loses the flag
+    z.free[0] = z.high
+    balance_pgdat(k)
+    assert not z.zone_dirty
+
+
+def test_a_filesystem_that_will_not_write_from_reclaim_keeps_kswapds_pages_dirty():
+    """writepage_from_reclaim = false (ext4's delayed allocation): kswapd's
+    pageout() hands the page to ->writepage(), which redirties it."""
+    from kmallocwd.watchdog.tasks import balance_pgdat
+
+    system, t, _ = watchdog_machine(MACHINE.format(free=900, file_kb=0).replace(
+        "writeback_kbps = 0", "writeback_kbps = 0\nwritepage_from_reclaim = false"))
+    k = t[300]
+    system.kswapd_task = k
+    (z,) = system.memory.zones
+    z.dirty, z.zone_dirty = 1000, True
+    balance_pgdat(k)
+    assert (z.dirty, z.writeback, system.memory.kswapd_pageouts) == (1000, 0, 0)
+
+
+def test_free_areas_carry_their_migratetypes_as_4_4s_show_free_areas_prints_them():
+    """Boot memory is Movable; a request takes from its own type's lists
+    (gfpflags_to_migratetype()), else steals the largest block of a
+    fallback type and puts the halves on its own lists; a freed block goes
+    back to its type's.  show_free_areas() prints, after each non-empty
+    order, the letters of the types that hold it: "4*4kB (UME) 2*8kB (M)"."""
+    system, t, _ = machine(free=0)
+    mem = system.memory
+    (z,) = mem.zones
+    z.free = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]  # two 4 MB blocks at boot
+    assert M.gfpflags_to_migratetype(0x24200CA) == M.MIGRATE_MOVABLE  # GFP_HIGHUSER_MOVABLE
+    assert M.gfpflags_to_migratetype(0x24000C0) == M.MIGRATE_UNMOVABLE  # GFP_KERNEL
+    assert M.gfpflags_to_migratetype(0x24000D0) == M.MIGRATE_RECLAIMABLE  # | __GFP_RECLAIMABLE
+    assert z.free_area_types()[10] == "M"
+    # an unmovable order-0 page: no Unmovable block, so the largest Movable
+    # one is split and its halves go on the Unmovable lists
+    assert z.take(0, M.MIGRATE_UNMOVABLE)
+    assert z.free == [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert z.free_area_types() == ["U"] * 10 + ["M"]
+    # a movable order-1 block comes from the Movable lists (the other 4 MB block)
+    assert z.take(1, M.MIGRATE_MOVABLE)
+    assert z.free_area_types()[:3] == ["U", "UM", "UM"] and z.free[10] == 0
+    # a reclaimable page (slab): no Reclaimable block; Unmovable is its first fallback
+    assert z.take(0, M.MIGRATE_RECLAIMABLE)
+    # an order-2 block freed by the Reclaimable user goes back to its lists
+    z.free_one_page(4, M.MIGRATE_RECLAIMABLE)
+    types = z.free_area_types()
+    assert types[2] == "UME"
+    lines, data = mem.show_mem()
+    line = next(x for x in lines if x.startswith("Node 0 Normal: "))
+    assert line.startswith(f"Node 0 Normal: {z.free[0]}*4kB ({types[0]}) {z.free[1]}*8kB "
+                           f"({types[1]}) {z.free[2]}*16kB (UME) ")
+    assert line.endswith(f" 0*4096kB = {z.free_pages() * 4}kB")
+    assert data["zones"][0]["free_types"] == types
+    # an allocation through the allocator records its type; freeing it puts it back there
+    z.free = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4]
+    z.pcp_batch, z.pcp_high = 1, 0  # no per-cpu list: every order-0 free goes straight on
+    page = M.get_page_from_freelist(t[300], 0x24000C0, 0, M.ALLOC_NO_WATERMARKS)
+    assert page is not None and page.mt == M.MIGRATE_UNMOVABLE
+    mem.free_page(page, "buffer")
+    assert "U" in z.free_area_types()[0]
+
+
+def test_psi_full_is_per_cpu_memstall_with_nothing_running_as_4_20():
+    """4.20's test_state(): on each CPU, some = NR_MEMSTALL, full =
+    NR_MEMSTALL && !NR_RUNNING; the machine's share weighs the CPUs that are
+    not idle.  A task reclaiming on its CPU is running: some, not full; the
+    same task asleep in reclaim's congestion wait, alone on its CPU: full,
+    even while another CPU runs something else (which halves the share)."""
+    system, t, _ = watchdog_machine("[scenario]\ncpus = 2\n" + MACHINE.format(free=900,
+                                                                             file_kb=0))
+    assert system.cpus == 2
+    assert [x.cpu for x in system.tasks] == [0, 1, 0, 1, 0]  # in task-list order
+    det = Detectors(system, ("psi",), 120, 10)
+    for p in t.values():
+        p.state = TASK_INTERRUPTIBLE
+    hog = t[100]
+    hog.memstall, hog.state = True, M.sched.TASK_RUNNING  # reclaiming on CPU 0
+    assert det.psi_cpu_states() == [(True, False, True), (False, False, False)]
+    det.psi_sample(1.0, 1.0)
+    assert (det.psi.some_total, det.psi.full_total) == (1.0, 0.0)
+    hog.state = TASK_UNINTERRUPTIBLE  # asleep in congestion_wait(), still in reclaim
+    assert det.psi_cpu_states()[0] == (True, True, True)
+    det.psi_sample(1.0, 2.0)
+    assert (det.psi.some_total, det.psi.full_total) == (2.0, 1.0)
+    t[202].state = M.sched.TASK_RUNNING  # CPU 1 busy with something else
+    det.psi_sample(1.0, 3.0)
+    assert (det.psi.some_total, det.psi.full_total) == (2.5, 1.5)
+    t[201].state = M.sched.TASK_RUNNING  # and a runnable task on CPU 0: not full there
+    assert det.psi_cpu_states() == [(True, False, True), (False, False, True)]
+    # (a single-CPU machine counts the same tasks as all on CPU 0)
+    one, t1, _ = machine(free=900)
+    assert one.cpus == 1 and {x.cpu for x in one.tasks} == {0}
+    # the trigger is labelled as what it is: post-4.20
+    det.psi_sample(1.0, 4.0)
+    assert det.events and "5.2+ trigger" in det.events[0].text
+
+
+def test_a_per_cpu_kworker_runs_on_its_cpu():
+    from kmallocwd.watchdog.tasks import task_cpu
+
+    assert task_cpu("kworker/1:2", 0, 4) == 1
+    assert task_cpu("kworker/u8:1", 5, 4) == 1  # unbound: spread like any task
+    assert task_cpu("kworker/7:0", 2, 4) == 2  # no such CPU here

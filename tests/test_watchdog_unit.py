@@ -191,13 +191,14 @@ def test_a_report_is_the_seeds_lines_in_the_seeds_order():
     assert body[5].startswith("task0 ") and "Call Trace:" in body
     (rep,) = wd.reports
     assert [x.pid for x in rep.traces] == [100, 101, 102]  # dying ones, and stalling task0
-    # show_mem() in 4.4's shape and units: pages, kB per zone, N*4kB free lists.
+    # show_mem() in 4.4's shape and units: pages, kB per zone, N*4kB (UME) free lists.
     assert body[-3].endswith("pages RAM") and body[-1] == "0 pages reserved"
     assert "Mem-Info:" in body
     assert any(re.fullmatch(r"Node 0 Normal free:\d+kB min:\d+kB low:\d+kB high:\d+kB .*"
                             r"present:\d+kB managed:\d+kB .* all_unreclaimable\? (yes|no)", x)
                for x in body)
-    assert any(re.fullmatch(r"Node 0 DMA32: (\d+\*\d+kB ){11}= \d+kB", x) for x in body)
+    assert any(re.fullmatch(r"Node 0 DMA32: (\d+\*\d+kB (\([UME]+\) )?){11}= \d+kB", x)
+               for x in body)
     # delay is now - start, in jiffies, across the wrap.
     assert rep.lines[0].delay == carith.ulong(rep.jiffies - t[0].m.start) >= 5_000
 

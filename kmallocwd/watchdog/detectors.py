@@ -18,11 +18,15 @@
   show_mem() that follow are left out.  A task blocked outside the
   allocator (in a lock, in exit_mm()) is never reported.
 - **psi** (kernel/sched/psi.c, 4.20+): memory pressure from the tasks'
-  stall time: "some" while at least one task is in direct reclaim (4.20
-  counts reclaim, compaction and refaults, not the waits between passes),
-  "full" while every non-idle task is (idle: sleeping, or blocked on a
-  lock; the model has no CPUs, so not per CPU); triggers are post-4.20
-  (5.2); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
+  stall time, per CPU as 4.20 keeps it (the scenario's ``cpus``; each task
+  on its Task.cpu): on a CPU, "some" while NR_MEMSTALL (a task in direct
+  reclaim: 4.20 counts reclaim, compaction and refaults, not the waits
+  between passes), "full" while NR_MEMSTALL && !NR_RUNNING (its stalled
+  tasks sleep, in reclaim's D waits, and nothing else runs there: a task
+  reclaiming on the CPU is running); the machine's share is each state's
+  time over the CPUs that are not idle (NR_RUNNING, NR_MEMSTALL or
+  NR_IOWAIT), as collect_percpu_times() weighs them; triggers are
+  post-4.20 (5.2); avg10/avg60/avg300 updated every 2 s as psi does; a trigger
   "some 150000 1000000" (150 ms of stall within 1 s, the example of
   Documentation/accounting/psi.rst) fires at most once per window.  PSI
   prints nothing to dmesg: the summary shows it.
@@ -205,19 +209,30 @@ class Detectors:
 
     # ---- PSI ----
 
-    def psi_sample(self, dt: float, now: float) -> None:
-        stalled = nonidle = 0
+    def psi_cpu_states(self) -> list[tuple[bool, bool, bool]]:
+        """Per CPU: (some, full, nonidle) from its tasks' NR_MEMSTALL,
+        NR_RUNNING and NR_IOWAIT counts (test_state() of 4.20)."""
+        cpus = max(1, self.sys.cpus)
+        memstall, running, iowait = [0] * cpus, [0] * cpus, [0] * cpus
         for t in self.sys.for_each_process_thread():
             if t.process.kthread and t.comm.startswith("kswapd"):
                 continue
+            c = t.cpu % cpus
             if t.memstall:
-                stalled += 1
-                nonidle += 1
-            elif t.state == TASK_RUNNING and not t.spec.idle:
-                nonidle += 1
+                memstall[c] += 1
+            if t.state == TASK_RUNNING and not t.spec.idle:
+                running[c] += 1
+            elif t.state == TASK_UNINTERRUPTIBLE and t.blocked_on is None:
+                iowait[c] += 1  # io_schedule_timeout(): congestion waits
+        return [(bool(m), bool(m) and not r, bool(m or r or w))
+                for m, r, w in zip(memstall, running, iowait)]
+
+    def psi_sample(self, dt: float, now: float) -> None:
+        states = self.psi_cpu_states()
+        nonidle = sum(1 for _, _, n in states if n)
         ps = self.psi
-        some = dt if stalled else 0.0
-        full = dt if stalled and stalled == nonidle else 0.0
+        some = dt * sum(1 for s, _, n in states if s and n) / nonidle if nonidle else 0.0
+        full = dt * sum(1 for _, f, n in states if f and n) / nonidle if nonidle else 0.0
         ps.some_total += some
         ps.full_total += full
         ps.some_period += some
@@ -283,6 +298,7 @@ class Detectors:
         if "psi" in self.names:
             el = max(elapsed_s, 1e-9)
             out["psi"] = {
+                "cpus": self.sys.cpus,
                 "some_total_s": round(ps.some_total, 3), "full_total_s": round(ps.full_total, 3),
                 "some_pct": round(100 * ps.some_total / el, 1),
                 "full_pct": round(100 * ps.full_total / el, 1),

@@ -247,7 +247,8 @@ def detector_lines(d: dict, reports: list[Report]) -> list[str]:
                        f"avg60={avg['some']['avg60']:.2f} avg300={avg['some']['avg300']:.2f}, "
                        f"full avg10={avg['full']['avg10']:.2f} avg60={avg['full']['avg60']:.2f} "
                        f"avg300={avg['full']['avg300']:.2f} at the end; stalled "
-                       f"{ps['some_pct']:.0f}% (some) / {ps['full_pct']:.0f}% (full) of the run")
+                       f"{ps['some_pct']:.0f}% (some) / {ps['full_pct']:.0f}% (full) of the run, "
+                       f"per CPU over {ps.get('cpus', 1)} CPU(s)")
             continue
         what = {"khungtaskd": f"hung_task_timeout_secs={d['hung_task_timeout_s']:g}",
                 "warn_alloc": f"stall_timeout={d['warn_alloc_stall_s']:g} s"}[name]

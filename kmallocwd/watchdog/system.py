@@ -48,6 +48,7 @@ class System:
         self.t0_ns = 0  # the emulated boot
         self.slots = SlotArray(max(1, nslots))
         self.tasks: list[Task] = []
+        self.cpus = 1  # the scenario's CPUs (each task runs on one: Task.cpu)
         self.processes: list[Process] = []
         self.memory = Memory(memory, self.model_s)
         self.halted = VEvent(self.vclock)

@@ -96,6 +96,7 @@ class Task:
         self.nvcsw = 0  # voluntary context switches (khungtaskd compares them)
         self.nivcsw = 0
         self.memstall = False  # in direct reclaim (4.20 PSI's memstall)
+        self.cpu = 0  # the CPU it runs on (task_cpu(); make_tasks() spreads them)
         self.slowpath_since: int | None = None  # jiffies at the slow path's entry
         self.blocked_on: Mutex | RWSem | None = None
         self.held_locks: list[sched.HeldLock] = []  # lockdep's held_locks[]
@@ -126,6 +127,7 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
     fork order, each with its threads), one slot each."""
     tasks = []
     system.processes = []
+    system.cpus = scen.cpus
     for spec in scen.processes:
         proc = Process(system, spec)
         system.processes.append(proc)
@@ -135,6 +137,7 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
             for pid in th.pids:
                 rng = random.Random(seed * 1_000_003 + pid)
                 t = Task(system, proc, th, pid, len(tasks), rng)
+                t.cpu = task_cpu(t.comm, len(tasks), scen.cpus)
                 proc.threads.append(t)
                 if th.writeback:
                     system.memory.flusher = True
@@ -142,6 +145,16 @@ def make_tasks(system: System, scen: W.Workload, seed: int) -> list[Task]:
                     proc.mm.users += 1
                 tasks.append(t)
     return tasks
+
+
+def task_cpu(comm: str, index: int, cpus: int) -> int:
+    """The CPU a task runs on: a per-cpu kworker ("kworker/N:M") on CPU N,
+    every other task on CPU index % cpus (no migration)."""
+    if comm.startswith("kworker/") and ":" in comm:
+        n = comm[len("kworker/"):].split(":")[0]
+        if n.isdigit() and int(n) < cpus:
+            return int(n)
+    return index % cpus
 
 
 # ---- sleeping between requests ----
@@ -303,11 +316,17 @@ def balance_pgdat(p: Task) -> None:
     (its file LRU twice over, as a direct reclaimer's failed pass), which
     counts towards its NR_PAGES_SCANNED.  A zone no longer
     zone_reclaimable() counts as balanced (pgdat_balanced()), so kswapd
-    leaves it alone.  kswapd does not write dirty pages here (4.4's
-    pageout() from kswapd, only for a ZONE_DIRTY zone, is left out)."""
+    leaves it alone.  Dirty pages: a pass that meets only dirty ones flags
+    the zone ZONE_DIRTY, and in a ZONE_DIRTY zone kswapd, alone of the
+    reclaimers, writes them (pageout(): at most SWAP_CLUSTER_MAX per zone
+    per pass); a balanced zone loses the flag."""
     mem = p.system.memory
     while True:
         zones = mem.below_high()
+        with mem.lock:
+            for z in mem.zones:
+                if z.free_pages() >= z.high:
+                    z.zone_dirty = False  # zone_balanced(): clear_bit(ZONE_DIRTY)
         if not zones:
             return
         reclaimed = 0
@@ -321,6 +340,10 @@ def balance_pgdat(p: Task) -> None:
                     z.give(n)
                     reclaimed += n
                 else:
+                    if z.dirty:  # shrink_page_list() on dirty pages
+                        if M.may_pageout(p, z):
+                            M.pageout(mem, z, M.SWAP_CLUSTER_MAX)
+                        z.zone_dirty = True  # nr_unqueued_dirty == nr_taken
                     scans.append((z, 2 * z.reclaimable()))
         if scans and mem.reclaim_rate:
             cost = max(M.COND_RESCHED_S, min(sum(n for _, n in scans) / mem.reclaim_rate, 0.1))

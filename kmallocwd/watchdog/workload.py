@@ -67,6 +67,9 @@ class MemorySpec:
     zones: tuple[ZoneSpec, ...]
     reclaim_kbps: float  # how fast reclaim (direct or kswapd) frees clean page cache
     writeback_kbps: float  # how fast dirty page cache is written back (0: stuck)
+    # the filesystem's ->writepage() writes a page kswapd's pageout() hands it
+    # (false: it redirties it, as ext4 does with a delayed-allocation page)
+    writepage_from_reclaim: bool = True
 
     def scaled(self, k: float) -> "MemorySpec":
         return replace(self, reclaim_kbps=self.reclaim_kbps / k,
@@ -126,6 +129,7 @@ class Workload:
     memory: MemorySpec
     processes: tuple[ProcessSpec, ...]
     source: str = ""
+    cpus: int = 1  # the machine's CPUs (4.20 PSI's per-CPU states); tasks are spread over them
 
     @property
     def tasks(self) -> int:
@@ -151,9 +155,10 @@ DEFAULT_MEMORY = MemorySpec(
                     200000, 0, 0)),
     reclaim_kbps=400000, writeback_kbps=100000)
 
-_SCENARIO_KEYS = ("name", "description", "timeout")
+_SCENARIO_KEYS = ("name", "description", "timeout", "cpus")
+MAX_CPUS = 256
 _TOP_KEYS = ("scenario", "memory", "process")
-_MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps")
+_MEMORY_KEYS = ("zone", "reclaim_kbps", "writeback_kbps", "writepage_from_reclaim")
 _ZONE_EXTRA = ("file_kb", "dirty_kb", "kernel_kb")
 _PROCESS_KEYS = ("name", "pid", "ppid", "rss_kb", "oom_score_adj", "kthread", "thread")
 _THREAD_KEYS = ("name", "pid", "count", "gfp", "order", "interval_s", "burst", "use", "hold_s",
@@ -184,6 +189,7 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
         raise c.fail("scenario.name", "a name without control characters", name)
     description = c.string("scenario.description", head.get("description", ""), lo=0)
     timeout = c.number("scenario.timeout", head.get("timeout", 10), 0, 86400, lo_open=True)
+    cpus = c.integer("scenario.cpus", head.get("cpus", 1), 1, MAX_CPUS)
     memory = _memory(c, data["memory"]) if "memory" in data else DEFAULT_MEMORY
     raw = data.get("process")
     if not isinstance(raw, list) or not raw:
@@ -206,7 +212,7 @@ def parse(data: dict, file: str, default_name: str) -> Workload:
         raise c.fail("process", f"at most {sc.MAX_TASKS} tasks in all", f"{total} tasks")
     # for_each_process() walks the task list in fork order: by tgid here.
     procs.sort(key=lambda p: p.tgid)
-    return Workload(name, description, timeout, memory, tuple(procs), file)
+    return Workload(name, description, timeout, memory, tuple(procs), file, cpus)
 
 
 def _memory(c: sc._Check, m: Any) -> MemorySpec:
@@ -223,7 +229,9 @@ def _memory(c: sc._Check, m: Any) -> MemorySpec:
         reclaim_kbps=c.number("memory.reclaim_kbps", m.get("reclaim_kbps", 400000), 0, MAX_KBPS,
                               lo_open=True),
         writeback_kbps=c.number("memory.writeback_kbps", m.get("writeback_kbps", 100000), 0,
-                                MAX_KBPS))
+                                MAX_KBPS),
+        writepage_from_reclaim=_bool(c, "memory.writepage_from_reclaim",
+                                     m.get("writepage_from_reclaim", True)))
 
 
 def _zone(c: sc._Check, key: str, z: Any) -> ZoneSpec:
