@@ -31,7 +31,7 @@ from kmallocwd import protocols
 from kmallocwd.gfp import GFP_KERNEL
 from kmallocwd.protocols.backend import Backend, backend
 from kmallocwd.stress.clock import make_clock
-from kmallocwd.stress.layout2 import layout
+from kmallocwd.protocols.layout import layout
 from kmallocwd.stress.run import StressConfig, combine, run_stress
 from kmallocwd.stress.slots import SlotArray
 

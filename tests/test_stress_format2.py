@@ -13,7 +13,7 @@ import pytest
 from kmallocwd import protocols
 from kmallocwd.gfp import STRESS_SEQ
 from kmallocwd.protocols.backend import backend
-from kmallocwd.stress.layout2 import layout
+from kmallocwd.protocols.layout import layout
 from kmallocwd.stress.run import C_OUTCOMES, StressConfig, _requests, run_stress
 from kmallocwd.stress.slots import SlotArray
 

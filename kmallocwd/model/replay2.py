@@ -1,8 +1,8 @@
 """Replay a format-2 protocol's counterexample on real threads and a real
 byte buffer (csrc/replay.c, kmw_replay2_thread()).
 
-The buffer holds the protocol's declared fields in declared order, each at
-its natural alignment (a two-copy field F as F[0] then F[1]).  The steps are
+The buffer is the protocol's slot as stress compiles it (protocols/layout.py:
+the declared fields at natural alignment, the two-copy fields in copy[2]).  The steps are
 the trace's, in the trace's order, as for format 1 (model/replay.py), each
 naming an offset and a width; a load of the latch's copy[VAR & 1].F takes
 its copy from the value the real load of VAR returned.
@@ -27,6 +27,7 @@ from kmallocwd.model.replay import FENCES, LOAD, NOP, STORE, FENCE, TIMEOUT_S, R
 from kmallocwd.model.report import trace_rows
 from kmallocwd.protocols.cond import ORACLE
 from kmallocwd.protocols.format2 import STAMPS
+from kmallocwd.protocols.layout import layout as struct_layout
 from kmallocwd.protocols.spec import Kind, Spec
 
 GARBAGE = "unexpected-value"  # a value no step stored: the replay went wrong
@@ -41,17 +42,13 @@ class Slot:
 
 
 def layout(spec: Spec) -> tuple[dict[str, Slot], int]:
-    """Each location at natural alignment, in declared order; and the
-    buffer's size (a multiple of 8)."""
-    out: dict[str, Slot] = {}
-    off = 0
-    for f in spec.fields:
-        w = f.bits // 8
-        for c in range(f.copies):
-            off = -(-off // w) * w
-            out[f.name if f.copies == 1 else f"{f.name}[{c}]"] = Slot(off, w)
-            off += w
-    return out, max(8, -(-off // 8) * 8)
+    """Each location (F, or F[0] and F[1] for a two-copy field) where the
+    generated struct has it (protocols/layout.py: stress's slot), and the
+    buffer's size."""
+    lay = struct_layout(spec)
+    out = {(f.name if f.copies == 1 else f"{f.name}[{c}]"): Slot(off, lay.widths[f.name])
+           for f in spec.fields for c, off in enumerate(lay.offsets[f.name])}
+    return out, lay.slot_size
 
 
 def stamp_value(spec: Spec, field: str, k: int) -> int:

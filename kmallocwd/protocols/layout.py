@@ -1,8 +1,9 @@
 """Where each field of a format-2 protocol's slot (the generated struct
 P_info, kmallocwd/protocols/cgen2.py) lies: the C layout rules for its
 members (natural alignment; the two-copy fields as one struct copy[2]),
-for tests and tools that read or write a slot from Python.  The compiler
-has the last word: ``slot_size`` must equal the module's kmw_slot_size()."""
+for what reads or writes a slot from Python (replay's buffer, the tests,
+the benchmarks).  The compiler has the last word: ``slot_size`` equals the
+module's kmw_slot_size() (a test checks it)."""
 
 from __future__ import annotations
 
