@@ -263,39 +263,53 @@ def _reader(spec: Spec) -> str:
                 mac = "KMW_COPY_ONCE" if op.access == "once" else "KMW_COPY"
                 out.append(f"{mac}(snap, m, emu);{c}")
         elif op.kind == Kind.COND:
-            cond = op.cond.render(cname)
-            if cond.startswith("(") and cond.endswith(")") and _balanced(cond[1:-1]):
-                cond = cond[1:-1]
-            out.append(f"if ({cond}){c}")
-            if op.action == "accept":
-                out.append("\treturn KMW_ACCEPT;")
-            elif op.action == "skip":
-                kind = ("KMW_REJECT_INVALID" if spec.skip_outcome(op) == REJECTED_INVALID
-                        else "KMW_REJECT_ODD")
-                out.append(f"\treturn {kind};")
-            else:
-                out.append("\tgoto retry;")
+            out += cond_lines(spec, op, op.cond.render(cname))
 
-    decl: dict[str, list[str]] = {}
-    for v, f in vars_.items():
-        decl.setdefault(_VAR_TYPES[f], []).append(v)
-    head = [f"{t} {', '.join(vs)};" for t, vs in decl.items()]
     pro: list[str] = []
     for op in spec.prologue:
         emit(op, pro)
     snap: list[str] = []
     for op in spec.snapshot:
         emit(op, snap)
-    snap.append("return KMW_ACCEPT;")
+    sig = _signature(P + "_read", ["struct memalloc_info *m", "struct memalloc_info *snap",
+                                   "struct kmw_rctx *c", "const int emu"])
+    return reader_text(spec, sig, {v: _VAR_TYPES[f] for v, f in vars_.items()},
+                       [] if loops else ["(void)c;"], pro, snap, loops)
+
+
+def cond_lines(spec: Spec, op: Op, cond: str) -> list[str]:
+    """A reader's ``if (COND) accept|skip|retry``, its condition rendered as C."""
+    if cond.startswith("(") and cond.endswith(")") and _balanced(cond[1:-1]):
+        cond = cond[1:-1]
+    if op.action == "accept":
+        then = "\treturn KMW_ACCEPT;"
+    elif op.action == "skip":
+        then = "\treturn " + ("KMW_REJECT_INVALID" if spec.skip_outcome(op) == REJECTED_INVALID
+                              else "KMW_REJECT_ODD") + ";"
+    else:
+        then = "\tgoto retry;"
+    return [f"if ({cond}){_comment(op)}", then]
+
+
+def reader_text(spec: Spec, signature: str, types: dict[str, str], unused: list[str],
+                pro: list[str], snap: list[str], loops: bool) -> str:
+    """A reader's function: its variables (name -> C type), the casts of
+    what it leaves unused, its prologue, then its snapshot (in a retry loop
+    when one of its conditions retries) ending in an accept."""
+    decl: dict[str, list[str]] = {}
+    for v, t in types.items():
+        decl.setdefault(t, []).append(v)
+    head = [f"{t} {', '.join(vs)};" for t, vs in decl.items()]
+    snap = snap + ["return KMW_ACCEPT;"]
     ind1, ind2 = "\n\t", "\n\t\t"
     text = f"""/* {comment_text(spec.reader_name)}: the read of {spec.name}'s is_stalling_task(). */
 static inline __attribute__((always_inline)) int
-{_signature(P + "_read", ["struct memalloc_info *m", "struct memalloc_info *snap", "struct kmw_rctx *c", "const int emu"])}
+{signature}
 {{"""
     if head:
         text += ind1 + ind1.join(head) + "\n"
-    if not loops:
-        text += "\n\t(void)c;\n"
+    if unused:
+        text += "\n\t" + " ".join(unused) + "\n"
     if pro:
         text += ind1 + ind1.join(pro) + "\n"
     if loops:

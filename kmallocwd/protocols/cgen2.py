@@ -15,12 +15,12 @@ and free text only lands in comments, through ``comment_text()``.
 
 from __future__ import annotations
 
-from kmallocwd.protocols.cgen import (C_NAME_RE, UnsafeSpec, _balanced, _comment, _lock_c,
-                                      _signature, _wrap, comment_text, knob_point)
+from kmallocwd.protocols.cgen import (C_NAME_RE, UnsafeSpec, _comment, _lock_c, _signature,
+                                      _wrap, comment_text, cond_lines, knob_point,
+                                      reader_text)
 from kmallocwd.protocols.format2 import (BITS, COPIES, FIELD_RE, FIELD_RESERVED, FRAMES,
                                          MAX_FIELDS, STAMPS, Field)
-from kmallocwd.protocols.spec import (FENCES, LOCK_OPS, LOCKS, REJECTED_INVALID, VAR_RE, Expr,
-                                      Kind, Op, Spec)
+from kmallocwd.protocols.spec import FENCES, LOCK_OPS, LOCKS, VAR_RE, Expr, Kind, Op, Spec
 
 _STAMP_C = {"NOW": "now", "GFP": "gfp_mask", "ORDER": "order", "STAMP": "stamp"}
 _LOAD = {"plain": "{x}", "once": "READ_ONCE({x})", "acquire": "smp_load_acquire(&{x})"}
@@ -280,23 +280,8 @@ def _reader(spec: Spec, fields: dict[str, Field]) -> str:
                 out.append(f"snap->{f.name} = {load.format(x=x)};" + (c if first else ""))
                 first = False
         elif op.kind == Kind.COND:
-            cond = _render(op.cond)
-            if cond.startswith("(") and cond.endswith(")") and _balanced(cond[1:-1]):
-                cond = cond[1:-1]
-            out.append(f"if ({cond}){c}")
-            if op.action == "accept":
-                out.append("\treturn KMW_ACCEPT;")
-            elif op.action == "skip":
-                kind = ("KMW_REJECT_INVALID" if spec.skip_outcome(op) == REJECTED_INVALID
-                        else "KMW_REJECT_ODD")
-                out.append(f"\treturn {kind};")
-            else:
-                out.append("\tgoto retry;")
+            out += cond_lines(spec, op, _render(op.cond))
 
-    decl: dict[str, list[str]] = {}
-    for v, t in types.items():
-        decl.setdefault(t, []).append(v)
-    head = [f"{t} {', '.join(vs)};" for t, vs in decl.items()]
     unused = ([] if loops or locks else ["(void)c;"]) + (
         [] if _uses_expired(spec) else ["(void)expire;"])
     pro: list[str] = []
@@ -305,24 +290,9 @@ def _reader(spec: Spec, fields: dict[str, Field]) -> str:
     snap: list[str] = []
     for op in spec.snapshot:
         emit(op, snap)
-    snap.append("return KMW_ACCEPT;")
-    ind1, ind2 = "\n\t", "\n\t\t"
-    text = f"""/* {comment_text(spec.reader_name)}: the read of {spec.name}'s is_stalling_task(). */
-{_INLINE} int
-{_signature(P + "_read", [f"struct {P}_info *m", f"struct {P}_snap *snap", "struct kmw_rctx *c", "unsigned long expire"])}
-{{"""
-    if head:
-        text += ind1 + ind1.join(head) + "\n"
-    if unused:
-        text += "\n\t" + " ".join(unused) + "\n"
-    if pro:
-        text += ind1 + ind1.join(pro) + "\n"
-    if loops:
-        text += "\tfor (;;) {" + ind2 + ind2.join(s.replace("\n\t", "\n\t\t\t") for s in snap)
-        text += "\nretry:\n\t\tif (kmw_retry(c))\n\t\t\treturn KMW_ABORTED;\n\t}\n}\n"
-    else:
-        text += ind1 + ind1.join(snap) + "\n}\n"
-    return text.replace("\n\n\n", "\n\n").replace("{\n\n", "{\n")
+    sig = _signature(P + "_read", [f"struct {P}_info *m", f"struct {P}_snap *snap",
+                                   "struct kmw_rctx *c", "unsigned long expire"])
+    return reader_text(spec, sig, types, unused, pro, snap, loops)
 
 
 # ---- which section a snapshot comes from ------------------------------------------
