@@ -97,7 +97,7 @@ def _vet(spec: Spec) -> None:
         if op.var is not None and not _is_var(op.var):
             raise bad("the variable", op.var)
         if op.kind == Kind.COND:
-            _vet_expr(op.cond, bad)
+            vet_expr(op.cond, bad)
 
 
 def _is_var(v: object) -> bool:
@@ -105,23 +105,28 @@ def _is_var(v: object) -> bool:
                                    or VAR_RE.fullmatch(v) is not None)
 
 
-def _vet_expr(e: object, bad) -> None:
+def vet_expr(e: object, bad, is_var=None, bits: int = 32,
+             unary: tuple[str, ...] = ("not", "odd", "even")) -> None:
+    """A condition's every part from the vocabulary: variables by
+    ``is_var``, integers below 2**bits, the operators (the unary ones
+    ``unary``); ``bad(what, value)`` makes the error."""
+    is_var = is_var or _is_var
     stack = [e]
     while stack:
         x = stack.pop()
         if not isinstance(x, Expr):
             raise bad("a condition's part", x)
         if x.op == "var":
-            if len(x.args) != 1 or not _is_var(x.args[0]):
+            if len(x.args) != 1 or not is_var(x.args[0]):
                 raise bad("the variable", x.args)
         elif x.op == "int":
-            if len(x.args) != 1 or type(x.args[0]) is not int or not 0 <= x.args[0] < 1 << 32:
+            if len(x.args) != 1 or type(x.args[0]) is not int or not 0 <= x.args[0] < 1 << bits:
                 raise bad("the integer", x.args)
         elif x.op in ("or", "and", "eq", "ne"):
             if len(x.args) != 2:
                 raise bad("a condition's part", x.op)
             stack += x.args
-        elif x.op in ("not", "odd", "even"):
+        elif x.op in unary:
             if len(x.args) != 1:
                 raise bad("a condition's part", x.op)
             stack += x.args

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from kmallocwd.protocols.cgen import (C_NAME_RE, UnsafeSpec, _comment, _lock_c, _signature,
                                       _wrap, comment_text, cond_lines, knob_point,
-                                      reader_text)
+                                      reader_text, vet_expr)
 from kmallocwd.protocols.format2 import (BITS, COPIES, FIELD_RE, FIELD_RESERVED, FRAMES,
                                          MAX_FIELDS, STAMPS, Field)
 from kmallocwd.protocols.spec import FENCES, LOCK_OPS, LOCKS, VAR_RE, Expr, Kind, Op, Spec
@@ -75,7 +75,8 @@ def _vet(spec: Spec) -> dict[str, Field]:
             if v is not None and not _is_var(v, fields):
                 raise bad("the variable", v)
         if op.kind == Kind.COND:
-            _vet_expr(op.cond, fields, bad)
+            vet_expr(op.cond, bad, lambda v: _is_var(v, fields), bits=64,
+                     unary=("not", "odd", "even", "expired"))
     return fields
 
 
@@ -85,30 +86,6 @@ def _is_var(v: object, fields: dict[str, Field]) -> bool:
     if v.startswith("snap."):
         return v[5:] in fields
     return VAR_RE.fullmatch(v) is not None and v not in fields
-
-
-def _vet_expr(e: object, fields: dict[str, Field], bad) -> None:
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if not isinstance(x, Expr):
-            raise bad("a condition's part", x)
-        if x.op == "var":
-            if len(x.args) != 1 or not _is_var(x.args[0], fields):
-                raise bad("the variable", x.args)
-        elif x.op == "int":
-            if len(x.args) != 1 or type(x.args[0]) is not int or not 0 <= x.args[0] < 1 << 64:
-                raise bad("the integer", x.args)
-        elif x.op in ("or", "and", "eq", "ne"):
-            if len(x.args) != 2:
-                raise bad("a condition's part", x.op)
-            stack += x.args
-        elif x.op in ("not", "odd", "even", "expired"):
-            if len(x.args) != 1:
-                raise bad("a condition's part", x.op)
-            stack += x.args
-        else:
-            raise bad("the operator", x.op)
 
 
 def _render(e: Expr) -> str:
