@@ -129,6 +129,22 @@ def plan(res: Exploration) -> Plan:
     return Plan(steps, srows, loads, wl, list(STRESS_SEQ), qs, incs)
 
 
+def run_threads(body, counter, n: int, stop, lib) -> None:
+    """The writer's and the reader's body(thread) on threads of their own,
+    handing over step by step; RuntimeError if they have not done all ``n``
+    steps within TIMEOUT_S (both are then stopped)."""
+    ths = [threading.Thread(target=body, args=(t,), daemon=True) for t in (WRITER, READER)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(TIMEOUT_S)
+    if any(th.is_alive() for th in ths) or counter[0] != n:
+        lib.kmw_request_stop(stop)
+        for th in ths:
+            th.join(5)
+        raise RuntimeError(f"replay stalled at step {counter[0]} of {n}")
+
+
 def run_plan(p: Plan) -> tuple[dict[str, int], int]:
     """Execute the steps once on two threads; the reader's loaded values by
     variable (raw C values) and the witness it read."""
@@ -145,21 +161,8 @@ def run_plan(p: Plan) -> tuple[dict[str, int], int]:
         raise MemoryError("kmw_slots_alloc")
     try:
         slot.witness = witness(0, 0, 0, 0)  # the initial slot is section 0
-        rc = [0, 0]
-
-        def body(t: int) -> None:
-            rc[t] = lib.kmw_replay_thread(slot, csteps, n, t, counter, loaded, stop)
-
-        ths = [threading.Thread(target=body, args=(t,), daemon=True) for t in (WRITER, READER)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join(TIMEOUT_S)
-        if any(th.is_alive() for th in ths) or counter[0] != n:
-            lib.kmw_request_stop(stop)
-            for th in ths:
-                th.join(5)
-            raise RuntimeError(f"replay stalled at step {counter[0]} of {n}")
+        run_threads(lambda t: lib.kmw_replay_thread(slot, csteps, n, t, counter, loaded, stop),
+                    counter, n, stop, lib)
         vals = {var: int(loaded[i]) for i, var in p.loads.items()}
         wit = int(loaded[p.witness_load]) if p.witness_load >= 0 else 0
         return vals, wit

@@ -18,12 +18,11 @@ rule (classify_fields): exact, since no two sections write the same stamp.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from kmallocwd.model.events import READER, WRITER
 from kmallocwd.model.explore import Exploration, classify_fields
-from kmallocwd.model.replay import FENCES, LOAD, NOP, STORE, FENCE, TIMEOUT_S, ReplayResult
+from kmallocwd.model.replay import FENCES, LOAD, NOP, STORE, FENCE, ReplayResult, run_threads
 from kmallocwd.model.report import trace_rows
 from kmallocwd.protocols.cond import ORACLE
 from kmallocwd.protocols.format2 import STAMPS
@@ -125,21 +124,8 @@ def run_plan2(p: Plan2) -> dict[str, int]:
     counter = ffi.new("uint32_t *", 0)
     loaded = ffi.new("uint64_t[]", max(n, 1))
     stop = ffi.new("int *", 0)
-    rc = [0, 0]
-
-    def body(t: int) -> None:
-        rc[t] = lib.kmw_replay2_thread(buf, csteps, n, t, counter, loaded, stop)
-
-    ths = [threading.Thread(target=body, args=(t,), daemon=True) for t in (WRITER, READER)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join(TIMEOUT_S)
-    if any(th.is_alive() for th in ths) or counter[0] != n:
-        lib.kmw_request_stop(stop)
-        for th in ths:
-            th.join(5)
-        raise RuntimeError(f"replay stalled at step {counter[0]} of {n}")
+    run_threads(lambda t: lib.kmw_replay2_thread(buf, csteps, n, t, counter, loaded, stop),
+                counter, n, stop, lib)
     return {var: int(loaded[i]) for i, (var, _f) in p.loads.items()}
 
 
