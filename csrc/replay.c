@@ -43,6 +43,38 @@ static void store_field(struct memalloc_info *m, int field, uint64_t v)
 }
 
 /*
+ * Wait until the step counter says it is step i's turn (the previous step's
+ * release pairs with this acquire).  Returns 1 when *stop was set meanwhile.
+ */
+static int wait_turn(uint32_t *counter, uint32_t i, const int *stop)
+{
+	unsigned spins = 0;
+
+	while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) != i) {
+		if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+			return 1;
+		if (++spins > 1000)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+	return 0;
+}
+
+/* A fence step: the barrier the trace has there. */
+static void fence(uint64_t which)
+{
+	if (which == KMW_FENCE_MB)
+		smp_mb();
+	else if (which == KMW_FENCE_WMB)
+		smp_wmb();
+	else if (which == KMW_FENCE_RMB)
+		smp_rmb();
+	else
+		barrier();
+}
+
+/*
  * Execute thread `me`'s steps; loaded[i] gets what step i loaded.  Returns
  * the number of steps executed, or -1 if *stop was set while waiting.
  */
@@ -52,18 +84,10 @@ int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uin
 	int done = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		unsigned spins = 0;
-
 		if (steps[i].thread != me)
 			continue;
-		while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) != i) {
-			if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-				return -1;
-			if (++spins > 1000)
-				sched_yield();
-			else
-				cpu_relax();
-		}
+		if (wait_turn(counter, i, stop))
+			return -1;
 		switch (steps[i].kind) {
 		case KMW_STEP_LOAD:
 			loaded[i] = load_field(m, steps[i].field);
@@ -72,14 +96,7 @@ int kmw_replay_thread(struct memalloc_info *m, const struct kmw_step *steps, uin
 			store_field(m, steps[i].field, steps[i].value);
 			break;
 		case KMW_STEP_FENCE:
-			if (steps[i].value == KMW_FENCE_MB)
-				smp_mb();
-			else if (steps[i].value == KMW_FENCE_WMB)
-				smp_wmb();
-			else if (steps[i].value == KMW_FENCE_RMB)
-				smp_rmb();
-			else
-				barrier();
+			fence(steps[i].value);
 			break;
 		default:
 			break;
@@ -124,19 +141,12 @@ int kmw_replay2_thread(unsigned char *buf, const struct kmw_step2 *steps, uint32
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct kmw_step2 *s = &steps[i];
-		unsigned spins = 0;
 		uint32_t off;
 
 		if (s->thread != me)
 			continue;
-		while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) != i) {
-			if (__atomic_load_n(stop, __ATOMIC_RELAXED))
-				return -1;
-			if (++spins > 1000)
-				sched_yield();
-			else
-				cpu_relax();
-		}
+		if (wait_turn(counter, i, stop))
+			return -1;
 		switch (s->kind) {
 		case KMW_STEP_LOAD:
 			off = s->offset;
@@ -148,14 +158,7 @@ int kmw_replay2_thread(unsigned char *buf, const struct kmw_step2 *steps, uint32
 			store_bytes(buf, s->offset, s->width, s->value);
 			break;
 		case KMW_STEP_FENCE:
-			if (s->value == KMW_FENCE_MB)
-				smp_mb();
-			else if (s->value == KMW_FENCE_WMB)
-				smp_wmb();
-			else if (s->value == KMW_FENCE_RMB)
-				smp_rmb();
-			else
-				barrier();
+			fence(s->value);
 			break;
 		default:
 			break;
