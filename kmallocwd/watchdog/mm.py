@@ -394,12 +394,7 @@ class Memory:
         if n <= 0:
             return
         self._wb_carry -= n
-        for z in reversed(self.zones):
-            k = min(n, z.dirty)
-            z.dirty -= k
-            z.file += k
-            n -= k
-        if n > 0:
+        if self._to_clean_cache("dirty", n) > 0:
             self._wb_carry = 0.0
 
     def hold(self, page: Page, until: float) -> None:
@@ -420,11 +415,17 @@ class Memory:
         if n <= 0:
             return
         self._io_carry -= n
+        self._to_clean_cache("writeback", n)
+
+    def _to_clean_cache(self, counter: str, n: int) -> int:
+        """Up to n pages of each zone's ``counter`` (dirty, writeback) made
+        clean page cache, the highest zone first; the pages left over."""
         for z in reversed(self.zones):
-            k = min(n, z.writeback)
-            z.writeback -= k
+            k = min(n, getattr(z, counter))
+            setattr(z, counter, getattr(z, counter) - k)
             z.file += k
             n -= k
+        return n
 
     def tick(self) -> None:
         """Time-driven changes, under the lock: writeback, and the buffers due."""
