@@ -72,6 +72,14 @@ class ReplayResult:
     def ok(self) -> bool:
         return self.runs > 0 and self.reproduced == self.runs
 
+    def add(self, got: str, snapshot: dict) -> None:
+        """One run's outcome and the snapshot it read."""
+        self.runs += 1
+        self.outcomes[got] = self.outcomes.get(got, 0) + 1
+        self.last_snapshot = snapshot
+        if got == self.expected:
+            self.reproduced += 1
+
 
 def c_value(loc: str, v: int, qs: list[int]) -> int:
     if loc == "start":
@@ -215,10 +223,5 @@ def replay(spec: Spec, model: str, sections: int = 2, runs: int = 1,
     out = ReplayResult(spec.name, model, expected)
     for _ in range(runs):
         vals, wit = run_plan(p)
-        got, raw = judge(spec, p, vals, wit)
-        out.runs += 1
-        out.outcomes[got] = out.outcomes.get(got, 0) + 1
-        out.last_snapshot = raw
-        if got == expected:
-            out.reproduced += 1
+        out.add(*judge(spec, p, vals, wit))
     return out

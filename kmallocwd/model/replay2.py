@@ -168,10 +168,5 @@ def replay2(spec: Spec, model: str, sections: int, runs: int, res: Exploration) 
     p = plan2(spec, res)
     out = ReplayResult(spec.name, model, expected)
     for _ in range(runs):
-        got, raw = judge2(spec, p, sections, run_plan2(p))
-        out.runs += 1
-        out.outcomes[got] = out.outcomes.get(got, 0) + 1
-        out.last_snapshot = raw
-        if got == expected:
-            out.reproduced += 1
+        out.add(*judge2(spec, p, sections, run_plan2(p)))
     return out
