@@ -17,8 +17,14 @@ import pytest
 
 from kmallocwd.campaign import Campaign, Options, parse_plan, run_campaign, to_junit
 from kmallocwd.cli import main
+from kmallocwd.errors import EXIT_INCONCLUSIVE, EXIT_OK
 
 from conftest import ROOT
+
+# Under pytest-xdist, the tests that start Dask clusters run on one worker, one
+# at a time (make test's --dist loadgroup): two clusters at once on 2 cores
+# only measure the machine.
+pytestmark = pytest.mark.xdist_group("dask")
 
 SMALL = """
 [campaign]
@@ -361,7 +367,10 @@ def test_ctrl_c_writes_partial_results_and_a_resumed_campaign_skips_done_cells(t
     done = {c["id"]: c for c in partial["cells"] if c["status"] == "done"}
     assert 1 <= len(done) < 6
     r = _campaign(str(plan), "--workers", "2", "--json", str(out))
-    assert r.returncode == 0, r.stderr
+    # a cell may be INCONCLUSIVE (too few overlaps) on a loaded machine: this
+    # test is about which cells run, not about their verdicts
+    assert r.returncode in (EXIT_OK, EXIT_INCONCLUSIVE), r.stderr
+    status = r.returncode
     assert f"{len(done)} of 6 cells done, not run again" in r.stderr
     final = json.loads(out.read_text())
     assert final["complete"] and final["resumed_cells"] == len(done)
@@ -372,7 +381,7 @@ def test_ctrl_c_writes_partial_results_and_a_resumed_campaign_skips_done_cells(t
             assert c == done[c["id"]]        # the same record: not run again
     # all done: a third run starts no cluster and runs nothing
     r = _campaign(str(plan), "--json", str(out), "-q")
-    assert r.returncode == 0 and json.loads(out.read_text())["cells"] == final["cells"]
+    assert r.returncode == status and json.loads(out.read_text())["cells"] == final["cells"]
 
 
 @pytest.mark.timeout(240)

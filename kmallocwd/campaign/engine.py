@@ -238,7 +238,8 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
     """Run the cells of ``campaign`` not done yet; return it with their records.
 
     KeyboardInterrupt (Ctrl-C, or SIGTERM as kmallocwd.interrupt.Terminated) stops the
-    cells, marks the campaign interrupted and propagates, the finished cells recorded."""
+    cells, marks the campaign interrupted and propagates, the finished cells recorded;
+    the process's Dask, Tornado and asyncio loggers are silenced from then on."""
     opts = opts or Options()
     todo = campaign.todo()
     if not todo:
@@ -303,6 +304,10 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
                 next_checkpoint = t0 + cost + cost / opts.checkpoint_share
     except KeyboardInterrupt:
         campaign.interrupted = True
+        # the user asked to stop: what Dask, Tornado and asyncio log while the
+        # cluster is torn down under them (a callback that finds its loop
+        # closing) is not the user's business
+        _quiet_shutdown()
         if client is not None:
             try:
                 client.cancel(list(pending), force=True)
@@ -326,3 +331,13 @@ def run_campaign(campaign: Campaign, opts: Options | None = None) -> Campaign:
             except Exception:
                 pass
     return campaign
+
+
+def _quiet_shutdown() -> None:
+    """From now on, Dask's, Tornado's and asyncio's loggers and the
+    unraisable-exception hook say nothing: the run was interrupted, and the
+    tear-down's complaints (a callback that finds its loop closing) are its
+    own, not the user's."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda unraisable: None
