@@ -65,7 +65,9 @@ void kmw_reader_scan(int proto, struct memalloc_info *slots, size_t nslots,
 	struct kmw_sargs a = { slots, nslots, passes, 0, reqs, nreqs, stop, t };
 	int64_t t0 = kmw_now_ns();
 
-	if (p && nslots)
+	/* a format-2 row classifies against the requests: it needs them */
+	if (p && nslots && (!p->slot_size ||
+			    (reqs && nreqs && nreqs <= KMW_MAX_REQUESTS)))
 		p->reader_scan(&a);
 	t->elapsed_ns += (uint64_t)(kmw_now_ns() - t0);
 }

@@ -73,3 +73,22 @@ def test_protocols_c_prints_a_format2_protocol(capsys):
     assert main(["protocols", "--c", "v8-in-flight"]) == 0
     out = capsys.readouterr().out
     assert "struct v8_in_flight_info {" in out and "v8_in_flight_classify(" in out
+
+
+def test_the_tally_holds_as_many_fields_as_a_file_may_declare():
+    from kmallocwd._core import ffi
+    from kmallocwd.protocols.format2 import MAX_FIELDS
+    assert len(ffi.new("struct kmw_tally *").first_torn_values) == MAX_FIELDS
+
+
+def test_a_constant_in_a_covered_field_is_refused_in_one_line():
+    text = LATCH.replace('"copy[0].gfp = GFP",', '"copy[0].gfp = GFP",\n    "copy[0].gfp = 7",')
+    with pytest.raises(SpecError, match=r"^c\.toml:\d+: writer\.section: .*gfp is covered"):
+        load_text(text, "c.toml")
+
+
+def test_a_reader_variable_named_expire_is_refused():
+    text = LATCH.replace('"s1 = READ_ONCE(sequence)",', '"expire = READ_ONCE(sequence)",').replace(
+        "if (s1 != s0) retry", "if (expire != s0) retry")
+    with pytest.raises(SpecError, match="expire"):
+        load_text(text, "e.toml")

@@ -250,7 +250,7 @@ def test_expired_takes_both_values_in_the_model():
     ('{ name = "a", bits = 64 }', '{ name = "witness" }', "struct.fields[1].name: 'witness'"),
     ('covered = ["a", "b"]', 'covered = ["a", "c"]', "struct.covered: 'c' is not a declared field"),
     ('covered = ["a", "b"]', 'covered = ["a", "ready"]', "struct.covered: ready is the frame's flag"),
-    ('"b = STAMP"', '"b = 7"', "writer.section: the covered field b: the section never"),
+    ('"b = STAMP"', '"b = 7"', "writer.section: b = 7: b is covered, and a constant is the same"),
     ('"b = STAMP"', '"b = 70000"', "70000 does not fit the 16-bit b"),
     ('"b = STAMP"', '"c = STAMP"', "'c' is not a declared field"),
     ('"b = STAMP"', '"copy[1].b = STAMP"', "b has 1 copy"),

@@ -15,11 +15,13 @@ and free text only lands in comments, through ``comment_text()``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kmallocwd.protocols.cgen import (C_NAME_RE, UnsafeSpec, _comment, _lock_c, _signature,
                                       _wrap, comment_text, cond_lines, knob_point,
                                       reader_text, vet_expr)
 from kmallocwd.protocols.format2 import (BITS, COPIES, FIELD_RE, FIELD_RESERVED, FRAMES,
-                                         MAX_FIELDS, STAMPS, Field)
+                                         MAX_FIELDS, STAMPS, Field, snap_fields)
 from kmallocwd.protocols.spec import FENCES, LOCK_OPS, LOCKS, VAR_RE, Expr, Kind, Op, Spec
 
 _STAMP_C = {"NOW": "now", "GFP": "gfp_mask", "ORDER": "order", "STAMP": "stamp"}
@@ -142,6 +144,9 @@ struct {P}_info {{
 	uint64_t kmw_section;
 	int rwlock;
 }} __attribute__((aligned(KMW_CACHELINE)));
+
+/* The first torn snapshot's fields go to the tally (kmallocwd.h). */
+_Static_assert(KMW_MAX_FIELDS >= {len(spec.fields)}, "the tally holds every field");
 
 /* What {P}'s reader copies out: one place per field. */
 struct {P}_snap {{
@@ -285,25 +290,77 @@ def _stamps(spec: Spec) -> dict[str, list[str]]:
     return out
 
 
-def _anchor(spec: Spec, fields: dict[str, Field]) -> tuple[str, str] | None:
-    """A covered field whose value alone names its section exactly (a 64-bit
-    STAMP or NOW, or a counter of 32 bits or more): (field, C of k)."""
-    counters = spec.counters
-    stamps = _stamps(spec)
-    for name in spec.covered:
-        f = fields[name]
-        if name in counters or f.bits != 64 or len(stamps.get(name, [])) != 1:
-            continue
-        if stamps[name] == ["STAMP"]:
-            return name, f"snap->{name}"
-        if stamps[name] == ["NOW"]:
-            return name, f"snap->{name} >> KMW_STAMP_SHIFT"
-    for name in spec.covered:
+@dataclass(frozen=True)
+class _Anchor:
+    """A covered field whose value names the section it comes from: exactly
+    (``period`` None: ``k`` is the section), as one candidate below hi (a
+    counter narrower than 64 bits), or modulo ``period`` (a narrow stamp:
+    ``k`` is the latest section at or below hi that it allows)."""
+
+    field: str
+    bits: int  # how many bits of the section number it carries
+    k: str  # C: the (latest) section it names
+    exact: bool = False
+    period: int | None = None
+
+
+def _anchors(spec: Spec, fields: dict[str, Field], names) -> _Anchor | None:
+    """The covered field among ``names`` that tells the most about its section."""
+    counters, stamps = spec.counters, _stamps(spec)
+    best: _Anchor | None = None
+    for name in names:
+        f, v = fields[name], f"snap->{name}"
         n = counters.get(name)
-        if n and fields[name].bits >= 32:
-            v = f"(uint64_t)snap->{name}"
-            return name, (v if n == 1 else f"({v} + {n - 1}) / {n}")
-    return None
+        if n:
+            lg = (n - 1).bit_length()
+            a = (_Anchor(name, 64, f"({v} + {n - 1}) / {n}", exact=True) if f.bits == 64 else
+                 _Anchor(name, f.bits - lg, f"hi - ({f.c_type})({n}U * hi - {v}) / {n}U"))
+        elif stamps.get(name) == ["STAMP"]:
+            a = (_Anchor(name, 64, v, exact=True) if f.bits == 64 else
+                 _Anchor(name, f.bits, f"hi - ({f.c_type})(hi - {v})", period=1 << f.bits))
+        elif stamps.get(name) == ["NOW"] and f.bits > 8:
+            b = f.bits - 8
+            a = (_Anchor(name, 64, f"{v} >> KMW_STAMP_SHIFT", exact=True) if f.bits == 64 else
+                 _Anchor(name, b, f"hi - ((hi - ({v} >> KMW_STAMP_SHIFT)) & 0x{(1 << b) - 1:x}U)",
+                         period=1 << b))
+        else:
+            continue
+        if best is None or (a.exact, a.bits) > (best.exact, best.bits):
+            best = a
+    return best
+
+
+def _search(P: str, anchor: _Anchor | None, pred: str, found: str, why: str) -> str:
+    """C that runs ``found`` for the first section k the anchor allows for
+    which ``pred`` holds (every section lo..hi without an anchor); a search
+    longer than KMW2_MAX_WINDOW sections ends in ``why`` (not shown torn)."""
+    if anchor is not None and anchor.exact:
+        return f"""	/* {anchor.field} names its section exactly */
+	k = {anchor.k};
+	if ({pred})
+		{found};
+"""
+    if anchor is not None and anchor.period is None:
+        return f"""	/* {anchor.field}, a counter, names its section below hi */
+	k = {anchor.k};
+	if ({pred})
+		{found};
+"""
+    if anchor is not None:
+        head = (f"\t/* {anchor.field} names its section modulo 2^{anchor.bits}: each one "
+                "lo..hi allows */\n"
+                f"\tfor (k = {anchor.k}, n = 0;\n\t     k <= hi && k + 1 > lo; "
+                f"k -= 0x{anchor.period:x}ULL, n++) {{")
+    else:
+        head = ("\t/* no field names its section: each section lo..hi */\n"
+                "\tfor (k = hi, n = 0; k + 1 > lo; k--, n++) {")
+    return head + f"""
+		if (n > KMW2_MAX_WINDOW)
+			{why};
+		if ({pred})
+			{found};
+	}}
+"""
 
 
 def _classify(spec: Spec, fields: dict[str, Field]) -> str:
@@ -356,36 +413,25 @@ def _classify(spec: Spec, fields: dict[str, Field]) -> str:
 {_signature("static int " + P + "_classify", [f"const struct {P}_snap *snap", "uint64_t lo", "uint64_t hi", "size_t slot", "const struct kmw_request *reqs", "uint32_t nreqs"])}
 {{
 	uint64_t k, n;
-	int data = 0;
 
+	(void)n;
 	if ({" && ".join(zero)})
 		return KMW_O_CONSISTENT;	/* the initial contents: section 0 */
 """
-    anchor = _anchor(spec, fields)
-    if anchor:
-        name, kc = anchor
-        text += f"""	/* {name} names its section exactly */
-	k = {kc};
-	if ({P}_data_in(snap, k, slot, reqs, nreqs) &&
-	    {P}_counters_in(snap, k))
-		return KMW_O_CONSISTENT;
-"""
-    else:
-        text += f"""	/* no field names its section exactly: the sections the read could see */
-	for (k = hi, n = 0; k + 1 > lo && n <= KMW2_MAX_WINDOW; k--, n++)
-		if ({P}_data_in(snap, k, slot, reqs, nreqs) &&
-		    {P}_counters_in(snap, k))
-			return KMW_O_CONSISTENT;
-"""
+    both = f"{P}_data_in(snap, k, slot, reqs, nreqs) &&\n\t    {P}_counters_in(snap, k)"
+    text += _search(P, _anchors(spec, fields, spec.covered), both,
+                    "return KMW_O_CONSISTENT",
+                    "return KMW_O_CONSISTENT;	/* too many to try: not shown torn */")
     if inside:
         text += f"""	if ({" || ".join(inside)})
 		return KMW_O_TORN_INSIDE;	/* a counter inside a section */
 """
-    sink = " ^\n\t       ".join(f"(uint64_t)snap->{f.name}" for f in spec.fields)
+    copied = {v for op in spec.prologue + spec.snapshot for v in snap_fields(spec, op)}
+    sink = " ^\n\t       ".join(f"(uint64_t)snap->{f.name}" for f in spec.fields
+                                   if f"snap.{f.name}" in copied)
     text += f"""	/* do the data fields agree on one section? */
-	for (k = hi, n = 0; k + 1 > lo && n <= KMW2_MAX_WINDOW; k--, n++)
-		data |= {P}_data_in(snap, k, slot, reqs, nreqs);
-	return data ? KMW_O_TORN_SEQ : KMW_O_TORN_MIXED;
+""" + _search(P, _anchors(spec, fields, data), f"{P}_data_in(snap, k, slot, reqs, nreqs)",
+              "return KMW_O_TORN_SEQ", "break") + f"""	return KMW_O_TORN_MIXED;
 }}
 
 /* The snapshot's fields, in the struct's order, for the first torn one. */
@@ -395,7 +441,7 @@ def _classify(spec: Spec, fields: dict[str, Field]) -> str:
 {chr(10).join(f"	v[{i}] = snap->{f.name};" for i, f in enumerate(spec.fields))}
 }}
 
-/* The benchmarks' sink: every field of an accepted snapshot. */
+/* The benchmarks' sink: every field the reader copies. */
 {_INLINE} uint64_t
 {_signature(P + "_sink", [f"const struct {P}_snap *snap"])}
 {{

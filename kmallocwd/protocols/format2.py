@@ -268,6 +268,11 @@ def validate(spec, lines: list[str], fail, key_line) -> None:
         if op.kind == Kind.STORE and op.field in counters:
             raise fail(op.line, "writer.section", f"{op.text}: {op.field} is incremented in the "
                        "section too (accepted: a field is a counter or stored, not both)")
+    for op in sec:
+        if op.kind == Kind.STORE and op.field in spec.covered and op.value not in STAMPS:
+            raise fail(op.line, "writer.section", f"{op.text}: {op.field} is covered, and a "
+                       "constant is the same in every section: it tells no section apart "
+                       "(accepted in a covered field: NOW, GFP, ORDER, STAMP)")
     for c in spec.covered:
         if c in counters:
             continue

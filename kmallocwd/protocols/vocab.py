@@ -54,7 +54,7 @@ WHO_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.+-]{0,39}")  # [writer] name, [reader]
 # cgen.py).
 RESERVED = frozenset("""auto break case char const continue default do double else enum extern
 float for goto if inline int long register restrict return short signed sizeof static struct
-switch typedef union unsigned void volatile while typeof asm m c snap emu retry
+switch typedef union unsigned void volatile while typeof asm m c snap emu retry expire
 bool true false nullptr constexpr static_assert alignas alignof thread_local typeof_unqual
 noreturn complex imaginary linux unix i386 errno stdin stdout stderr""".split())
 VAR_RE = re.compile(r"[a-z_][a-z0-9_]{0,15}")

@@ -215,7 +215,7 @@ class Detectors:
         cpus = max(1, self.sys.cpus)
         memstall, running, iowait = [0] * cpus, [0] * cpus, [0] * cpus
         for t in self.sys.for_each_process_thread():
-            if t.process.kthread and t.comm.startswith("kswapd"):
+            if t is self.sys.kswapd_task:
                 continue
             c = t.cpu % cpus
             if t.memstall:

@@ -708,7 +708,7 @@ def try_to_free_pages(p: "Task", gfp_mask: int, order: int) -> int:
 
 
 def current_is_kswapd(p: "Task") -> bool:
-    return p.system.kswapd_task is p or p.comm.startswith("kswapd")
+    return p.system.kswapd_task is p
 
 
 def may_pageout(p: "Task", z: ZoneState) -> bool:
@@ -757,7 +757,9 @@ def congestion_wait(p: "Task", seconds: float) -> None:
     """mm/backing-dev.c congestion_wait(): io_schedule_timeout() in D, for
     the whole timeout (no device here signals that it became uncongested).
     Counted in the memory's ``congestion_waits`` (show_mem()'s data)."""
-    p.system.memory.congestion_waits += 1
+    mem = p.system.memory
+    with mem.lock:
+        mem.congestion_waits += 1
     sched.schedule_timeout(p, seconds, sched.TASK_UNINTERRUPTIBLE)
 
 

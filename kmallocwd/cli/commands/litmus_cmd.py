@@ -24,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"write sections, 1..{MAX_SECTIONS} (default 2; herd7 takes minutes "
                    "at 2)")
     p.add_argument("--ablation", "-a", default=None, metavar="N",
-                   help="write the N-th ablated variant instead, 1.. in 'kmallocwd ablate''s "
-                   "row order (the protocol without its N-th ordering annotation, or with it "
-                   "made plain); 0 is the protocol as written")
+                   help="write the N-th ablated variant instead, 1.. in the row order of "
+                   "'kmallocwd ablate' (the protocol without its N-th ordering annotation, "
+                   "or with it made plain); 0 is the protocol as written")
     p.add_argument("-o", "--output", metavar="FILE", default=None,
                    help="write to FILE (default: stdout)")
     p.set_defaults(func=run)
