@@ -89,8 +89,11 @@ def test_junit_parses_with_a_real_reader(tmp_path):
         assert c.classname == "kmallocwd.stress.seqcount" and c.time >= 0
         props = case_props(out, c.name)
         assert {"seed", "overlaps", "count.consistent", "count.torn-mixed"} <= set(props)
-        if code == 0:
-            assert c.is_passed
+    if code == 0:
+        # the runs together passed; on a loaded machine one run alone may have
+        # seen no overlap (skipped: inconclusive), never failed
+        assert all(c.is_passed or c.is_skipped for c in cases)
+        assert any(c.is_passed for c in cases)
     suite_props = {p.name: p.value for p in suite.properties()}
     assert suite_props["protocol"] == "seqcount" and suite_props["cpu"]
 
