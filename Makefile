@@ -39,15 +39,15 @@ demo: build
 	$(PY) -m kmallocwd demo
 
 # The suite runs on every core (pytest-xdist, -n auto; the tests that start
-# Dask clusters share one worker: --dist loadgroup) and also writes JUnit XML
+# Dask clusters share one worker: --dist loadfile) and also writes JUnit XML
 # (build/junit.xml), as CI reporters read it.
 test: build
-	$(PY) -m pytest -q -n auto --dist loadgroup --junitxml=build/junit.xml
+	$(PY) -m pytest -q -n auto --dist loadfile --junitxml=build/junit.xml
 
 # `make test-quick`: the suite without the tests marked slow (pyproject.toml's
 # markers), in under a minute; `make test` (and .ci/run) runs them all.
 test-quick: build
-	$(PY) -m pytest -q -n auto --dist loadgroup -m 'not slow'
+	$(PY) -m pytest -q -n auto --dist loadfile -m 'not slow'
 
 # `make bench`: the benchmarks in bench/ (pytest-benchmark).  Each run is
 # saved under bench/results/ (pytest-benchmark's storage, for

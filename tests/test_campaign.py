@@ -21,11 +21,6 @@ from kmallocwd.errors import EXIT_INCONCLUSIVE, EXIT_OK
 
 from conftest import ROOT
 
-# Under pytest-xdist, the tests that start Dask clusters run on one worker, one
-# at a time (make test's --dist loadgroup): two clusters at once on 2 cores
-# only measure the machine.
-pytestmark = pytest.mark.xdist_group("dask")
-
 SMALL = """
 [campaign]
 name = "small"

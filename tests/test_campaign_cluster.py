@@ -23,9 +23,6 @@ from kmallocwd.errors import EXIT_UNAVAILABLE, Unavailable, UsageError  # noqa: 
 
 from conftest import ROOT  # noqa: E402
 
-# one xdist worker for the tests that start Dask clusters (test_campaign.py)
-pytestmark = pytest.mark.xdist_group("dask")
-
 PLAN = "[[check]]\nargs = ['-p', 'v3', '-m', 'sc']\n"
 
 

@@ -23,10 +23,9 @@ import pytest
 
 from conftest import ROOT
 
-# One xdist worker for the whole module (make test's --dist loadgroup): its
-# venv fixture builds the sdist in the source tree, and two builds at once
-# there would share setuptools' staging directory.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("wheel")]
+# (make test runs each file on one xdist worker, --dist loadfile: the venv
+# fixture builds the sdist in the source tree once, never twice at a time)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 MINE = (ROOT / "kmallocwd" / "protocols" / "seqcount.toml").read_text().replace(
     'name = "seqcount"', 'name = "my-wheel"', 1)
