@@ -155,6 +155,11 @@ def test_the_installed_wheel_runs_stress_on_a_format2_builtin_and_file(venv):
         assert doc["attempts"] > 0 and doc["writer_ops"] >= 20000
         if args[0] == "--protocol-file":
             assert doc["torn"] == 0  # the latch is sound
+    # its C, with the barriers.h definitions the install ships (not the tree's)
+    r = _run([venv["kmallocwd"], "protocols", "--c", "latch.toml"], cwd=venv["work"],
+             env=venv["env"])
+    assert r.returncode == 0 and "struct latch_info {" in r.stdout, r.stderr
+    assert "#define smp_wmb()" in r.stdout
 
 
 def test_the_installed_wheel_runs_ablate(venv):

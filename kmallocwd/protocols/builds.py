@@ -22,7 +22,10 @@ C11_MACRO = "KMW_BUILD_C11"
 
 _NAMES = ("barrier", "READ_ONCE", "WRITE_ONCE", "smp_mb", "smp_rmb", "smp_wmb",
           "smp_load_acquire", "smp_store_release", "cpu_relax")
-BARRIERS_H = Path(__file__).resolve().parent.parent.parent / "csrc" / "barriers.h"
+_PKG = Path(__file__).resolve().parent.parent
+# the C core's barriers.h: the installed package's copy (kmallocwd/_csrc, the
+# wheel), else the source tree's
+BARRIERS_H_PLACES = (_PKG / "_csrc" / "barriers.h", _PKG.parent / "csrc" / "barriers.h")
 
 
 def prelude(build: str) -> str:
@@ -36,9 +39,10 @@ def definitions(build: str) -> list[str]:
     """``#define`` lines of barriers.h as the C compiler sees them for
     ``build`` on this machine (its preprocessor's -dM); [] without one."""
     cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or not BARRIERS_H.is_file():
+    header = next((h for h in BARRIERS_H_PLACES if h.is_file()), None)
+    if cc is None or header is None:
         return []
-    cmd = [cc, "-E", "-dM", *([f"-D{C11_MACRO}"] if build == C11 else []), str(BARRIERS_H)]
+    cmd = [cc, "-E", "-dM", *([f"-D{C11_MACRO}"] if build == C11 else []), str(header)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
