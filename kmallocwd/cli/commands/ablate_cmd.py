@@ -10,7 +10,8 @@ import sys
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
 from kmallocwd.cli.commands.check_cmd import models_from
-from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options,
+                                          add_report_options, report_outputs,
                                           specs_from)
 from kmallocwd.errors import UsageError
 
@@ -36,17 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="SECONDS",
                    help="stress seconds per variant, 0 to 3600 (default 0: model only)")
     add_build_option(p)
-    p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the table as JSON to PATH ('-': stdout, instead of the table)")
-    p.add_argument("--junit", metavar="PATH", default=None,
-                   help="also write JUnit XML: one testcase per annotation")
-    p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub annotations for what the exit status says: with exit "
-                   "1, an ::error at the line the counterexample of the protocol as written "
-                   "blames; then a summary naming the necessary annotations (default: on "
-                   "when GITHUB_ACTIONS=true)")
-    p.add_argument("--codequality", metavar="PATH", default=None,
-                   help="also write the findings as a GitLab Code Quality report (JSON)")
+    add_report_options(
+        p,
+        json="also write the table as JSON to PATH ('-': stdout, instead of the table)",
+        junit="also write JUnit XML: one testcase per annotation",
+        annotate="print GitHub annotations for what the exit status says: with exit "
+                 "1, an ::error at the line the counterexample of the protocol as written "
+                 "blames; then a summary naming the necessary annotations (default: on "
+                 "when GITHUB_ACTIONS=true)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -10,7 +10,7 @@ import os
 import sys
 
 from kmallocwd.cli.argtypes import int_range
-from kmallocwd.cli.commands.common import report_outputs
+from kmallocwd.cli.commands.common import add_report_options, report_outputs
 
 RESULTS_LIMIT = 1 << 30   # bytes of a results file read back to resume
 
@@ -41,19 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int_range(1, 1024), default=None,
                    help="LocalCluster worker processes (default: one per core, "
                    f"{os.cpu_count()} here); not with --scheduler")
-    p.add_argument("--json", metavar="OUT", default=None,
-                   help="the results file: written as cells finish, and on Ctrl-C; if it holds "
-                   "results of the same plan, its finished cells are not run again ('-': "
-                   "the JSON on stdout at the end, instead of the table)")
-    p.add_argument("--junit", metavar="OUT", default=None,
-                   help="also write JUnit XML: one testcase per cell ('-': on stdout at the "
-                   "end, instead of the table)")
-    p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub ::error lines for the FAIL and UNOBSERVED cells: the "
-                   "line of a protocol file the model blames, the plan's line naming the "
-                   "protocol, then a summary (at most 10; default: on when GITHUB_ACTIONS=true)")
-    p.add_argument("--codequality", metavar="OUT", default=None,
-                   help="also write the findings as a GitLab Code Quality report (JSON)")
+    add_report_options(
+        p,
+        json="the results file: written as cells finish, and on Ctrl-C; if it holds "
+             "results of the same plan, its finished cells are not run again ('-': "
+             "the JSON on stdout at the end, instead of the table)",
+        junit="also write JUnit XML: one testcase per cell ('-': on stdout at the "
+              "end, instead of the table)",
+        annotate="print GitHub ::error lines for the FAIL and UNOBSERVED cells: the "
+                 "line of a protocol file the model blames, the plan's line naming the "
+                 "protocol, then a summary (at most 10; default: on when GITHUB_ACTIONS=true)",
+        metavar="OUT")
     p.add_argument("--fresh", action="store_true",
                    help="start over: ignore (and replace) the results in --json OUT")
     p.add_argument("--retries", type=int_range(0, 10), default=1,

@@ -16,7 +16,8 @@ import sys
 
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
-from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options,
+                                          add_report_options, report_outputs,
                                           specs_from)
 from kmallocwd.errors import UsageError
 
@@ -70,19 +71,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "no tear was found or when the reader never accepts a snapshot, 2 for bad usage.")
     add_protocol_options(p)
     add_model_args(p)
-    p.add_argument("--json", metavar="PATH", default=None,
-                   help="write the results as JSON to PATH ('-': stdout, instead of the table)")
+    add_report_options(
+        p,
+        json="write the results as JSON to PATH ('-': stdout, instead of the table)",
+        junit="also write JUnit XML: one testcase per protocol x model, a failure "
+              "when a model finds a tear [expect] says never",
+        annotate="print GitHub ::error lines: one per cause, at the line a "
+                 "counterexample blames (the missing fence), then a summary (at most 10; "
+                 "default: on when GITHUB_ACTIONS=true)")
     p.add_argument("--no-trace", action="store_true", help="verdicts only, no counterexamples")
     add_build_option(p)
-    p.add_argument("--junit", metavar="PATH", default=None,
-                   help="also write JUnit XML: one testcase per protocol x model, a failure "
-                   "when a model finds a tear [expect] says never")
-    p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub ::error lines: one per cause, at the line a "
-                   "counterexample blames (the missing fence), then a summary (at most 10; "
-                   "default: on when GITHUB_ACTIONS=true)")
-    p.add_argument("--codequality", metavar="PATH", default=None,
-                   help="also write the findings as a GitLab Code Quality report (JSON)")
     p.set_defaults(func=run)
 
 

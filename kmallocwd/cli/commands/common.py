@@ -47,6 +47,18 @@ def specs_from(args: argparse.Namespace, all_if_none: bool = False) -> list[prot
     return [spec_from(args)]
 
 
+def add_report_options(p: argparse.ArgumentParser, json: str, junit: str, annotate: str,
+                       metavar: str = "PATH") -> None:
+    """--json, --junit, --annotate github|none and --codequality (stress, check,
+    ablate, campaign), with the command's own words for what each holds;
+    report_outputs() checks their targets."""
+    p.add_argument("--json", metavar=metavar, default=None, help=json)
+    p.add_argument("--junit", metavar=metavar, default=None, help=junit)
+    p.add_argument("--annotate", choices=("github", "none"), default=None, help=annotate)
+    p.add_argument("--codequality", metavar=metavar, default=None,
+                   help="also write the findings as a GitLab Code Quality report (JSON)")
+
+
 def report_outputs(args: argparse.Namespace, inputs) -> tuple:
     """The command's ``--json``, ``--junit`` and ``--codequality`` targets,
     each checked by outpath (None where the option is not given)."""

@@ -8,7 +8,8 @@ import sys
 
 from kmallocwd import limits
 from kmallocwd.cli.argtypes import limit
-from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options, report_outputs,
+from kmallocwd.cli.commands.common import (add_build_option, add_protocol_options,
+                                          add_report_options, report_outputs,
                                           spec_from)
 from kmallocwd.errors import UsageError
 
@@ -72,19 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expect", type=limit(limits.EXPECT), metavar="torn", default=None,
                    help="'torn': succeed only if every run sees a torn snapshot (prove a known "
                    "bug is still found)")
-    p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the full report as JSON to PATH ('-': stdout, instead "
-                   "of the table)")
-    p.add_argument("--junit", metavar="PATH", default=None,
-                   help="also write a JUnit XML report to PATH: one testcase per run, a "
-                   "failure for a forbidden outcome or an unobserved tear, skipped when "
-                   "inconclusive")
-    p.add_argument("--annotate", choices=("github", "none"), default=None,
-                   help="print GitHub Actions ::error lines pointing at the protocol file: "
-                   "the line the model blames, the forbidden outcomes seen, then a summary "
-                   "(at most 10; default: on when GITHUB_ACTIONS=true)")
-    p.add_argument("--codequality", metavar="PATH", default=None,
-                   help="also write the findings as a GitLab Code Quality report (JSON)")
+    add_report_options(
+        p,
+        json="also write the full report as JSON to PATH ('-': stdout, instead "
+             "of the table)",
+        junit="also write a JUnit XML report to PATH: one testcase per run, a "
+              "failure for a forbidden outcome or an unobserved tear, skipped when "
+              "inconclusive",
+        annotate="print GitHub Actions ::error lines pointing at the protocol file: "
+                 "the line the model blames, the forbidden outcomes seen, then a summary "
+                 "(at most 10; default: on when GITHUB_ACTIONS=true)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress on stderr (on a terminal: a bar over the runs with "
                    f"--repeat, over the seconds of a single run of {CLOCK_S:g} s or more)")
