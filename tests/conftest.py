@@ -27,6 +27,22 @@ def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def run_json(*args: str) -> list[dict]:
+    """``kmallocwd run --json ARGS`` in this process: its JSON Lines, parsed
+    (exit 0 asserted)."""
+    import contextlib
+    import io
+    import json
+
+    from kmallocwd.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        rc = main(["run", "-q", "--json", *args])
+    assert rc == 0
+    return [json.loads(x) for x in out.getvalue().splitlines()]
+
+
 @pytest.fixture
 def cli():
     return run_cli

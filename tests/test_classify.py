@@ -10,18 +10,16 @@ timing: only on what the reports and the summary say.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from dataclasses import dataclass
 
 import pytest
 
-from kmallocwd.cli import main
 from kmallocwd.watchdog.classify import (NO_OOM_POSSIBLE, OOM_VICTIM_STUCK, OVERLOADED, QUIET,
                                          RECLAIM_LIVELOCK, UNDETERMINED, classify_reports)
 from kmallocwd.watchdog.progress import NO_PROGRESS, PROGRESS, per_task
 from kmallocwd.watchdog.report import Report, TaskLine
+
+from conftest import run_json
 
 SEEDS = (1, 2, 3, 4, 5)
 
@@ -34,14 +32,6 @@ CASES = {
     "overload": (OVERLOADED, ((0.03, 2.2), (0.06, 2.2)), {"warn_alloc", "psi"}),
     "quiet": (QUIET, ((0.1, 0.8), (0.2, 0.8)), set()),
 }
-
-
-def run_json(*args: str) -> list[dict]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["run", "-q", "--json", *args])
-    assert rc == 0
-    return [json.loads(x) for x in out.getvalue().splitlines()]
 
 
 @pytest.mark.slow

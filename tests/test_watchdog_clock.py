@@ -4,17 +4,27 @@ the scale, nor with how busy the host is."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import threading
 import time
 
 import pytest
 
-from kmallocwd.cli import main
 from kmallocwd.watchdog.vclock import VEvent, VirtualClock
 
+from conftest import run_json
+
+
+def run_on(clock: VirtualClock, *bodies) -> None:
+    """Each body on a thread of the emulated machine, started while this
+    thread holds its CPU; returns when all are done."""
+    threads = [threading.Thread(target=f) for f in bodies]
+    clock.boot()  # this thread has the CPU while it starts them
+    for th in threads:
+        clock.enter(th)
+        th.start()
+    clock.leave()
+    for th in threads:
+        th.join(30)
 
 def test_time_stands_still_while_a_thread_runs_and_jumps_when_all_sleep():
     clock = VirtualClock()
@@ -39,14 +49,7 @@ def test_time_stands_still_while_a_thread_runs_and_jumps_when_all_sleep():
         finally:
             clock.leave()
 
-    threads = [threading.Thread(target=f) for f in (sleeper, busy)]
-    clock.boot()  # this thread has the CPU while it starts them
-    for th in threads:
-        clock.enter(th)
-        th.start()
-    clock.leave()
-    for th in threads:
-        th.join(30)
+    run_on(clock, *(sleeper, busy))
     assert seen["busy"] == 0  # 0.2 s of host time went by; the machine's clock did not move
     assert seen["busy_after"] == 1_000_000_000  # then it jumped to the earliest timeout
     assert seen["sleeper"] == 5_000_000_000  # and to the next one
@@ -73,23 +76,8 @@ def test_set_wakes_a_sleeper_before_its_timeout():
         finally:
             clock.leave()
 
-    threads = [threading.Thread(target=f) for f in (sleeper, waker)]
-    clock.boot()  # this thread has the CPU while it starts them
-    for th in threads:
-        clock.enter(th)
-        th.start()
-    clock.leave()
-    for th in threads:
-        th.join(30)
+    run_on(clock, *(sleeper, waker))
     assert out == {"woken": True, "at": 2_000_000_000}
-
-
-def run_json(*args: str) -> list[dict]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["run", "-q", "--json", *args])
-    assert rc == 0
-    return [json.loads(x) for x in out.getvalue().splitlines()]
 
 
 def outcome(scenario: str, seed: int, scale: float, timeout: float, duration: float):
